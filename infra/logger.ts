@@ -1,0 +1,67 @@
+import pino from 'pino';
+
+/** Fields that may carry credentials; their values never reach a log line. */
+export const REDACT_PATHS = [
+  'accessKeyId',
+  'secretAccessKey',
+  'sessionToken',
+  'password',
+  'token',
+  'authorization',
+  '*.accessKeyId',
+  '*.secretAccessKey',
+  '*.sessionToken',
+  '*.password',
+  '*.token',
+  '*.authorization',
+  'credentials',
+  '*.credentials',
+];
+
+export type Logger = pino.Logger;
+
+export interface LoggerOptions {
+  level?: string;
+  /** Human-readable output; defaults to whether stdout is a terminal. */
+  pretty?: boolean;
+  /** Destination stream (tests capture output through it). Defaults to stdout. */
+  destination?: pino.DestinationStream;
+}
+
+/** The project's root logger: JSON lines for machines, readable lines in a terminal. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? process.env.DRO_LOG_LEVEL ?? 'info';
+  const pretty = options.pretty ?? (process.stdout.isTTY === true && !options.destination);
+  const base: pino.LoggerOptions = {
+    level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { pid: process.pid },
+  };
+  if (pretty) {
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } },
+    });
+  }
+  return options.destination ? pino(base, options.destination) : pino(base);
+}
+
+let root: Logger | undefined;
+
+/** Shared process-wide logger, created on first use. */
+export function logger(): Logger {
+  root ??= createLogger();
+  return root;
+}
+
+/** Context carried by child loggers of Temporal activities and workflows. */
+export interface RunContext {
+  runId?: string;
+  workflowId?: string;
+  activity?: string;
+  attempt?: number;
+}
+
+export function childLogger(parent: Logger, context: RunContext): Logger {
+  return parent.child(Object.fromEntries(Object.entries(context).filter(([, v]) => v !== undefined)));
+}

@@ -1,0 +1,48 @@
+/**
+ * The artifact store: every pipeline output (datasets, checkpoints, reports) is written once under
+ * a final key, addressed by URI and verified by its SHA-256 digest on every read.
+ *
+ * URIs: `file:///abs/dir/key` for the local store, `s3://bucket/prefix/key` for S3.
+ */
+
+/** Small JSON metadata stored beside each artifact. */
+export interface ArtifactMetadata {
+  /** What the artifact is, e.g. `checkpoint`, `expert-set`, `smoke`. */
+  kind: string;
+  /** Which stage or activity produced it. */
+  producer: string;
+  /** SHA-256 digests of the artifacts it was computed from. */
+  inputs: string[];
+  /** ISO-8601 time of the write. */
+  createdAt: string;
+  /** Free-form extra fields (config hash, step, ...). */
+  extra?: Record<string, unknown>;
+}
+
+/** What a write returns and a reader needs to verify. */
+export interface ArtifactRef {
+  uri: string;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  size: number;
+}
+
+export interface PutOptions {
+  kind: string;
+  producer: string;
+  inputs?: string[];
+  extra?: Record<string, unknown>;
+}
+
+export interface ArtifactStore {
+  /** Base URI of the store, e.g. `file:///work/.dro/artifacts` or `s3://bucket/prefix`. */
+  readonly baseUri: string;
+  /** Writes atomically: the key holds either nothing or the complete bytes. */
+  put(key: string, data: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<ArtifactRef>;
+  /** Reads and verifies against `expectedSha256` (or the stored digest when omitted). */
+  get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array>;
+  head(uriOrKey: string): Promise<{ ref: ArtifactRef; metadata: ArtifactMetadata } | undefined>;
+  exists(uriOrKey: string): Promise<boolean>;
+  list(prefix: string): Promise<string[]>;
+  delete(uriOrKey: string): Promise<void>;
+}
