@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import type { z } from 'zod';
+import { PipelineConfig } from './schemas';
+
+/** One problem in a config file, located by its JSON path (e.g. `$.dro.margin`). */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** A config that failed to load; carries every problem, not just the first. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(`${source}: invalid config\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+  }
+}
+
+export function jsonPath(path: readonly PropertyKey[]): string {
+  return (
+    '$' +
+    path
+      .map((key) =>
+        typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(String(key))}]`,
+      )
+      .join('')
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  return issue.message;
+}
+
+/** Validates an already-parsed value; `source` names it in errors. */
+export function parseConfig(value: unknown, source = 'config'): PipelineConfig {
+  const result = PipelineConfig.safeParse(value);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    source,
+    result.error.issues.map((issue) => ({ path: jsonPath(issue.path), message: describeIssue(issue) })),
+  );
+}
+
+/** Reads, parses and validates a JSON config file. */
+export function loadConfigFile(file: string): PipelineConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${(err as Error).message}` }]);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '$', message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  return parseConfig(value, file);
+}
+
+/** The embedded defaults: what `dro run` uses without a config file. */
+export function defaultConfig(): PipelineConfig {
+  return parseConfig({}, 'defaults');
+}
