@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { Rng } from '../../engine/rng';
+import { ReplayBuffer, splitTrajectories, type Trajectory } from '../../engine/training/replay-buffer';
+
+const shapes = { latent: [2, 2, 1] as [number, number, number], cond: [1, 2] as [number, number] };
+const fill = (n: number, v: number) => new Float32Array(n).fill(v);
+
+/** Trajectory k, step s: xt = 100k + s, eps = -(100k + s), t = 1000 - 50s - k. */
+function trajectory(k: number, steps = 5): Trajectory {
+  return {
+    exampleIndex: k,
+    cond: fill(2, k + 0.5),
+    x0: fill(4, k + 0.25),
+    steps: Array.from({ length: steps }, (_, s) => ({ t: 1000 - 50 * s - k, xt: fill(4, 100 * k + s), eps: fill(4, -(100 * k + s)) })),
+  };
+}
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('replay buffer', () => {
+  test('every sampled example keeps t, latent, prediction, condition and expert of one trajectory step together', () => {
+    const buffer = new ReplayBuffer(4, shapes);
+    buffer.push([0, 1, 2, 3].map((k) => trajectory(k)));
+    const batch = buffer.sample(64, new Rng(7));
+    const xt = batch.xt.dataSync();
+    const eps = batch.eps.dataSync();
+    const x0 = batch.x0.dataSync();
+    const cond = batch.cond.dataSync();
+    const seen = new Set<string>();
+    batch.picks.forEach(([i, s], b) => {
+      const k = buffer.trajectories[i]!.exampleIndex;
+      seen.add(`${k}:${s}`);
+      assert.equal(batch.t[b], 1000 - 50 * s - k);
+      assert.equal(xt[b * 4], 100 * k + s);
+      assert.equal(eps[b * 4 + 3], -(100 * k + s));
+      assert.equal(x0[b * 4], k + 0.25);
+      assert.equal(cond[b * 2 + 1], k + 0.5);
+      assert.equal(batch.exampleIndex[b], k);
+    });
+    // Uniform draws over 4 trajectories x 5 steps reach most pairs in 64 draws.
+    assert.ok(seen.size >= 12, `only ${seen.size} distinct (trajectory, step) pairs drawn`);
+  });
+
+  test('keeps the newest trajectories up to capacity', () => {
+    const buffer = new ReplayBuffer(3, shapes);
+    buffer.push([trajectory(0), trajectory(1)]);
+    buffer.push([trajectory(2), trajectory(3)]);
+    assert.deepEqual(
+      buffer.trajectories.map((t) => t.exampleIndex),
+      [1, 2, 3],
+    );
+  });
+
+  test('the same Rng state draws the same batch', () => {
+    const buffer = new ReplayBuffer(4, shapes);
+    buffer.push([0, 1, 2].map((k) => trajectory(k)));
+    const rng = new Rng(3);
+    const saved = rng.state();
+    const a = buffer.sample(8, rng).picks;
+    const b = buffer.sample(8, Rng.fromState(saved)).picks;
+    assert.deepEqual(a, b);
+  });
+
+  test('rejects trajectories of the wrong shape and sampling when empty', () => {
+    const buffer = new ReplayBuffer(2, shapes);
+    assert.throws(() => buffer.sample(1, new Rng(0)), /empty/);
+    const bad = trajectory(9);
+    bad.steps[2]!.xt = fill(3, 0);
+    assert.throws(() => buffer.push([bad]), /example 9, t=/);
+  });
+
+  test('splitTrajectories assigns each sample its own slice of every step', () => {
+    // Two samples, two steps; sample j of step i holds the value 10 i + j.
+    const steps = [0, 1].map((i) => ({
+      t: [900 + i, 800 + i],
+      xt: Float32Array.from([...fill(4, 10 * i), ...fill(4, 10 * i + 1)]),
+      eps: Float32Array.from([...fill(4, -10 * i), ...fill(4, -10 * i - 1)]),
+    }));
+    const trs = splitTrajectories(steps, [
+      { exampleIndex: 5, cond: fill(2, 0), x0: fill(4, 0) },
+      { exampleIndex: 6, cond: fill(2, 1), x0: fill(4, 1) },
+    ]);
+    assert.deepEqual(
+      trs[1]!.steps.map((s) => [s.t, s.xt[0], s.eps[0]]),
+      [
+        [800, 1, -1],
+        [801, 11, -11],
+      ],
+    );
+    assert.equal(trs[0]!.exampleIndex, 5);
+  });
+});
