@@ -101,7 +101,7 @@ const TrainingCommon = {
   randomFlip: z.boolean().default(true),
   /** EMA decay of the trained weights (the exported model). Default 0.9999. */
   emaDecay: z.number().min(0).lt(1).default(0.9999),
-  /** Micro-steps between checkpoints. Default 1280. */
+  /** Micro-steps between checkpoints; a multiple of gradientAccumulation. Default 1280. */
   checkpointEvery: positiveInt.default(1280),
   /** Micro-steps one activity runs before handing over to the next (history stays small). Default 1280. */
   stepsPerActivity: positiveInt.default(1280),
@@ -124,6 +124,8 @@ export const DroConfig = z.strictObject({
   margin: z.number().min(0).max(1).default(1e-3),
   /** Trajectories kept in the replay buffer. Default 4. */
   bufferSize: positiveInt.default(4),
+  /** Trajectories sampled per buffer refill (one DPM-Solver++ batch). Default 4. */
+  bufferBatchSize: positiveInt.default(4),
   /** Training steps between new batches of trajectories. Default 1. */
   bufferSampleSteps: positiveInt.default(1),
   /** Training steps between refreshes of the sampling policy from phi. Default 16. */
@@ -201,6 +203,19 @@ export const PipelineConfig = z
     }
     if (config.ranking.rewardModel === 'onnx' && !config.ranking.onnxModel) {
       ctx.addIssue({ code: 'custom', path: ['ranking', 'onnxModel'], message: "ranking.rewardModel 'onnx' needs ranking.onnxModel" });
+    }
+    for (const stage of ['sft', 'dro', 'dpo'] as const) {
+      const s = config[stage];
+      // Checkpoints fall on optimizer-update boundaries so no half-accumulated gradient needs saving.
+      for (const field of ['checkpointEvery', 'stepsPerActivity'] as const) {
+        if (s[field] % s.gradientAccumulation !== 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [stage, field],
+            message: `${stage}.${field} (${s[field]}) must be a multiple of ${stage}.gradientAccumulation (${s.gradientAccumulation})`,
+          });
+        }
+      }
     }
   });
 export type PipelineConfig = z.infer<typeof PipelineConfig>;

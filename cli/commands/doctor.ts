@@ -1,0 +1,101 @@
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load';
+import { describeBackends } from '../../engine/backend';
+import { TEMPORAL_CLI, VERSITYGW } from '../../infra/binaries';
+import { cachedBinaryPath, goVersion, locateBinary, type GoBinarySpec } from '../../infra/go-binary';
+import { waitForTemporal } from '../../infra/temporal-server';
+import type { StorageConfig } from '../../storage/config';
+import { checkS3Access } from '../../storage/s3-store';
+
+/** One line of the report. `ok: false` on a required item makes `dro doctor` exit non-zero. */
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Problems with optional items are shown but do not fail the command. */
+  required: boolean;
+}
+
+const MIN_NODE = [20, 19];
+
+function nodeCheck(): DoctorCheck {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const ok = major > MIN_NODE[0]! || (major === MIN_NODE[0] && minor >= MIN_NODE[1]!);
+  return { name: 'node', ok, required: true, detail: `${process.version}${ok ? '' : ` (need >= ${MIN_NODE.join('.')})`}` };
+}
+
+function backendCheck(): DoctorCheck {
+  const { backends, willRun } = describeBackends();
+  const list = backends.map((b) => `${b.available ? '+' : '-'}${b.name}`).join(' ');
+  return { name: 'tfjs backend', ok: willRun !== undefined, required: true, detail: `${willRun ?? 'none'} will run (${list})` };
+}
+
+function binaryCheck(label: string, spec: GoBinarySpec, go: string | undefined, required: boolean): DoctorCheck {
+  try {
+    const found = locateBinary(spec);
+    if (found) return { name: label, ok: true, required, detail: `${found.path} (${found.source})` };
+  } catch (err) {
+    return { name: label, ok: false, required, detail: (err as Error).message };
+  }
+  if (go) {
+    return {
+      name: label,
+      ok: true,
+      required,
+      detail: `not built yet; will be built on first use into ${cachedBinaryPath(spec)} (${spec.typicalBuild})`,
+    };
+  }
+  return { name: label, ok: false, required, detail: `not found and Go is missing: install Go or set ${spec.envVar}` };
+}
+
+async function temporalCheck(go: string | undefined): Promise<DoctorCheck> {
+  const address = process.env.TEMPORAL_ADDRESS;
+  if (!address) return binaryCheck('temporal', TEMPORAL_CLI, go, true);
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  try {
+    await waitForTemporal(address, namespace, 5000);
+    return { name: 'temporal', ok: true, required: true, detail: `TEMPORAL_ADDRESS=${address} answers (namespace ${namespace})` };
+  } catch (err) {
+    return { name: 'temporal', ok: false, required: true, detail: (err as Error).message };
+  }
+}
+
+async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
+  if (storage.kind === 'local') {
+    return { name: 'artifact store', ok: true, required: true, detail: `local filesystem (${storage.root ?? '.dro/artifacts'})` };
+  }
+  const where = `s3://${storage.bucket}/${storage.prefix} at ${storage.endpoint ?? 'AWS S3'}`;
+  const r = await checkS3Access(storage);
+  const ok = r.reachable && r.bucketExists && r.canWrite;
+  return { name: 'artifact store', ok, required: true, detail: ok ? `${where}: reachable, bucket exists, writable` : `${where}: ${r.error}` };
+}
+
+export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
+  const go = goVersion();
+  const storage: StorageConfig = configFile ? loadConfigFile(configFile).storage : { kind: 'local' };
+  return [
+    nodeCheck(),
+    backendCheck(),
+    await temporalCheck(go),
+    await storageCheck(storage),
+    { name: 'go', ok: go !== undefined, required: false, detail: go ?? 'not installed (needed only to build missing server binaries)' },
+    binaryCheck('s3 test server', VERSITYGW, go, false),
+  ];
+}
+
+/** `dro doctor [--config file]`: what will run on this machine. */
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description('report Node, the TF.js backend, Temporal, the artifact store and the Go toolchain')
+    .option('-c, --config <file>', 'config whose storage and Temporal settings to check')
+    .action(async (options: { config?: string }) => {
+      const checks = await runDoctor(options.config);
+      const width = Math.max(...checks.map((c) => c.name.length));
+      for (const c of checks) {
+        const mark = c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn';
+        console.log(`${mark}  ${c.name.padEnd(width)}  ${c.detail}`);
+      }
+      if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;
+    });
+}
