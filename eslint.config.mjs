@@ -20,6 +20,20 @@ export default tseslint.config(
     },
   },
   {
+    // node:test's describe/test return promises the runner itself awaits.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'test', 'it', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Workflow code is replayed by Temporal and must stay deterministic: no Node APIs, no I/O.
     files: ['workflows/**/*.ts'],
     rules: {

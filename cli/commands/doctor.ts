@@ -67,7 +67,7 @@ async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
   const where = `s3://${storage.bucket}/${storage.prefix} at ${storage.endpoint ?? 'AWS S3'}`;
   const r = await checkS3Access(storage);
   const ok = r.reachable && r.bucketExists && r.canWrite;
-  return { name: 'artifact store', ok, required: true, detail: ok ? `${where}: reachable, bucket exists, writable` : `${where}: ${r.error}` };
+  return { name: 'artifact store', ok, required: true, detail: ok ? `${where}: reachable, bucket exists, writable` : `${where}: ${r.error?.message ?? 'not writable'}` };
 }
 
 export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
