@@ -1,0 +1,392 @@
+/**
+ * Pick-a-Pic v2 preference data (yuvalkirstain/pickapic_v2): parquet shards where each row is one
+ * user's choice between two images generated for the same caption.
+ *
+ * Columns (as published): are_different, best_image_uid, caption, created_at, has_label,
+ * image_0_uid, image_0_url, image_1_uid, image_1_url, jpg_0, jpg_1 (image bytes; JPEG, PNG also
+ * accepted), label_0, label_1 (1 = chosen, 0.5 = tie), model_0, model_1, ranking_id, user_id,
+ * num_example_per_prompt, __index_level_0__. The reader needs caption, image_{0,1}_uid,
+ * jpg_{0,1}, label_{0,1}, user_id and ranking_id; the rest are optional and passed through.
+ *
+ * Rows are validated (caption and images present, images decodable and at least `minImageSide`
+ * pixels, labels in {0, 0.5, 1} summing to 1). A bad row either fails the read with an error naming
+ * file, row and field (`onBadRow: 'fail'`, the default) or is skipped and tallied by reason.
+ * The writer produces the same schema, atomically, for simulated preference sets and fixtures.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import type { RgbImage } from './image';
+import { ImageDecodeError, ImageTooSmallError, decodeImage, sniffImageFormat } from './image-codec';
+
+export const PICKAPIC_REQUIRED_COLUMNS = [
+  'caption',
+  'image_0_uid',
+  'image_1_uid',
+  'jpg_0',
+  'jpg_1',
+  'label_0',
+  'label_1',
+  'user_id',
+  'ranking_id',
+] as const;
+
+export const PICKAPIC_OPTIONAL_COLUMNS = [
+  'are_different',
+  'best_image_uid',
+  'created_at',
+  'has_label',
+  'image_0_url',
+  'image_1_url',
+  'model_0',
+  'model_1',
+  'num_example_per_prompt',
+] as const;
+
+export type PreferenceLabel = 0 | 0.5 | 1;
+
+export interface PickapicRow {
+  caption: string;
+  image_0_uid: string;
+  image_1_uid: string;
+  jpg_0: Uint8Array;
+  jpg_1: Uint8Array;
+  label_0: PreferenceLabel;
+  label_1: PreferenceLabel;
+  user_id: number;
+  ranking_id: number;
+  model_0?: string;
+  model_1?: string;
+  created_at?: Date;
+  /** Decoded images, present when reading with `images: 'decode'`. */
+  image_0?: RgbImage;
+  image_1?: RgbImage;
+  /** Where the row came from: shard path and 0-based row index. */
+  file: string;
+  row: number;
+}
+
+export type BadRowReason =
+  | 'missing_caption'
+  | 'missing_field'
+  | 'missing_image'
+  | 'undecodable_image'
+  | 'image_too_small'
+  | 'bad_label'
+  | 'labels_not_summing_to_one';
+
+/** A row that fails validation. Permanent: the data must be fixed or the row skipped. */
+export class PickapicRowError extends Error {
+  override readonly name = 'PickapicRowError';
+  constructor(
+    readonly file: string,
+    readonly row: number,
+    readonly field: string,
+    readonly reason: BadRowReason,
+    detail: string,
+  ) {
+    super(`${file} row ${row} field ${field}: ${reason} (${detail})`);
+  }
+}
+
+/** The shard itself is unusable (not parquet, required column absent). */
+export class PickapicFileError extends Error {
+  override readonly name = 'PickapicFileError';
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+export interface ReadOptions {
+  /** 'fail' (default) throws on the first bad row; 'skip' drops it and counts it. */
+  onBadRow?: 'skip' | 'fail';
+  /**
+   * 'validate' (default) decodes each image to check it and returns the bytes; 'decode' also
+   * returns the decoded pixels; 'signature' only checks the PNG/JPEG magic bytes (fast).
+   */
+  images?: 'validate' | 'decode' | 'signature';
+  /** Smallest accepted image side in pixels. Default 16. */
+  minImageSide?: number;
+  /** Rows read per parquet request (bounds memory on large shards). Default 256. */
+  batchRows?: number;
+  /** Bad-row errors kept as examples in the report. Default 20. */
+  maxExamples?: number;
+}
+
+export interface SkipReport {
+  skipped: number;
+  byReason: Partial<Record<BadRowReason, number>>;
+  examples: PickapicRowError[];
+}
+
+export interface ReadResult extends SkipReport {
+  rows: PickapicRow[];
+}
+
+const LABELS = new Set([0, 0.5, 1]);
+
+function asText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return new TextDecoder('utf-8', { fatal: false }).decode(value);
+  return undefined;
+}
+
+function asBytes(value: unknown): Uint8Array | undefined {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === 'string') return new Uint8Array(Buffer.from(value, 'latin1'));
+  return undefined;
+}
+
+function asInteger(value: unknown): number | undefined {
+  if (typeof value === 'bigint') {
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  return undefined;
+}
+
+function asDate(value: unknown): Date | undefined {
+  if (value instanceof Date) return value;
+  if (typeof value === 'bigint') return new Date(Number(value / 1_000_000n));
+  if (typeof value === 'number') return new Date(value);
+  if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return new Date(value);
+  return undefined;
+}
+
+/** Validates one raw parquet record; throws PickapicRowError naming the field. */
+export function validatePickapicRecord(
+  raw: Record<string, unknown>,
+  file: string,
+  row: number,
+  options: Pick<ReadOptions, 'images' | 'minImageSide'> = {},
+): PickapicRow {
+  const fail = (field: string, reason: BadRowReason, detail: string): never => {
+    throw new PickapicRowError(file, row, field, reason, detail);
+  };
+  const caption = asText(raw.caption);
+  if (caption === undefined || caption.trim() === '') fail('caption', 'missing_caption', 'empty or null');
+  const uids = (['image_0_uid', 'image_1_uid'] as const).map((field) => {
+    const v = asText(raw[field]);
+    if (v === undefined || v === '') fail(field, 'missing_field', 'empty or null');
+    return v as string;
+  });
+  const ids = (['user_id', 'ranking_id'] as const).map((field) => {
+    const v = asInteger(raw[field]);
+    if (v === undefined) fail(field, 'missing_field', `not an integer: ${String(raw[field])}`);
+    return v as number;
+  });
+  const mode = options.images ?? 'validate';
+  const minSide = options.minImageSide ?? 16;
+  const images = (['jpg_0', 'jpg_1'] as const).map((field) => {
+    const bytes = asBytes(raw[field]);
+    if (bytes === undefined || bytes.length === 0) fail(field, 'missing_image', 'empty or null');
+    const b = bytes as Uint8Array;
+    if (mode === 'signature') {
+      if (!sniffImageFormat(b)) fail(field, 'undecodable_image', 'neither PNG nor JPEG signature');
+      return { bytes: b, decoded: undefined };
+    }
+    try {
+      const decoded = decodeImage(b, { source: `${file} row ${row} ${field}`, minSide });
+      return { bytes: b, decoded: mode === 'decode' ? decoded : undefined };
+    } catch (err) {
+      if (err instanceof ImageTooSmallError)
+        fail(field, 'image_too_small', `${err.width}x${err.height} < ${minSide}`);
+      if (err instanceof ImageDecodeError) fail(field, 'undecodable_image', err.message);
+      throw err;
+    }
+  });
+  const labels = (['label_0', 'label_1'] as const).map((field) => {
+    const v = raw[field];
+    if (typeof v !== 'number' || !LABELS.has(v))
+      fail(field, 'bad_label', `must be 0, 0.5 or 1, got ${String(v)}`);
+    return v as PreferenceLabel;
+  });
+  const [l0, l1] = labels as [PreferenceLabel, PreferenceLabel];
+  if (l0 + l1 !== 1) fail('label_0+label_1', 'labels_not_summing_to_one', `${l0} + ${l1}`);
+  const [img0, img1] = images as [(typeof images)[0], (typeof images)[0]];
+  const out: PickapicRow = {
+    caption: caption as string,
+    image_0_uid: uids[0] as string,
+    image_1_uid: uids[1] as string,
+    jpg_0: img0.bytes,
+    jpg_1: img1.bytes,
+    label_0: l0,
+    label_1: l1,
+    user_id: ids[0] as number,
+    ranking_id: ids[1] as number,
+    file,
+    row,
+  };
+  const m0 = asText(raw.model_0);
+  const m1 = asText(raw.model_1);
+  const created = asDate(raw.created_at);
+  if (m0 !== undefined) out.model_0 = m0;
+  if (m1 !== undefined) out.model_1 = m1;
+  if (created !== undefined) out.created_at = created;
+  if (img0.decoded) out.image_0 = img0.decoded;
+  if (img1.decoded) out.image_1 = img1.decoded;
+  return out;
+}
+
+/**
+ * Streams the validated rows of one shard, in order. `report` (if given) receives skip counts.
+ * Required columns missing from the schema fail immediately with PickapicFileError.
+ */
+export async function* iteratePickapicShard(
+  file: string,
+  options: ReadOptions = {},
+  report: SkipReport = { skipped: 0, byReason: {}, examples: [] },
+): AsyncGenerator<PickapicRow> {
+  let buffer;
+  let metadata;
+  try {
+    buffer = await asyncBufferFromFile(file);
+    metadata = await parquetMetadataAsync(buffer);
+  } catch (err) {
+    throw new PickapicFileError(file, `not a readable parquet file (${(err as Error).message})`);
+  }
+  const present = new Set(metadata.schema.map((el) => el.name));
+  const missing = PICKAPIC_REQUIRED_COLUMNS.filter((c) => !present.has(c));
+  if (missing.length) throw new PickapicFileError(file, `missing required column(s): ${missing.join(', ')}`);
+  const columns = [...PICKAPIC_REQUIRED_COLUMNS, ...PICKAPIC_OPTIONAL_COLUMNS.filter((c) => present.has(c))];
+  const total = Number(metadata.num_rows);
+  const batch = options.batchRows ?? 256;
+  const maxExamples = options.maxExamples ?? 20;
+  for (let start = 0; start < total; start += batch) {
+    const end = Math.min(total, start + batch);
+    const records = await parquetReadObjects({
+      file: buffer,
+      metadata,
+      columns,
+      rowStart: start,
+      rowEnd: end,
+      utf8: false,
+    });
+    for (let i = 0; i < records.length; i++) {
+      const row = start + i;
+      try {
+        yield validatePickapicRecord(records[i] as Record<string, unknown>, file, row, options);
+      } catch (err) {
+        if (!(err instanceof PickapicRowError) || (options.onBadRow ?? 'fail') === 'fail') throw err;
+        report.skipped++;
+        report.byReason[err.reason] = (report.byReason[err.reason] ?? 0) + 1;
+        if (report.examples.length < maxExamples) report.examples.push(err);
+      }
+    }
+  }
+}
+
+/** Reads and validates every row of the given shards, in order. */
+export async function readPickapicShards(
+  files: readonly string[],
+  options: ReadOptions = {},
+): Promise<ReadResult> {
+  const report: SkipReport = { skipped: 0, byReason: {}, examples: [] };
+  const rows: PickapicRow[] = [];
+  for (const file of files) {
+    for await (const row of iteratePickapicShard(file, options, report)) rows.push(row);
+  }
+  return { rows, ...report };
+}
+
+/** A row to write. Nullable fields let fixtures hold deliberately bad rows (with `validate: false`). */
+export interface PickapicWriteRow {
+  caption: string | null;
+  image_0_uid: string;
+  image_1_uid: string;
+  jpg_0: Uint8Array | null;
+  jpg_1: Uint8Array | null;
+  label_0: number | null;
+  label_1: number | null;
+  user_id: number;
+  ranking_id: number;
+  model_0?: string;
+  model_1?: string;
+  created_at?: Date;
+}
+
+export interface WriteOptions {
+  /** Validate each row as the reader would before writing (default true). */
+  validate?: boolean;
+  minImageSide?: number;
+  /** Rows per row group. Default 1000 (keeps image-heavy groups moderate). */
+  rowGroupSize?: number;
+}
+
+let tempCounter = 0;
+
+/**
+ * Writes rows as a Pick-a-Pic v2 shard with the published column set: derived columns are filled
+ * the way the dataset fills them (best_image_uid is the chosen image or '' for a tie,
+ * num_example_per_prompt counts rows sharing the caption). Written to a temporary file in the same
+ * directory, then renamed, so a reader never sees a partial shard.
+ */
+export async function writePickapicParquet(
+  file: string,
+  rows: readonly PickapicWriteRow[],
+  options: WriteOptions = {},
+): Promise<void> {
+  if (options.validate ?? true) {
+    rows.forEach((r, i) => {
+      validatePickapicRecord({ ...r }, file, i, {
+        images: 'validate',
+        minImageSide: options.minImageSide ?? 16,
+      });
+    });
+  }
+  const perCaption = new Map<string | null, number>();
+  for (const r of rows) perCaption.set(r.caption, (perCaption.get(r.caption) ?? 0) + 1);
+  const col = <T>(f: (r: PickapicWriteRow, i: number) => T): T[] => rows.map(f);
+  const buffer = parquetWriteBuffer({
+    columnData: [
+      { name: 'are_different', data: col((r) => r.image_0_uid !== r.image_1_uid), type: 'BOOLEAN' },
+      {
+        name: 'best_image_uid',
+        data: col((r) => (r.label_0 === 1 ? r.image_0_uid : r.label_1 === 1 ? r.image_1_uid : '')),
+        type: 'STRING',
+      },
+      { name: 'caption', data: col((r) => r.caption), type: 'STRING' },
+      { name: 'created_at', data: col((r) => r.created_at ?? new Date(0)), type: 'TIMESTAMP' },
+      { name: 'has_label', data: col(() => true), type: 'BOOLEAN' },
+      { name: 'image_0_uid', data: col((r) => r.image_0_uid), type: 'STRING' },
+      { name: 'image_0_url', data: col(() => ''), type: 'STRING' },
+      { name: 'image_1_uid', data: col((r) => r.image_1_uid), type: 'STRING' },
+      { name: 'image_1_url', data: col(() => ''), type: 'STRING' },
+      { name: 'jpg_0', data: col((r) => r.jpg_0), type: 'BYTE_ARRAY' },
+      { name: 'jpg_1', data: col((r) => r.jpg_1), type: 'BYTE_ARRAY' },
+      { name: 'label_0', data: col((r) => r.label_0), type: 'DOUBLE' },
+      { name: 'label_1', data: col((r) => r.label_1), type: 'DOUBLE' },
+      { name: 'model_0', data: col((r) => r.model_0 ?? ''), type: 'STRING' },
+      { name: 'model_1', data: col((r) => r.model_1 ?? ''), type: 'STRING' },
+      { name: 'ranking_id', data: col((r) => BigInt(r.ranking_id)), type: 'INT64' },
+      { name: 'user_id', data: col((r) => BigInt(r.user_id)), type: 'INT64' },
+      {
+        name: 'num_example_per_prompt',
+        data: col((r) => BigInt(perCaption.get(r.caption) ?? 1)),
+        type: 'INT64',
+      },
+      { name: '__index_level_0__', data: col((_r, i) => BigInt(i)), type: 'INT64' },
+    ],
+    rowGroupSize: options.rowGroupSize ?? 1000,
+  });
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const temp = `${file}.tmp-${process.pid}-${tempCounter++}`;
+  try {
+    const handle = await fs.open(temp, 'w');
+    try {
+      await handle.writeFile(new Uint8Array(buffer));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temp, file);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+}
