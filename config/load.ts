@@ -24,14 +24,19 @@ export function jsonPath(path: readonly PropertyKey[]): string {
     '$' +
     path
       .map((key) =>
-        typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(String(key))}]`,
+        typeof key === 'number'
+          ? `[${key}]`
+          : /^[A-Za-z_$][\w$]*$/.test(String(key))
+            ? `.${String(key)}`
+            : `[${JSON.stringify(String(key))}]`,
       )
       .join('')
   );
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'unrecognized_keys')
+    return `unknown key(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
   return issue.message;
 }
 

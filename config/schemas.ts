@@ -199,10 +199,18 @@ export const PipelineConfig = z
   })
   .superRefine((config, ctx) => {
     if (config.data.source !== 'world' && config.data.paths.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['data', 'paths'], message: `data.source '${config.data.source}' needs at least one path` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data', 'paths'],
+        message: `data.source '${config.data.source}' needs at least one path`,
+      });
     }
     if (config.ranking.rewardModel === 'onnx' && !config.ranking.onnxModel) {
-      ctx.addIssue({ code: 'custom', path: ['ranking', 'onnxModel'], message: "ranking.rewardModel 'onnx' needs ranking.onnxModel" });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ranking', 'onnxModel'],
+        message: "ranking.rewardModel 'onnx' needs ranking.onnxModel",
+      });
     }
     for (const stage of ['sft', 'dro', 'dpo'] as const) {
       const s = config[stage];

@@ -75,7 +75,10 @@ export function locateBinary(spec: GoBinarySpec): ResolvedBinary | undefined {
  * Finds the binary, building and caching it with `go install` when absent. Progress goes to
  * `log` because a cold build takes minutes and silence looks like a hang.
  */
-export function ensureBinary(spec: GoBinarySpec, log: (line: string) => void = console.error): ResolvedBinary {
+export function ensureBinary(
+  spec: GoBinarySpec,
+  log: (line: string) => void = console.error,
+): ResolvedBinary {
   const found = locateBinary(spec);
   if (found) return found;
   const go = goVersion();
@@ -95,7 +98,11 @@ export function ensureBinary(spec: GoBinarySpec, log: (line: string) => void = c
   );
   const started = Date.now();
   const r = spawnSync('go', ['install', spec.module], {
-    env: { ...process.env, GOBIN: buildDir, GOFLAGS: [process.env.GOFLAGS, '-buildvcs=false'].filter(Boolean).join(' ') },
+    env: {
+      ...process.env,
+      GOBIN: buildDir,
+      GOFLAGS: [process.env.GOFLAGS, '-buildvcs=false'].filter(Boolean).join(' '),
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const built = path.join(buildDir, path.basename(spec.module.split('@')[0] ?? spec.name));

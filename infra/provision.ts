@@ -8,9 +8,13 @@ import { ensureBinary, locateBinary, type GoBinarySpec } from './go-binary';
 
 function provisionInChild(spec: GoBinarySpec): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--one', spec.name], { stdio: 'inherit' });
+    const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--one', spec.name], {
+      stdio: 'inherit',
+    });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`building ${spec.name} failed (exit ${code})`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`building ${spec.name} failed (exit ${code})`)),
+    );
   });
 }
 

@@ -21,16 +21,31 @@ const MIN_NODE = [20, 19];
 function nodeCheck(): DoctorCheck {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   const ok = major > MIN_NODE[0]! || (major === MIN_NODE[0] && minor >= MIN_NODE[1]!);
-  return { name: 'node', ok, required: true, detail: `${process.version}${ok ? '' : ` (need >= ${MIN_NODE.join('.')})`}` };
+  return {
+    name: 'node',
+    ok,
+    required: true,
+    detail: `${process.version}${ok ? '' : ` (need >= ${MIN_NODE.join('.')})`}`,
+  };
 }
 
 function backendCheck(): DoctorCheck {
   const { backends, willRun } = describeBackends();
   const list = backends.map((b) => `${b.available ? '+' : '-'}${b.name}`).join(' ');
-  return { name: 'tfjs backend', ok: willRun !== undefined, required: true, detail: `${willRun ?? 'none'} will run (${list})` };
+  return {
+    name: 'tfjs backend',
+    ok: willRun !== undefined,
+    required: true,
+    detail: `${willRun ?? 'none'} will run (${list})`,
+  };
 }
 
-function binaryCheck(label: string, spec: GoBinarySpec, go: string | undefined, required: boolean): DoctorCheck {
+function binaryCheck(
+  label: string,
+  spec: GoBinarySpec,
+  go: string | undefined,
+  required: boolean,
+): DoctorCheck {
   try {
     const found = locateBinary(spec);
     if (found) return { name: label, ok: true, required, detail: `${found.path} (${found.source})` };
@@ -45,7 +60,12 @@ function binaryCheck(label: string, spec: GoBinarySpec, go: string | undefined, 
       detail: `not built yet; will be built on first use into ${cachedBinaryPath(spec)} (${spec.typicalBuild})`,
     };
   }
-  return { name: label, ok: false, required, detail: `not found and Go is missing: install Go or set ${spec.envVar}` };
+  return {
+    name: label,
+    ok: false,
+    required,
+    detail: `not found and Go is missing: install Go or set ${spec.envVar}`,
+  };
 }
 
 async function temporalCheck(go: string | undefined): Promise<DoctorCheck> {
@@ -54,7 +74,12 @@ async function temporalCheck(go: string | undefined): Promise<DoctorCheck> {
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   try {
     await waitForTemporal(address, namespace, 5000);
-    return { name: 'temporal', ok: true, required: true, detail: `TEMPORAL_ADDRESS=${address} answers (namespace ${namespace})` };
+    return {
+      name: 'temporal',
+      ok: true,
+      required: true,
+      detail: `TEMPORAL_ADDRESS=${address} answers (namespace ${namespace})`,
+    };
   } catch (err) {
     return { name: 'temporal', ok: false, required: true, detail: (err as Error).message };
   }
@@ -62,12 +87,24 @@ async function temporalCheck(go: string | undefined): Promise<DoctorCheck> {
 
 async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
   if (storage.kind === 'local') {
-    return { name: 'artifact store', ok: true, required: true, detail: `local filesystem (${storage.root ?? '.dro/artifacts'})` };
+    return {
+      name: 'artifact store',
+      ok: true,
+      required: true,
+      detail: `local filesystem (${storage.root ?? '.dro/artifacts'})`,
+    };
   }
   const where = `s3://${storage.bucket}/${storage.prefix} at ${storage.endpoint ?? 'AWS S3'}`;
   const r = await checkS3Access(storage);
   const ok = r.reachable && r.bucketExists && r.canWrite;
-  return { name: 'artifact store', ok, required: true, detail: ok ? `${where}: reachable, bucket exists, writable` : `${where}: ${r.error?.message ?? 'not writable'}` };
+  return {
+    name: 'artifact store',
+    ok,
+    required: true,
+    detail: ok
+      ? `${where}: reachable, bucket exists, writable`
+      : `${where}: ${r.error?.message ?? 'not writable'}`,
+  };
 }
 
 export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
@@ -78,7 +115,12 @@ export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
     backendCheck(),
     await temporalCheck(go),
     await storageCheck(storage),
-    { name: 'go', ok: go !== undefined, required: false, detail: go ?? 'not installed (needed only to build missing server binaries)' },
+    {
+      name: 'go',
+      ok: go !== undefined,
+      required: false,
+      detail: go ?? 'not installed (needed only to build missing server binaries)',
+    },
     binaryCheck('s3 test server', VERSITYGW, go, false),
   ];
 }

@@ -30,7 +30,8 @@ export interface DpoLossTerms {
 
 export function dpoLoss({ pred, predRef, target, beta }: DpoLossInputs): DpoLossTerms {
   const n = target.shape[0] ?? 0;
-  if (n % 2 !== 0 || n === 0) throw new Error(`dpoLoss: expected an even batch of [winners; losers], got ${n}`);
+  if (n % 2 !== 0 || n === 0)
+    throw new Error(`dpoLoss: expected an even batch of [winners; losers], got ${n}`);
   return tf.tidy(() => {
     const [lw, ll] = tf.split(perSampleMse(pred, target), 2);
     const [rw, rl] = tf.split(perSampleMse(predRef, target), 2);

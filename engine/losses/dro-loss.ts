@@ -40,10 +40,13 @@ export interface DroLossTerms {
 
 export function droLoss({ predPhi, predRef, target, margin }: DroLossInputs): DroLossTerms {
   if (predPhi.shape[0] !== target.shape[0] || predRef.shape[0] !== target.shape[0]) {
-    throw new Error(`droLoss: batch sizes differ (phi ${predPhi.shape[0]}, ref ${predRef.shape[0]}, target ${target.shape[0]})`);
+    throw new Error(
+      `droLoss: batch sizes differ (phi ${predPhi.shape[0]}, ref ${predRef.shape[0]}, target ${target.shape[0]})`,
+    );
   }
   const n = target.shape[0] ?? 0;
-  if (n % 2 !== 0 || n === 0) throw new Error(`droLoss: expected an even batch of [expert; policy], got ${n}`);
+  if (n % 2 !== 0 || n === 0)
+    throw new Error(`droLoss: expected an even batch of [expert; policy], got ${n}`);
   return tf.tidy(() => {
     const lossesPhi = perSampleMse(predPhi, target);
     const lossesRef = perSampleMse(predRef, target);

@@ -98,9 +98,12 @@ export class AdamW {
     ] as const) {
       for (const [name, data] of saved) {
         const param = params.get(name);
-        if (!param) throw new Error(`optimizer state names parameter '${name}', which the model does not have`);
+        if (!param)
+          throw new Error(`optimizer state names parameter '${name}', which the model does not have`);
         if (data.length !== param.size) {
-          throw new Error(`optimizer state for '${name}' has ${data.length} values, the parameter ${param.size}`);
+          throw new Error(
+            `optimizer state for '${name}' has ${data.length} values, the parameter ${param.size}`,
+          );
         }
         store.set(name, tf.variable(tf.tensor(data, param.shape, 'float32'), false));
       }

@@ -58,7 +58,8 @@ export class ReplayBuffer {
     readonly capacity: number,
     readonly shapes: ReplayBufferShapes,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`replay buffer capacity must be >= 1, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`replay buffer capacity must be >= 1, got ${capacity}`);
   }
 
   get size(): number {
@@ -111,10 +112,22 @@ export class ReplayBuffer {
     const latentSize = h * w * c;
     return {
       t: picks.map(([i, s]) => this.items[i]!.steps[s]!.t),
-      cond: tf.tensor3d(gather((tr) => tr.cond, l * d), [batchSize, l, d]),
-      x0: tf.tensor4d(gather((tr) => tr.x0, latentSize), [batchSize, h, w, c]),
-      xt: tf.tensor4d(gather((_, st) => st.xt, latentSize), [batchSize, h, w, c]),
-      eps: tf.tensor4d(gather((_, st) => st.eps, latentSize), [batchSize, h, w, c]),
+      cond: tf.tensor3d(
+        gather((tr) => tr.cond, l * d),
+        [batchSize, l, d],
+      ),
+      x0: tf.tensor4d(
+        gather((tr) => tr.x0, latentSize),
+        [batchSize, h, w, c],
+      ),
+      xt: tf.tensor4d(
+        gather((_, st) => st.xt, latentSize),
+        [batchSize, h, w, c],
+      ),
+      eps: tf.tensor4d(
+        gather((_, st) => st.eps, latentSize),
+        [batchSize, h, w, c],
+      ),
       picks,
       exampleIndex: picks.map(([i]) => this.items[i]!.exampleIndex),
     };
@@ -123,28 +136,4 @@ export class ReplayBuffer {
   clear(): void {
     this.items.length = 0;
   }
-}
-
-/**
- * Splits a batched solver trajectory into per-sample trajectories.
- * `steps[i]` holds, for all B samples, the timesteps, the latents before step i and the predictions.
- */
-export function splitTrajectories(
-  steps: Array<{ t: number[]; xt: Float32Array; eps: Float32Array }>,
-  batch: Array<{ exampleIndex: number; cond: Float32Array; x0: Float32Array }>,
-): Trajectory[] {
-  const b = batch.length;
-  return batch.map((ex, j) => ({
-    exampleIndex: ex.exampleIndex,
-    cond: ex.cond,
-    x0: ex.x0,
-    steps: steps.map((st) => {
-      const size = st.xt.length / b;
-      return {
-        t: st.t[j]!,
-        xt: st.xt.slice(j * size, (j + 1) * size),
-        eps: st.eps.slice(j * size, (j + 1) * size),
-      };
-    }),
-  }));
 }

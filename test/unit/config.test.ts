@@ -87,13 +87,19 @@ describe('pipeline config', () => {
 
   test('cross-field rules name the field', () => {
     assert.equal(problems({ data: { source: 'pickapic' } })[0]!.path, '$.data.paths');
-    assert.equal(problems({ dro: { gradientAccumulation: 16, checkpointEvery: 100 } })[0]!.path, '$.dro.checkpointEvery');
+    assert.equal(
+      problems({ dro: { gradientAccumulation: 16, checkpointEvery: 100 } })[0]!.path,
+      '$.dro.checkpointEvery',
+    );
   });
 
   test('a file that is not JSON names the file', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-')), 'bad.json');
     fs.writeFileSync(file, '{ "seed": 1,');
-    assert.throws(() => loadConfigFile(file), (err: unknown) => err instanceof ConfigError && err.message.includes(file));
+    assert.throws(
+      () => loadConfigFile(file),
+      (err: unknown) => err instanceof ConfigError && err.message.includes(file),
+    );
   });
 
   test('the checked-in JSON Schema is current', () => {

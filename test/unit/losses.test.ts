@@ -16,16 +16,40 @@ before(async () => {
 
 describe('per-sample MSE', () => {
   test('averages over every axis but the batch', () => {
-    const mse = perSampleMse(t4([[1, 3], [0, 0]]), t4([[0, 0], [2, 0]]));
+    const mse = perSampleMse(
+      t4([
+        [1, 3],
+        [0, 0],
+      ]),
+      t4([
+        [0, 0],
+        [2, 0],
+      ]),
+    );
     assert.deepEqual(Array.from(mse.dataSync()), [5, 2]);
   });
 });
 
 describe('DRO hinge loss', () => {
   // Batch order is [expert1, expert2, policy1, policy2].
-  const target = t4([[1, 0], [0, 0], [0, 1], [1, 1]]);
-  const predPhi = t4([[1.5, 0], [1, 1], [0, 0], [1, 2]]);
-  const predRef = t4([[1, 1], [0, 0], [0, 2], [0, 1]]);
+  const target = t4([
+    [1, 0],
+    [0, 0],
+    [0, 1],
+    [1, 1],
+  ]);
+  const predPhi = t4([
+    [1.5, 0],
+    [1, 1],
+    [0, 0],
+    [1, 2],
+  ]);
+  const predRef = t4([
+    [1, 1],
+    [0, 0],
+    [0, 2],
+    [0, 1],
+  ]);
 
   test('matches values computed by hand', () => {
     const r = droLoss({ predPhi, predRef, target, margin: 1e-3 });
@@ -41,10 +65,29 @@ describe('DRO hinge loss', () => {
   });
 
   test('margin shifts the hinge: a zero diff still pays the margin', () => {
-    const same = t4([[1, 1], [1, 1]]);
-    const r = droLoss({ predPhi: same, predRef: same, target: t4([[0, 0], [0, 0]]), margin: 0.25 });
+    const same = t4([
+      [1, 1],
+      [1, 1],
+    ]);
+    const r = droLoss({
+      predPhi: same,
+      predRef: same,
+      target: t4([
+        [0, 0],
+        [0, 0],
+      ]),
+      margin: 0.25,
+    });
     close(r.loss.dataSync()[0]!, 0.25);
-    const r0 = droLoss({ predPhi: same, predRef: same, target: t4([[0, 0], [0, 0]]), margin: 0 });
+    const r0 = droLoss({
+      predPhi: same,
+      predRef: same,
+      target: t4([
+        [0, 0],
+        [0, 0],
+      ]),
+      margin: 0,
+    });
     close(r0.loss.dataSync()[0]!, 0);
   });
 
@@ -62,7 +105,10 @@ describe('DRO hinge loss', () => {
   });
 
   test('rejects a batch that is not [expert; policy]', () => {
-    assert.throws(() => droLoss({ predPhi: t4([[1]]), predRef: t4([[1]]), target: t4([[1]]), margin: 0 }), /even batch/);
+    assert.throws(
+      () => droLoss({ predPhi: t4([[1]]), predRef: t4([[1]]), target: t4([[1]]), margin: 0 }),
+      /even batch/,
+    );
   });
 });
 

@@ -34,7 +34,17 @@ describe('AdamW', () => {
     for (const g of grads) opt.apply(params, new Map([['w', tf.tensor1d([g, -g])]]));
     const [a, b] = Array.from(params.get('w')!.dataSync());
     assert.ok(Math.abs(a! - adamwScalar(1.0, grads, 0.1, 0.01)) < 1e-5);
-    assert.ok(Math.abs(b! - adamwScalar(-2.0, grads.map((g) => -g), 0.1, 0.01)) < 1e-5);
+    assert.ok(
+      Math.abs(
+        b! -
+          adamwScalar(
+            -2.0,
+            grads.map((g) => -g),
+            0.1,
+            0.01,
+          ),
+      ) < 1e-5,
+    );
     assert.equal(opt.step, grads.length);
   });
 

@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { Rng } from '../../engine/rng';
-import { ReplayBuffer, splitTrajectories, type Trajectory } from '../../engine/training/replay-buffer';
+import { ReplayBuffer, type Trajectory } from '../../engine/training/replay-buffer';
 
 const shapes = { latent: [2, 2, 1] as [number, number, number], cond: [1, 2] as [number, number] };
 const fill = (n: number, v: number) => new Float32Array(n).fill(v);
@@ -14,7 +14,11 @@ function trajectory(k: number, steps = 5): Trajectory {
     exampleIndex: k,
     cond: fill(2, k + 0.5),
     x0: fill(4, k + 0.25),
-    steps: Array.from({ length: steps }, (_, s) => ({ t: 1000 - 50 * s - k, xt: fill(4, 100 * k + s), eps: fill(4, -(100 * k + s)) })),
+    steps: Array.from({ length: steps }, (_, s) => ({
+      t: 1000 - 50 * s - k,
+      xt: fill(4, 100 * k + s),
+      eps: fill(4, -(100 * k + s)),
+    })),
   };
 }
 
@@ -72,26 +76,5 @@ describe('replay buffer', () => {
     const bad = trajectory(9);
     bad.steps[2]!.xt = fill(3, 0);
     assert.throws(() => buffer.push([bad]), /example 9, t=/);
-  });
-
-  test('splitTrajectories assigns each sample its own slice of every step', () => {
-    // Two samples, two steps; sample j of step i holds the value 10 i + j.
-    const steps = [0, 1].map((i) => ({
-      t: [900 + i, 800 + i],
-      xt: Float32Array.from([...fill(4, 10 * i), ...fill(4, 10 * i + 1)]),
-      eps: Float32Array.from([...fill(4, -10 * i), ...fill(4, -10 * i - 1)]),
-    }));
-    const trs = splitTrajectories(steps, [
-      { exampleIndex: 5, cond: fill(2, 0), x0: fill(4, 0) },
-      { exampleIndex: 6, cond: fill(2, 1), x0: fill(4, 1) },
-    ]);
-    assert.deepEqual(
-      trs[1]!.steps.map((s) => [s.t, s.xt[0], s.eps[0]]),
-      [
-        [800, 1, -1],
-        [801, 11, -11],
-      ],
-    );
-    assert.equal(trs[0]!.exampleIndex, 5);
   });
 });

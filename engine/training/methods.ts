@@ -1,0 +1,486 @@
+/**
+ * What SFT, Diffusion-DRO and Diffusion-DPO each do in one micro-step; the shared loop is in
+ * ./trainer. Every method draws its batch and runs the frozen networks in `prepare` (outside the
+ * gradient tape), then computes its loss from phi's predictions in `loss` (inside it).
+ *
+ * Paper/reference names: phi = `unet` (trained), ref = `unet_ref` (frozen start weights),
+ * policy = `unet_policy` (frozen copy of phi refreshed every bufferUpdateSteps, samples the buffer).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorToWrite } from '../io/safetensors';
+import { dpoLoss } from '../losses/dpo-loss';
+import { droLoss } from '../losses/dro-loss';
+import { epsilonMseLoss } from '../losses/mse';
+import type { CLIPTextModel } from '../models/text-encoder';
+import type { WordTokenizer } from '../models/tokenizer';
+import type { UNet2DConditionModel } from '../models/unet';
+import type { Rng } from '../rng';
+import type { NoiseSchedule } from '../schedulers/ddpm-schedule';
+import { DpmSolverPlusPlus } from '../schedulers/dpm-solver';
+import { disposeSampleResult, runSampler, trajectoryToArrays } from '../schedulers/sampling';
+import { perturbedTimesteps } from '../schedulers/timesteps';
+import type { DataOrder } from './data-order';
+import {
+  flipHorizontal,
+  validateImageDataset,
+  validatePreferenceDataset,
+  type ImageDataset,
+  type PreferenceDataset,
+} from './datasets';
+import { encodePrompts } from './diffusion-model';
+import { TrainingInputError } from './errors';
+import { ReplayBuffer, type Trajectory } from './replay-buffer';
+
+interface CommonSettings {
+  seed: number;
+  steps: number;
+  learningRate: number;
+  weightDecay: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  maxGradNorm: number;
+  promptDropout: number;
+  randomFlip: boolean;
+  emaDecay: number;
+  checkpointEvery: number;
+}
+
+export type TrainingSettings =
+  | (CommonSettings & { method: 'sft' })
+  | (CommonSettings & {
+      method: 'dro';
+      margin: number;
+      bufferSize: number;
+      bufferBatchSize: number;
+      bufferSampleSteps: number;
+      bufferUpdateSteps: number;
+      samplerSteps: number;
+      bufferGuidanceScale: number;
+    })
+  | (CommonSettings & { method: 'dpo'; beta: number });
+
+export interface MethodContext {
+  settings: TrainingSettings;
+  /** Frozen starting weights (owned by the caller). */
+  ref: UNet2DConditionModel;
+  text: CLIPTextModel;
+  tokenizer: WordTokenizer;
+  data: { images?: ImageDataset; pairs?: PreferenceDataset };
+  schedule: NoiseSchedule;
+}
+
+export interface StepInputs {
+  rngs: { data: Rng; noise: Rng; buffer: Rng };
+  order: DataOrder;
+}
+
+/** Inputs of phi for one micro-step, drawn outside the tape. */
+export interface PreparedBatch {
+  x: tf.Tensor4D;
+  t: number[];
+  cond: tf.Tensor3D;
+  target: tf.Tensor4D;
+  /** ref's predictions on the same inputs (DRO, DPO). */
+  predRef?: tf.Tensor4D;
+}
+
+export interface LossOutput {
+  loss: tf.Scalar;
+  /** Logged terms (scalars kept past the tape; the loop reads and disposes them). */
+  terms: Record<string, tf.Scalar>;
+}
+
+export interface TrainingMethod {
+  readonly datasetSize: number;
+  /** Images phi sees per micro-step, for images/s. */
+  readonly imagesPerStep: number;
+  /** Work before micro-step `stepNo` (1-based), e.g. refilling the replay buffer. */
+  beforeStep(stepNo: number, inp: StepInputs): Promise<void>;
+  prepare(inp: StepInputs): PreparedBatch;
+  loss(batch: PreparedBatch, phi: UNet2DConditionModel): LossOutput;
+  /** Work after micro-step `stepNo` and its optimizer update, e.g. refreshing the policy. */
+  afterStep(stepNo: number, phi: UNet2DConditionModel): void;
+  extraMetrics(): Record<string, number>;
+  saveGroups(): Array<[string, Map<string, TensorToWrite>]>;
+  saveState(): unknown;
+  loadState(state: unknown, groups: Map<string, Map<string, TensorToWrite>>, source: string): void;
+  dispose(): void;
+}
+
+/** Prompts with classifier-free-guidance dropout applied (replaced by ""). */
+function dropPrompts(prompts: string[], p: number, rng: Rng): string[] {
+  return prompts.map((prompt) => (rng.uniform() < p ? '' : prompt));
+}
+
+function stack(
+  images: Float32Array[],
+  shape: { height: number; width: number; channels: number },
+): tf.Tensor4D {
+  const size = shape.height * shape.width * shape.channels;
+  const out = new Float32Array(images.length * size);
+  images.forEach((img, i) => out.set(img, i * size));
+  return tf.tensor4d(out, [images.length, shape.height, shape.width, shape.channels]);
+}
+
+function keepMeans(named: Record<string, tf.Tensor>): Record<string, tf.Scalar> {
+  return Object.fromEntries(Object.entries(named).map(([k, v]) => [k, tf.keep(tf.mean(v) as tf.Scalar)]));
+}
+
+abstract class BaseMethod {
+  constructor(protected readonly ctx: MethodContext) {}
+  async beforeStep(_stepNo: number, _inp: StepInputs): Promise<void> {}
+  afterStep(_stepNo: number, _phi: UNet2DConditionModel): void {}
+  extraMetrics(): Record<string, number> {
+    return {};
+  }
+  saveGroups(): Array<[string, Map<string, TensorToWrite>]> {
+    return [];
+  }
+  saveState(): unknown {
+    return null;
+  }
+  loadState(_state: unknown, _groups: Map<string, Map<string, TensorToWrite>>, _source: string): void {}
+  dispose(): void {}
+
+  protected flipMaybe(image: Float32Array, rng: Rng, shape: ImageDataset | PreferenceDataset): Float32Array {
+    return this.ctx.settings.randomFlip && rng.uniform() < 0.5 ? flipHorizontal(image, shape) : image;
+  }
+}
+
+/** Supervised fine-tuning (and pretraining): epsilon-prediction MSE, t uniform in [0, 999]. */
+class SftMethod extends BaseMethod implements TrainingMethod {
+  readonly datasetSize: number;
+  readonly imagesPerStep: number;
+  private readonly ds: ImageDataset;
+
+  constructor(ctx: MethodContext) {
+    super(ctx);
+    const ds = ctx.data.images;
+    if (!ds) throw new TrainingInputError('SFT needs an image dataset');
+    validateImageDataset(ds, ctx.ref.config);
+    this.ds = ds;
+    this.datasetSize = ds.examples.length;
+    this.imagesPerStep = ctx.settings.batchSize;
+  }
+
+  prepare({ rngs, order }: StepInputs): PreparedBatch {
+    const s = this.ctx.settings;
+    const picks = order.take(s.batchSize).map((i) => this.ds.examples[i]!);
+    const prompts = dropPrompts(
+      picks.map((p) => p.prompt),
+      s.promptDropout,
+      rngs.data,
+    );
+    const images = picks.map((p) => this.flipMaybe(p.image, rngs.data, this.ds));
+    const t = this.ctx.schedule.sampleTimesteps(s.batchSize, rngs.noise);
+    const cond = encodePrompts(this.ctx, prompts);
+    return tf.tidy(() => {
+      const x0 = stack(images, this.ds);
+      const eps = rngs.noise.normalTensor(x0.shape) as tf.Tensor4D;
+      return { x: this.ctx.schedule.addNoise(x0, eps, t), t, cond, target: eps };
+    });
+  }
+
+  loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
+    return { loss: epsilonMseLoss(phi.predict(b.x, b.t, b.cond), b.target), terms: {} };
+  }
+}
+
+type DroSettings = Extract<TrainingSettings, { method: 'dro' }>;
+
+/** Diffusion-DRO: hinge ranking loss between expert demonstrations and online policy samples. */
+class DroMethod extends BaseMethod implements TrainingMethod {
+  readonly datasetSize: number;
+  readonly imagesPerStep: number;
+  private readonly ds: ImageDataset;
+  private readonly policy: UNet2DConditionModel;
+  private readonly buffer: ReplayBuffer;
+  private readonly solver: DpmSolverPlusPlus;
+
+  constructor(
+    ctx: MethodContext,
+    private readonly s: DroSettings,
+  ) {
+    super(ctx);
+    const ds = ctx.data.images;
+    if (!ds) throw new TrainingInputError('DRO needs an expert image set');
+    validateImageDataset(ds, ctx.ref.config);
+    this.ds = ds;
+    this.datasetSize = ds.examples.length;
+    this.imagesPerStep = 2 * s.batchSize;
+    this.policy = ctx.ref.clone(false);
+    const condLen = ctx.tokenizer.config.maxLength;
+    const condDim = ctx.text.config.hidden_size;
+    this.buffer = new ReplayBuffer(s.bufferSize, {
+      latent: [ds.height, ds.width, ds.channels],
+      cond: [condLen, condDim],
+    });
+    this.solver = new DpmSolverPlusPlus(ctx.schedule);
+  }
+
+  /** Samples `bufferBatchSize` new trajectories from the policy on perturbed per-sample grids. */
+  override async beforeStep(stepNo: number, { rngs, order }: StepInputs): Promise<void> {
+    const s = this.s;
+    if ((stepNo - 1) % s.bufferSampleSteps !== 0) return;
+    const idx = order.take(s.bufferBatchSize);
+    const picks = idx.map((i) => this.ds.examples[i]!);
+    const prompts = dropPrompts(
+      picks.map((p) => p.prompt),
+      s.promptDropout,
+      rngs.data,
+    );
+    const x0s = picks.map((p) => this.flipMaybe(p.image, rngs.data, this.ds));
+    const cond = encodePrompts(this.ctx, prompts);
+    const uncond =
+      s.bufferGuidanceScale === 1
+        ? undefined
+        : encodePrompts(
+            this.ctx,
+            prompts.map(() => ''),
+          );
+    const xT = rngs.buffer.normalTensor([
+      s.bufferBatchSize,
+      this.ds.height,
+      this.ds.width,
+      this.ds.channels,
+    ]) as tf.Tensor4D;
+    const { grids } = perturbedTimesteps(s.samplerSteps, s.bufferBatchSize, rngs.buffer);
+    const policy = this.policy;
+    const result = await runSampler(this.solver, {
+      model: (x, t, c: tf.Tensor3D) => policy.predict(x, t, c),
+      xT,
+      grids,
+      cond,
+      uncond,
+      guidanceScale: s.bufferGuidanceScale,
+    });
+    try {
+      const perSample = await trajectoryToArrays(result);
+      const condData = cond.dataSync() as Float32Array;
+      const condSize = condData.length / s.bufferBatchSize;
+      const trajectories: Trajectory[] = perSample.map((tr, b) => ({
+        exampleIndex: idx[b]!,
+        cond: condData.slice(b * condSize, (b + 1) * condSize),
+        x0: x0s[b]!,
+        steps: tr.timesteps.map((t, i) => ({ t, xt: tr.latents[i]!, eps: tr.eps[i]! })),
+      }));
+      this.buffer.push(trajectories);
+    } finally {
+      disposeSampleResult(result);
+      tf.dispose([xT, cond, ...(uncond ? [uncond] : [])]);
+    }
+  }
+
+  prepare({ rngs }: StepInputs): PreparedBatch {
+    const batch = this.buffer.sample(this.s.batchSize, rngs.data);
+    try {
+      return tf.tidy(() => {
+        // Expert branch: fresh noise at the policy step's timestep.
+        const epsExpert = rngs.noise.normalTensor(batch.x0.shape) as tf.Tensor4D;
+        const xtExpert = this.ctx.schedule.addNoise(batch.x0, epsExpert, batch.t);
+        const x = tf.concat([xtExpert, batch.xt]) as tf.Tensor4D;
+        const target = tf.concat([epsExpert, batch.eps]) as tf.Tensor4D;
+        const t = [...batch.t, ...batch.t];
+        const cond = tf.concat([batch.cond, batch.cond]) as tf.Tensor3D;
+        const predRef = this.ctx.ref.predict(x, t, cond);
+        return { x, t, cond, target, predRef };
+      });
+    } finally {
+      tf.dispose([batch.cond, batch.x0, batch.xt, batch.eps]);
+    }
+  }
+
+  loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
+    const r = droLoss({
+      predPhi: phi.predict(b.x, b.t, b.cond),
+      predRef: b.predRef!,
+      target: b.target,
+      margin: this.s.margin,
+    });
+    const terms = keepMeans({
+      diff: r.diff,
+      expert: r.le,
+      policy: r.lp,
+      expert0: r.le0,
+      policy0: r.lp0,
+      expertDiff: tf.sub(r.le, r.le0),
+      policyDiff: tf.sub(r.lp, r.lp0),
+    });
+    return { loss: r.loss, terms };
+  }
+
+  override afterStep(stepNo: number, phi: UNet2DConditionModel): void {
+    if (stepNo % this.s.bufferUpdateSteps !== 0) return;
+    const weights = phi.params.getWeights();
+    this.policy.params.setWeights(weights);
+    tf.dispose([...weights.values()]);
+  }
+
+  override extraMetrics(): Record<string, number> {
+    return { bufferSize: this.buffer.size };
+  }
+
+  override saveGroups(): Array<[string, Map<string, TensorToWrite>]> {
+    const policy = new Map<string, TensorToWrite>();
+    for (const name of this.policy.params.names) {
+      const v = this.policy.params.get(name);
+      policy.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    }
+    const [h, w, c] = this.buffer.shapes.latent;
+    const buffer = new Map<string, TensorToWrite>();
+    this.buffer.trajectories.forEach((tr, i) => {
+      const n = tr.steps.length;
+      const size = h * w * c;
+      const xt = new Float32Array(n * size);
+      const eps = new Float32Array(n * size);
+      tr.steps.forEach((st, k) => {
+        xt.set(st.xt, k * size);
+        eps.set(st.eps, k * size);
+      });
+      buffer.set(`${i}/x0`, { shape: [h, w, c], data: tr.x0 });
+      buffer.set(`${i}/cond`, { shape: [...this.buffer.shapes.cond], data: tr.cond });
+      buffer.set(`${i}/xt`, { shape: [n, h, w, c], data: xt });
+      buffer.set(`${i}/eps`, { shape: [n, h, w, c], data: eps });
+    });
+    return [
+      ['policy', policy],
+      ['buffer', buffer],
+    ];
+  }
+
+  override saveState(): unknown {
+    return {
+      trajectories: this.buffer.trajectories.map((tr) => ({
+        exampleIndex: tr.exampleIndex,
+        t: tr.steps.map((s) => s.t),
+      })),
+    };
+  }
+
+  override loadState(state: unknown, groups: Map<string, Map<string, TensorToWrite>>, source: string): void {
+    const policy = groups.get('policy');
+    if (!policy) throw new TrainingInputError(`${source} lacks the DRO policy weights`);
+    const weights = new Map<string, tf.Tensor>();
+    try {
+      for (const name of this.policy.params.names) {
+        const t = policy.get(name);
+        if (!t) throw new TrainingInputError(`${source}: policy tensor '${name}' is missing`);
+        weights.set(name, tf.tensor(t.data, t.shape, 'float32'));
+      }
+      this.policy.params.setWeights(weights);
+    } finally {
+      tf.dispose([...weights.values()]);
+    }
+    const buffer = groups.get('buffer') ?? new Map<string, TensorToWrite>();
+    const saved = (state as { trajectories: Array<{ exampleIndex: number; t: number[] }> }).trajectories;
+    this.buffer.clear();
+    this.buffer.push(
+      saved.map((meta, i) => {
+        const get = (k: string) => {
+          const t = buffer.get(`${i}/${k}`);
+          if (!t) throw new TrainingInputError(`${source}: replay buffer tensor '${i}/${k}' is missing`);
+          return t.data;
+        };
+        const xt = get('xt');
+        const eps = get('eps');
+        const size = xt.length / meta.t.length;
+        return {
+          exampleIndex: meta.exampleIndex,
+          x0: get('x0'),
+          cond: get('cond'),
+          steps: meta.t.map((t, k) => ({
+            t,
+            xt: xt.slice(k * size, (k + 1) * size),
+            eps: eps.slice(k * size, (k + 1) * size),
+          })),
+        };
+      }),
+    );
+  }
+
+  override dispose(): void {
+    this.policy.dispose();
+    this.buffer.clear();
+  }
+}
+
+type DpoSettings = Extract<TrainingSettings, { method: 'dpo' }>;
+
+/** Diffusion-DPO on preference pairs: shared noise and t for winner and loser. */
+class DpoMethod extends BaseMethod implements TrainingMethod {
+  readonly datasetSize: number;
+  readonly imagesPerStep: number;
+  private readonly ds: PreferenceDataset;
+
+  constructor(
+    ctx: MethodContext,
+    private readonly s: DpoSettings,
+  ) {
+    super(ctx);
+    const ds = ctx.data.pairs;
+    if (!ds) throw new TrainingInputError('DPO needs a preference set');
+    validatePreferenceDataset(ds, ctx.ref.config);
+    this.ds = ds;
+    this.datasetSize = ds.pairs.length;
+    this.imagesPerStep = 2 * s.batchSize;
+  }
+
+  prepare({ rngs, order }: StepInputs): PreparedBatch {
+    const s = this.s;
+    const picks = order.take(s.batchSize).map((i) => this.ds.pairs[i]!);
+    const prompts = dropPrompts(
+      picks.map((p) => p.prompt),
+      s.promptDropout,
+      rngs.data,
+    );
+    const flips = picks.map(() => s.randomFlip && rngs.data.uniform() < 0.5);
+    const orient = (img: Float32Array, i: number) => (flips[i] ? flipHorizontal(img, this.ds) : img);
+    const t = this.ctx.schedule.sampleTimesteps(s.batchSize, rngs.noise);
+    const cond1 = encodePrompts(this.ctx, prompts);
+    try {
+      return tf.tidy(() => {
+        const w = stack(
+          picks.map((p, i) => orient(p.winner, i)),
+          this.ds,
+        );
+        const l = stack(
+          picks.map((p, i) => orient(p.loser, i)),
+          this.ds,
+        );
+        const eps = rngs.noise.normalTensor(w.shape) as tf.Tensor4D;
+        const x = tf.concat([
+          this.ctx.schedule.addNoise(w, eps, t),
+          this.ctx.schedule.addNoise(l, eps, t),
+        ]) as tf.Tensor4D;
+        const target = tf.concat([eps, eps]) as tf.Tensor4D;
+        const cond = tf.concat([cond1, cond1]) as tf.Tensor3D;
+        const tt = [...t, ...t];
+        return { x, t: tt, cond, target, predRef: this.ctx.ref.predict(x, tt, cond) };
+      });
+    } finally {
+      cond1.dispose();
+    }
+  }
+
+  loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
+    const r = dpoLoss({
+      pred: phi.predict(b.x, b.t, b.cond),
+      predRef: b.predRef!,
+      target: b.target,
+      beta: this.s.beta,
+    });
+    return { loss: r.loss, terms: keepMeans({ logits: r.logits, implicitAccuracy: r.implicitAccuracy }) };
+  }
+}
+
+export function createMethod(ctx: MethodContext): TrainingMethod {
+  const s = ctx.settings;
+  switch (s.method) {
+    case 'sft':
+      return new SftMethod(ctx);
+    case 'dro':
+      return new DroMethod(ctx, s);
+    case 'dpo':
+      return new DpoMethod(ctx, s);
+  }
+}

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../engine/backend';
+import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
+import { DEFAULT_SPECIAL_TOKENS, WordTokenizer } from '../../engine/models/tokenizer';
+import { UNet2DConditionModel } from '../../engine/models/unet';
+import { TINY_UNET } from '../../engine/models/unet-config';
+import { Rng } from '../../engine/rng';
+import type { ImageDataset } from '../../engine/training/datasets';
+import { NonFiniteTrainingError, TrainingInputError } from '../../engine/training/errors';
+import { Trainer, type TrainerInit, type TrainingSettings } from '../../engine/training/trainer';
+
+const words = ['a', 'red', 'blue', 'circle', 'square'];
+let unet: UNet2DConditionModel;
+let text: CLIPTextModel;
+let tokenizer: WordTokenizer;
+
+function dataset(n: number, seed = 1): ImageDataset {
+  const rng = new Rng(seed);
+  const prompts = ['a red circle', 'a blue square', 'a red square', 'a blue circle'];
+  return {
+    height: 8,
+    width: 8,
+    channels: 4,
+    examples: Array.from({ length: n }, (_, i) => ({
+      prompt: prompts[i % prompts.length]!,
+      image: rng.fillUniform(new Float32Array(8 * 8 * 4), -1, 1),
+    })),
+  };
+}
+
+const common = {
+  seed: 5,
+  learningRate: 1e-3,
+  weightDecay: 0.01,
+  batchSize: 2,
+  gradientAccumulation: 2,
+  maxGradNorm: 1,
+  promptDropout: 0.2,
+  randomFlip: true,
+  emaDecay: 0.999,
+};
+
+const droSettings: TrainingSettings = {
+  ...common,
+  method: 'dro',
+  steps: 8,
+  checkpointEvery: 4,
+  margin: 1e-3,
+  bufferSize: 4,
+  bufferBatchSize: 2,
+  bufferSampleSteps: 2,
+  bufferUpdateSteps: 4,
+  samplerSteps: 4,
+  bufferGuidanceScale: 1,
+};
+
+function init(settings: TrainingSettings, data: TrainerInit['data'] = { images: dataset(6) }): TrainerInit {
+  return { settings, unet, text, tokenizer, data };
+}
+
+function weightsOf(trainer: Trainer): Float32Array[] {
+  return trainer.phi.params.variables().map((v) => v.dataSync() as Float32Array);
+}
+
+function emaOf(trainer: Trainer): Float32Array[] {
+  const w = trainer.emaWeights();
+  const out = [...w.values()].map((t) => t.dataSync() as Float32Array);
+  tf.dispose([...w.values()]);
+  return out;
+}
+
+before(async () => {
+  await initBackend('wasm');
+  tokenizer = new WordTokenizer({ words, maxLength: 6, ...DEFAULT_SPECIAL_TOKENS });
+  text = CLIPTextModel.create(
+    demoTextEncoderConfig(tokenizer.vocabSize, 6, TINY_UNET.cross_attention_dim),
+    new Rng(2),
+    false,
+  );
+  unet = UNet2DConditionModel.create(TINY_UNET, new Rng(3), false);
+});
+
+after(() => {
+  unet.dispose();
+  text.dispose();
+});
+
+describe('trainer', () => {
+  test('SFT logs one row per optimizer update and changes the weights', async () => {
+    const trainer = Trainer.create(init({ ...common, method: 'sft', steps: 4, checkpointEvery: 4 }));
+    const before = weightsOf(trainer);
+    await trainer.run(4);
+    assert.equal(trainer.history.length, 2);
+    assert.ok(trainer.history.every((r) => Number.isFinite(r.loss) && r.loss > 0));
+    assert.notDeepEqual(weightsOf(trainer), before);
+    trainer.dispose();
+  });
+
+  test('DRO fills the replay buffer, logs every reference term, and refreshes the policy', async () => {
+    const trainer = Trainer.create(init(droSettings));
+    await trainer.run(4);
+    const row = trainer.history.at(-1)!;
+    for (const key of [
+      'loss',
+      'diff',
+      'expert',
+      'policy',
+      'expert0',
+      'policy0',
+      'expertDiff',
+      'policyDiff',
+      'lr',
+      'bufferSize',
+    ]) {
+      assert.ok(Number.isFinite(row[key]), `${key} missing from ${JSON.stringify(row)}`);
+    }
+    // Refills at micro-steps 1 and 3, two trajectories each.
+    assert.equal(row.bufferSize, 4);
+    // Before any update phi equals ref, so the expert and policy terms cancel: diff = 0.
+    assert.ok(Math.abs(trainer.history[0]!.expertDiff!) < 1e-6);
+    trainer.dispose();
+  });
+
+  test('a run resumed from a checkpoint ends bit-identical to an uninterrupted one', async () => {
+    const full = Trainer.create(init(droSettings));
+    let saved: Uint8Array | undefined;
+    await full.run(8, {
+      onCheckpoint: (bytes, step) => {
+        if (step === 4) saved = bytes;
+      },
+    });
+    assert.ok(saved, 'no checkpoint at step 4');
+    const resumed = Trainer.restore(init(droSettings), saved);
+    assert.equal(resumed.step, 4);
+    await resumed.run(8);
+    assert.deepEqual(weightsOf(resumed), weightsOf(full));
+    assert.deepEqual(emaOf(resumed), emaOf(full));
+    assert.deepEqual(resumed.history, full.history);
+    full.dispose();
+    resumed.dispose();
+  });
+
+  test('a checkpoint does not restore into other settings', async () => {
+    const trainer = Trainer.create(init({ ...common, method: 'sft', steps: 2, checkpointEvery: 2 }));
+    await trainer.run(2);
+    const bytes = trainer.checkpoint();
+    trainer.dispose();
+    assert.throws(
+      () => Trainer.restore(init({ ...common, method: 'sft', steps: 2, checkpointEvery: 2, seed: 6 }), bytes),
+      TrainingInputError,
+    );
+  });
+
+  test('a non-finite loss stops training with the step named', async () => {
+    const trainer = Trainer.create(
+      init({ ...common, method: 'sft', steps: 40, checkpointEvery: 2, learningRate: 1e30, weightDecay: 0 }),
+    );
+    await assert.rejects(
+      trainer.run(40),
+      (err: unknown) => err instanceof NonFiniteTrainingError && /micro-step \d+/.test(err.message),
+    );
+    trainer.dispose();
+  });
+
+  test('bad training data is refused with the example named', () => {
+    assert.throws(
+      () =>
+        Trainer.create(
+          init({ ...common, method: 'sft', steps: 2, checkpointEvery: 2 }, { images: { ...dataset(0) } }),
+        ),
+      /is empty/,
+    );
+    const wrong = dataset(3);
+    wrong.examples[1]!.image = new Float32Array(10);
+    assert.throws(
+      () =>
+        Trainer.create(init({ ...common, method: 'sft', steps: 2, checkpointEvery: 2 }, { images: wrong })),
+      /example 1 .*wrong image size/,
+    );
+  });
+});
