@@ -334,11 +334,10 @@ function wrongCaption(meta: PromptMetadata, rng: Prng): string {
       const replacement = rng.choice(SHAPE_CLASSES.filter((c) => c !== a.class && c !== b));
       return `a photo of ${withArticle(a.class)} and ${withArticle(replacement)}`;
     }
-    case 'counting':
-      return `a photo of ${numberWord(other(rng, [1, 2, 3, 4, 5], a.count))} ${plural(a.class)}`.replace(
-        /^a photo of one (\w+)s$/,
-        'a photo of one $1',
-      );
+    case 'counting': {
+      const n = other(rng, [1, 2, 3, 4, 5], a.count);
+      return `a photo of ${numberWord(n)} ${n === 1 ? a.class : plural(a.class)}`;
+    }
     case 'colors':
       return `a photo of ${withArticle(other(rng, COLOR_NAMES, a.color ?? 'red'))} ${a.class}`;
     case 'position': {
