@@ -93,7 +93,7 @@ describe('trainer', () => {
     const before = weightsOf(trainer);
     await trainer.run(4);
     assert.equal(trainer.history.length, 2);
-    assert.ok(trainer.history.every((r) => Number.isFinite(r.loss) && r.loss > 0));
+    assert.ok(trainer.history.every((r) => Number.isFinite(r.loss) && (r.loss ?? 0) > 0));
     assert.notDeepEqual(weightsOf(trainer), before);
     trainer.dispose();
   });

@@ -1,0 +1,5 @@
+export { conv2d, conv2dDown } from './conv2d';
+export { linear, matmul2d, batchMatmul } from './linear';
+export { embeddingLookup, embeddingGather } from './embedding';
+export { upsampleNearest2x } from './upsample';
+export { groupNorm, layerNorm } from './norm';
