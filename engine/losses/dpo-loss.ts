@@ -36,7 +36,8 @@ export function dpoLoss({ pred, predRef, target, beta }: DpoLossInputs): DpoLoss
     const [lw, ll] = tf.split(perSampleMse(pred, target), 2);
     const [rw, rl] = tf.split(perSampleMse(predRef, target), 2);
     const logits = tf.sub(tf.sub(rw!, rl!), tf.sub(lw!, ll!)) as tf.Tensor1D;
-    const loss = tf.neg(tf.mean(tf.logSigmoid(tf.mul(logits, 0.5 * beta)))) as tf.Scalar;
+    // -logsigmoid(z) = softplus(-z); logSigmoid's gradient fails on the wasm backend.
+    const loss = tf.mean(tf.softplus(tf.mul(logits, -0.5 * beta))) as tf.Scalar;
     const implicitAccuracy = tf.mean(tf.cast(tf.greater(logits, 0), 'float32')) as tf.Scalar;
     return { loss, logits, implicitAccuracy };
   });

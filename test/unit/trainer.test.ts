@@ -181,3 +181,28 @@ describe('trainer', () => {
     );
   });
 });
+
+describe('DPO training', () => {
+  test('runs on the wasm backend and logs implicit accuracy', async () => {
+    const ds = dataset(8, 9);
+    const pairs = {
+      height: 8,
+      width: 8,
+      channels: 4,
+      pairs: [0, 2, 4, 6].map((i) => ({
+        prompt: ds.examples[i]!.prompt,
+        winner: ds.examples[i]!.image,
+        loser: ds.examples[i + 1]!.image,
+      })),
+    };
+    const trainer = Trainer.create(
+      init({ ...common, method: 'dpo', steps: 4, checkpointEvery: 4, beta: 2500 }, { pairs }),
+    );
+    await trainer.run(4);
+    const row = trainer.history.at(-1)!;
+    assert.ok(Number.isFinite(row.loss) && Number.isFinite(row.implicitAccuracy), JSON.stringify(row));
+    // Before the first update the model equals its reference: every logit is 0 and the loss is log 2.
+    assert.ok(Math.abs(trainer.history[0]!.loss! - Math.log(2)) < 1e-4);
+    trainer.dispose();
+  });
+});
