@@ -27,7 +27,11 @@ export default tseslint.config(
         'error',
         {
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['describe', 'test', 'it', 'before', 'after', 'beforeEach', 'afterEach', 'suite'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'test', 'it', 'before', 'after', 'beforeEach', 'afterEach', 'suite'],
+            },
           ],
         },
       ],
@@ -42,8 +46,14 @@ export default tseslint.config(
         {
           paths: nodeBuiltins,
           patterns: [
-            { group: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity'], message: 'workflows may only use @temporalio/workflow' },
-            { group: ['**/storage/**', '**/engine/**', '**/infra/**', 'pino'], message: 'workflows must not do I/O or compute' },
+            {
+              group: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity'],
+              message: 'workflows may only use @temporalio/workflow',
+            },
+            {
+              group: ['**/storage/**', '**/engine/**', '**/infra/**', 'pino'],
+              message: 'workflows must not do I/O or compute',
+            },
           ],
         },
       ],
@@ -53,7 +63,10 @@ export default tseslint.config(
     // The engine is pure compute: it never talks to Temporal.
     files: ['engine/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@temporalio/*'], message: 'engine/ must not import Temporal' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@temporalio/*'], message: 'engine/ must not import Temporal' }] },
+      ],
     },
   },
   {

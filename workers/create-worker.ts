@@ -1,0 +1,104 @@
+/**
+ * The shared worker factory. Workflows run on the I/O queue only, so that a long compute
+ * activity never delays a workflow task; the compute queue's worker runs activities alone.
+ */
+import path from 'node:path';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../config/task-queues';
+import { createActivities } from '../activities';
+import { defaultConfig, loadConfigFile } from '../config/load';
+import { logger as rootLogger, type Logger } from '../infra/logger';
+import { findRunningTemporal } from '../infra/temporal-server';
+import { openStore } from '../storage';
+import { PinoTemporalLogger, installRuntime } from './runtime';
+
+/** Task queue on which the pipeline's workflows are started and run. */
+export const WORKFLOW_TASK_QUEUE: TaskQueue = TASK_QUEUES.cpu;
+
+/** Entry point of the workflow bundle. */
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+/** Bundles the workflows once per process (webpack + swc, a few seconds); every worker shares it. */
+export function workflowBundle(log: Logger = rootLogger()): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: new PinoTemporalLogger(log.child({ component: 'workflow-bundler' }), { infoAsDebug: true }),
+  }).catch((err: unknown) => {
+    bundle = undefined;
+    throw err;
+  });
+  return bundle;
+}
+
+export interface CreateWorkerOptions {
+  /** Connection to the cluster; connect with {@link connectWorker}. */
+  connection: NativeConnection;
+  /** Default: `default`. */
+  namespace?: string;
+  taskQueue: TaskQueue;
+  /** Activity functions, usually `createActivities(deps)`. */
+  activities: object;
+  /** Whether this worker also runs workflow tasks. Default: whether `taskQueue` is the workflow queue. */
+  runsWorkflows?: boolean;
+  /** Activities run at once. Default: 1 on the compute queue (one model in memory), 8 elsewhere. */
+  maxConcurrentActivityTaskExecutions?: number;
+  /** How long running activities get to finish on shutdown. Default: 10 s. */
+  shutdownGraceTime?: string;
+  logger?: Logger;
+}
+
+/** Connects a worker to `address` (installs the Runtime first, as the SDK requires). */
+export async function connectWorker(address: string): Promise<NativeConnection> {
+  installRuntime();
+  return NativeConnection.connect({ address });
+}
+
+export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
+  installRuntime();
+  const runsWorkflows = options.runsWorkflows ?? options.taskQueue === WORKFLOW_TASK_QUEUE;
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? DEFAULT_NAMESPACE,
+    taskQueue: options.taskQueue,
+    activities: options.activities,
+    ...(runsWorkflows ? { workflowBundle: await workflowBundle(options.logger) } : {}),
+    maxConcurrentActivityTaskExecutions:
+      options.maxConcurrentActivityTaskExecutions ?? (options.taskQueue === TASK_QUEUES.gpu ? 1 : 8),
+    shutdownGraceTime: options.shutdownGraceTime ?? '10 seconds',
+  });
+}
+
+/**
+ * Runs one task queue's worker until SIGINT/SIGTERM: the body of `workers/gpu.ts` and
+ * `workers/cpu.ts`. Joins TEMPORAL_ADDRESS or a running `dro server`; the run config comes from
+ * the file named by DRO_CONFIG (default: the embedded defaults).
+ */
+export async function runStandaloneWorker(taskQueue: TaskQueue): Promise<void> {
+  const log = rootLogger().child({ taskQueue });
+  const config = process.env.DRO_CONFIG ? loadConfigFile(process.env.DRO_CONFIG) : defaultConfig();
+  const { address, namespace } = findRunningTemporal({
+    ...process.env,
+    TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || config.temporal.address,
+    TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE || config.temporal.namespace,
+  });
+  installRuntime({ logger: log });
+  const connection = await connectWorker(address);
+  try {
+    const worker = await createWorker({
+      connection,
+      namespace,
+      taskQueue,
+      activities: createActivities({ store: openStore(config.storage), logger: log }),
+      maxConcurrentActivityTaskExecutions:
+        taskQueue === TASK_QUEUES.gpu ? config.workers.gpuConcurrency : config.workers.cpuConcurrency,
+      logger: log,
+    });
+    log.info({ address, namespace }, 'worker started');
+    await worker.run();
+    log.info('worker stopped');
+  } finally {
+    await connection.close();
+  }
+}
