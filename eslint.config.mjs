@@ -52,7 +52,8 @@ export default tseslint.config(
             },
             {
               group: ['**/storage/**', '**/engine/**', '**/infra/**', 'pino'],
-              message: 'workflows must not do I/O or compute',
+              message: 'workflows must not do I/O or compute (type imports are fine)',
+              allowTypeImports: true,
             },
           ],
         },
