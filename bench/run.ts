@@ -13,6 +13,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describeBackends, initBackend, type BackendName } from '../engine/backend';
 import { unetForwardFlops } from '../engine/models/flops';
+import { setGradientMode, type GradientMode } from '../engine/ops';
 import { UNet2DConditionModel } from '../engine/models/unet';
 import { UNET_CONFIGS, type UNetConfigName } from '../engine/models/unet-config';
 import { Rng } from '../engine/rng';
@@ -22,6 +23,8 @@ import { inferenceTimesteps, sharedGrid } from '../engine/schedulers/timesteps';
 
 interface Row {
   backend: BackendName;
+  /** 'custom': the engine's fast gradients; 'autodiff': plain TF.js ops (the plain cpu backend baseline). */
+  gradients: GradientMode;
   config: UNetConfigName;
   batch: number;
   size: number;
@@ -60,7 +63,15 @@ async function timeIt(fn: () => Promise<void> | void, budgetMs: number, maxReps:
   return times[Math.floor(times.length / 2)]!;
 }
 
-async function benchOne(backend: BackendName, name: 'tiny' | 'demo', quick: boolean): Promise<Row> {
+async function benchOne(
+  backend: BackendName,
+  name: 'tiny' | 'demo',
+  quick: boolean,
+  gradients: GradientMode = 'custom',
+): Promise<Row> {
+  setGradientMode(gradients);
+  // The autodiff baseline is slow (naive convolution gradients): time one step of each kind only.
+  const baseline = gradients === 'autodiff';
   const config = UNET_CONFIGS[name];
   const batch = BATCH[name];
   const size = config.sample_size;
@@ -78,8 +89,8 @@ async function benchOne(backend: BackendName, name: 'tiny' | 'demo', quick: bool
   const t2 = [...t, ...t];
   const vars = phi.params.variables();
   const optimizer = tf.train.adam(1e-4);
-  const budget = quick ? 800 : 3000;
-  const reps = quick ? 3 : 10;
+  const budget = quick || baseline ? 800 : 3000;
+  const reps = baseline ? 1 : quick ? 3 : 10;
 
   const forwardMs = await timeIt(
     () => {
@@ -103,26 +114,28 @@ async function benchOne(backend: BackendName, name: 'tiny' | 'demo', quick: bool
     budget,
     reps,
   );
-  const droStepMs = await timeIt(
-    () => {
-      const perSample = (p: tf.Tensor) => tf.mean(tf.squaredDifference(p, target2), [1, 2, 3]);
-      const refLoss = tf.tidy(() => perSample(ref.predict(x2, t2, ctx2)));
-      const loss = optimizer.minimize(
+  const droStepMs = baseline
+    ? NaN
+    : await timeIt(
         () => {
-          const [le, lp] = tf.split(tf.sub(perSample(phi.predict(x2, t2, ctx2)), refLoss), 2);
-          return tf.mean(tf.relu(tf.add(tf.sub(le!, lp!), 1e-3))) as tf.Scalar;
+          const perSample = (p: tf.Tensor) => tf.mean(tf.squaredDifference(p, target2), [1, 2, 3]);
+          const refLoss = tf.tidy(() => perSample(ref.predict(x2, t2, ctx2)));
+          const loss = optimizer.minimize(
+            () => {
+              const [le, lp] = tf.split(tf.sub(perSample(phi.predict(x2, t2, ctx2)), refLoss), 2);
+              return tf.mean(tf.relu(tf.add(tf.sub(le!, lp!), 1e-3))) as tf.Scalar;
+            },
+            true,
+            vars,
+          )!;
+          loss.dataSync();
+          tf.dispose([loss, refLoss]);
         },
-        true,
-        vars,
-      )!;
-      loss.dataSync();
-      tf.dispose([loss, refLoss]);
-    },
-    budget,
-    reps,
-  );
+        budget,
+        reps,
+      );
   let sample20Ms: number | null = null;
-  if (!(backend === 'cpu' && quick)) {
+  if (!(backend === 'cpu' && quick) && !baseline) {
     const solver = new DpmSolverPlusPlus();
     const grid = inferenceTimesteps(20, {
       numTrainTimesteps: 1000,
@@ -154,6 +167,7 @@ async function benchOne(backend: BackendName, name: 'tiny' | 'demo', quick: bool
   });
   const row: Row = {
     backend,
+    gradients,
     config: name,
     batch,
     size,
@@ -171,6 +185,7 @@ async function benchOne(backend: BackendName, name: 'tiny' | 'demo', quick: bool
     droGflops: (8 * fwdFlops) / droStepMs / 1e6,
   };
   tf.dispose([x, target, ctx, x2, target2, ctx2]);
+  setGradientMode('custom');
   optimizer.dispose();
   phi.dispose();
   ref.dispose();
@@ -191,16 +206,24 @@ async function run(): Promise<void> {
   ).filter((b): b is BackendName => available.includes(b as BackendName));
   const configs = (argValue('configs')?.split(',') ?? ['tiny', 'demo']) as ('tiny' | 'demo')[];
   const rows: Row[] = [];
+  const plan: Array<[BackendName, 'tiny' | 'demo', GradientMode]> = [];
   for (const backend of backends) {
-    await initBackend(backend);
     for (const name of configs) {
       if (!(name in BATCH)) throw new Error(`--configs: unknown or unsupported config '${name}'`);
       if (backend === 'cpu' && name === 'demo' && quick) continue;
-      const row = await benchOne(backend, name, quick);
+      plan.push([backend, name, 'custom']);
+    }
+  }
+  if (backends.includes('cpu') && !process.argv.includes('--no-baseline'))
+    plan.push(['cpu', 'tiny', 'autodiff']);
+  for (const [backend, name, gradients] of plan) {
+    await initBackend(backend, { reselect: true });
+    {
+      const row = await benchOne(backend, name, quick, gradients);
       rows.push(row);
       console.log(
         [
-          row.backend.padEnd(8),
+          `${row.backend}${row.gradients === 'autodiff' ? '/autodiff' : ''}`.padEnd(14),
           `${row.config} B${row.batch} ${row.size}px`.padEnd(16),
           `fwd ${fmt(row.forwardMs)} ms`.padEnd(16),
           `sft ${fmt(row.sftStepMs)} ms (${fmt(row.trainOverForward, 2)}x)`.padEnd(26),
@@ -212,6 +235,19 @@ async function run(): Promise<void> {
       );
     }
   }
+  const speedups = rows
+    .filter((r) => r.gradients === 'autodiff')
+    .flatMap((base) => {
+      const fast = rows.find(
+        (r) => r.backend === 'wasm' && r.gradients === 'custom' && r.config === base.config,
+      );
+      return fast ? [{ config: base.config, trainingStepSpeedup: base.sftStepMs / fast.sftStepMs }] : [];
+    });
+  for (const s of speedups) {
+    console.log(
+      `training step, ${s.config}: wasm with custom gradients is ${s.trainingStepSpeedup.toFixed(0)}x faster than the plain cpu backend`,
+    );
+  }
   const out = path.join(__dirname, 'results', 'latest.json');
   mkdirSync(path.dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
@@ -222,6 +258,7 @@ async function run(): Promise<void> {
     contextLength: CONTEXT_LENGTH,
     note: 'median of repetitions after one warm-up; machine load inflates times',
     rows,
+    speedups,
   };
   writeFileSync(tmp, JSON.stringify(report, null, 2) + '\n');
   renameSync(tmp, out);

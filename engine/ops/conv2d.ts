@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Autodiff needs the gradient registry, which tfjs-core does not load by default.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { gradientMode } from './gradient-mode';
 import { matmul2d } from './linear';
 
 type Grad = tf.GradSaveFunc;
@@ -80,7 +81,9 @@ export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, bias?: tf.Tensor1D): tf.T
   if (kh !== kw || kh % 2 !== 1) throw new Error(`conv2d: kernel must be odd and square, got ${kh}x${kw}`);
   return tf.tidy(() => {
     let y: tf.Tensor4D;
-    if (kh === 1) {
+    if (gradientMode() === 'autodiff') {
+      y = tf.conv2d(x, w, 1, 'same');
+    } else if (kh === 1) {
       const [n, h, wd] = x.shape;
       y = tf.reshape(matmul2d(tf.reshape(x, [n * h * wd, ci]), tf.reshape(w, [ci, co])), [n, h, wd, co]);
     } else {
@@ -135,7 +138,20 @@ export function conv2dDown(x: tf.Tensor4D, w: tf.Tensor4D, bias?: tf.Tensor1D): 
     throw new Error(`conv2dDown: kernel must be 3x3, got ${w.shape[0]}x${w.shape[1]}`);
   }
   return tf.tidy(() => {
-    const y = conv2dDownOp(x, w) as tf.Tensor4D;
+    const y =
+      gradientMode() === 'autodiff'
+        ? tf.conv2d(
+            tf.pad(x, [
+              [0, 0],
+              [1, 1],
+              [1, 1],
+              [0, 0],
+            ]),
+            w,
+            2,
+            'valid',
+          )
+        : (conv2dDownOp(x, w) as tf.Tensor4D);
     return bias ? tf.add(y, bias) : y;
   });
 }

@@ -3,3 +3,4 @@ export { linear, matmul2d, batchMatmul } from './linear';
 export { embeddingLookup, embeddingGather } from './embedding';
 export { upsampleNearest2x } from './upsample';
 export { groupNorm, layerNorm } from './norm';
+export { setGradientMode, gradientMode, type GradientMode } from './gradient-mode';

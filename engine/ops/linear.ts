@@ -7,6 +7,7 @@
  * wrongly shaped weight gradient.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gradientMode } from './gradient-mode';
 // Autodiff needs the gradient registry, which tfjs-core does not load by default.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
@@ -30,7 +31,7 @@ export function matmul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[0]) {
     throw new Error(`matmul2d: cannot multiply [${a.shape.join(', ')}] by [${b.shape.join(', ')}]`);
   }
-  return matmul2dOp(a, b) as tf.Tensor2D;
+  return gradientMode() === 'autodiff' ? tf.matMul(a, b) : (matmul2dOp(a, b) as tf.Tensor2D);
 }
 
 // Unlike 2-D products, batched products run on a plain loop kernel in the wasm backend (no XNNPACK),
