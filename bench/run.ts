@@ -214,8 +214,9 @@ async function run(): Promise<void> {
       plan.push([backend, name, 'custom']);
     }
   }
-  if (backends.includes('cpu') && !process.argv.includes('--no-baseline'))
-    plan.push(['cpu', 'tiny', 'autodiff']);
+  if (backends.includes('cpu') && !process.argv.includes('--no-baseline')) {
+    for (const name of configs) if (!(quick && name === 'demo')) plan.push(['cpu', name, 'autodiff']);
+  }
   for (const [backend, name, gradients] of plan) {
     await initBackend(backend, { reselect: true });
     {
