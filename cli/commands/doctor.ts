@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/load';
+import { defaultConfig, loadConfigFile } from '../../config/load';
+import type { PipelineConfig } from '../../config/schemas';
 import { describeBackends } from '../../engine/backend';
 import { TEMPORAL_CLI, VERSITYGW } from '../../infra/binaries';
 import { cachedBinaryPath, goVersion, locateBinary, type GoBinarySpec } from '../../infra/go-binary';
@@ -68,10 +69,13 @@ function binaryCheck(
   };
 }
 
-async function temporalCheck(go: string | undefined): Promise<DoctorCheck> {
-  const address = process.env.TEMPORAL_ADDRESS;
+async function temporalCheck(
+  go: string | undefined,
+  config: PipelineConfig['temporal'],
+): Promise<DoctorCheck> {
+  const address = process.env.TEMPORAL_ADDRESS || config.address;
   if (!address) return binaryCheck('temporal', TEMPORAL_CLI, go, true);
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? config.namespace;
   try {
     await waitForTemporal(address, namespace, 5000);
     return {
@@ -109,12 +113,12 @@ async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
 
 export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
   const go = goVersion();
-  const storage: StorageConfig = configFile ? loadConfigFile(configFile).storage : { kind: 'local' };
+  const config = configFile ? loadConfigFile(configFile) : defaultConfig();
   return [
     nodeCheck(),
     backendCheck(),
-    await temporalCheck(go),
-    await storageCheck(storage),
+    await temporalCheck(go, config.temporal),
+    await storageCheck(config.storage),
     {
       name: 'go',
       ok: go !== undefined,
