@@ -1,6 +1,6 @@
 /**
  * Pretrains the built-in world's base model (UNet on noisy captions, frozen text encoder) and writes
- * it as a checkpoint the pipeline can start from. Run by hand:
+ * it as a model bundle the pipeline can start from (`model.baseCheckpoint`). Run by hand:
  *
  *   npx tsx tools/pretrain-base.ts --steps 4000 --out /tmp/base
  *
@@ -16,7 +16,7 @@ import { generateSuite } from '../engine/data/world';
 import { worldTokenizer } from '../engine/data/world-text';
 import { judgeImage, scoreGenEval } from '../engine/eval/geneval';
 import { generateImages } from '../engine/generate';
-import { writeSafetensors } from '../engine/io/safetensors';
+import { encodeModelBundle } from '../engine/io/model-bundle';
 import { CLIPTextModel, demoTextEncoderConfig } from '../engine/models/text-encoder';
 import { UNet2DConditionModel } from '../engine/models/unet';
 import { DEMO_UNET } from '../engine/models/unet-config';
@@ -102,13 +102,10 @@ async function run(): Promise<void> {
       `step ${s} geneval overall ${summary.overall.toFixed(3)} ${JSON.stringify(Object.fromEntries(Object.entries(summary.perTag).map(([k, v]) => [k, v?.accuracy.toFixed(2)])))}`,
     );
     fs.mkdirSync(out, { recursive: true });
-    const weights = evalUnet.params.getWeights('diffusers');
-    await writeSafetensors(
-      path.join(out, `unet-${s}.safetensors`),
-      new Map([...weights].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }])),
-      { dtype: 'F32', metadata: { step: String(s) } },
-    );
-    tf.dispose([...weights.values()]);
+    const file = path.join(out, `world-base-${s}.safetensors`);
+    fs.writeFileSync(`${file}.tmp`, encodeModelBundle({ unet: evalUnet, text, tokenizer }));
+    fs.renameSync(`${file}.tmp`, file);
+    console.log(`wrote ${file}`);
     evalUnet.dispose();
   }
 }
