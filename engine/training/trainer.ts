@@ -52,6 +52,17 @@ export interface TrainerInit {
 }
 
 const STREAMS = ['data', 'noise', 'buffer'] as const;
+
+/** JSON with object keys sorted, so equal settings compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
 type Stream = (typeof STREAMS)[number];
 
 export class Trainer {
@@ -109,8 +120,8 @@ export class Trainer {
   /** A run continued from a checkpoint written by `checkpoint()` with the same settings. */
   static restore(init: TrainerInit, bytes: Uint8Array, source = 'checkpoint'): Trainer {
     const contents = decodeCheckpoint(bytes, source);
-    const saved = JSON.stringify(contents.state.settings);
-    if (saved !== JSON.stringify(init.settings)) {
+    const saved = canonicalJson(contents.state.settings);
+    if (saved !== canonicalJson(init.settings)) {
       throw new TrainingInputError(`${source} was written with other settings: ${saved}`);
     }
     const trainer = Trainer.create(init);

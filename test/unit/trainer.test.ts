@@ -206,3 +206,17 @@ describe('DPO training', () => {
     trainer.dispose();
   });
 });
+
+describe('checkpoint settings', () => {
+  test('settings written in another key order still restore', async () => {
+    const settings: TrainingSettings = { ...common, method: 'sft', steps: 2, checkpointEvery: 2 };
+    const trainer = Trainer.create(init(settings));
+    await trainer.run(2);
+    const bytes = trainer.checkpoint();
+    trainer.dispose();
+    const reordered = Object.fromEntries(Object.entries(settings).reverse()) as TrainingSettings;
+    const restored = Trainer.restore(init(reordered), bytes);
+    assert.equal(restored.step, 2);
+    restored.dispose();
+  });
+});

@@ -1,0 +1,509 @@
+/**
+ * Training activities (compute queue): `trainChunk` runs SFT, Diffusion-DRO or Diffusion-DPO from
+ * the newest checkpoint to a given micro-step, writing a checkpoint artifact every
+ * `settings.checkpointEvery` micro-steps and heartbeating it; `finalizeTraining` turns the last
+ * checkpoint into the exported model (EMA UNet), a diffusers UNet file and a JSON summary.
+ *
+ * A retried attempt (worker killed, heartbeat lost) restores the checkpoint its predecessor last
+ * heartbeated, so no more than `checkpointEvery` micro-steps are redone, and because a checkpoint
+ * holds the complete training state the result is bit-identical to an uninterrupted run.
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { currentBackend, initBackend } from '../engine/backend';
+import { ImageDecodeError } from '../engine/data/image-codec';
+import { toFloat } from '../engine/data/image';
+import { PickapicFileError, PickapicRowError, readPickapicShards } from '../engine/data/pickapic';
+import { toModelSpace } from '../engine/data/pretraining-corpus';
+import { decodeImageDataset } from '../engine/io/image-dataset';
+import {
+  decodeModelBundle,
+  encodeModelBundle,
+  exportDiffusersUnet,
+  ModelBundleError,
+} from '../engine/io/model-bundle';
+import { NonFiniteTensorError, SafetensorsError } from '../engine/io/safetensors';
+import { decodeCheckpoint } from '../engine/training/checkpoint';
+import {
+  validateImageDataset,
+  validatePreferenceDataset,
+  type PreferenceDataset,
+  type PreferencePair,
+} from '../engine/training/datasets';
+import type { DiffusionModel } from '../engine/training/diffusion-model';
+import { NonFiniteTrainingError, TrainingInputError } from '../engine/training/errors';
+import { Trainer, type MetricRow, type TrainerInit } from '../engine/training/trainer';
+import type { Logger } from '../infra/logger';
+import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import type {
+  ChunkRecord,
+  FinalizeTrainingInput,
+  FinalizeTrainingResult,
+  TrainChunkHeartbeat,
+  TrainChunkInput,
+  TrainChunkResult,
+  TrainingStage,
+} from '../workflows/training-types';
+import { STAGE_METHOD } from '../workflows/training-types';
+import { activityLogger, keySegment, storeCall } from './common';
+
+export interface TrainingDeps {
+  store: ArtifactStore;
+  logger: Logger;
+  /** Longest gap between progress heartbeats and progress log lines, in seconds. Default 5. */
+  heartbeatSeconds?: number;
+}
+
+export const SUMMARY_FORMAT = 'dro-pipeline/training-summary@1';
+
+/** Where a stage's artifacts live: runs/<runId>/<stage>/. */
+export function stagePrefix(runId: string, stage: TrainingStage): string {
+  return `runs/${keySegment(runId)}/${stage}`;
+}
+
+export function checkpointKey(runId: string, stage: TrainingStage, step: number): string {
+  return `${stagePrefix(runId, stage)}/checkpoints/step-${String(step).padStart(7, '0')}.safetensors`;
+}
+
+function nonRetryable(message: string, type: string, details: unknown[] = []): ApplicationFailure {
+  return ApplicationFailure.create({ message, type, nonRetryable: true, details });
+}
+
+/** Engine errors that no retry can fix become non-retryable failures carrying their `type`. */
+function toFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
+  if (err instanceof NonFiniteTrainingError)
+    return nonRetryable(err.message, err.type, [{ step: err.step, what: err.what }]);
+  if (err instanceof TrainingInputError || err instanceof ModelBundleError)
+    return nonRetryable(err.message, err.type);
+  return err;
+}
+
+/** Runs a decode step, turning malformed-content errors into `wrap(message)`. */
+async function decoding<T>(fn: () => T | Promise<T>, wrap: (message: string) => Error): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (
+      err instanceof SafetensorsError ||
+      err instanceof NonFiniteTensorError ||
+      err instanceof PickapicFileError ||
+      err instanceof PickapicRowError ||
+      err instanceof ImageDecodeError ||
+      err instanceof SyntaxError
+    ) {
+      throw wrap(err.message);
+    }
+    throw err;
+  }
+}
+
+/** Shapes the text encoder, tokenizer and UNet must agree on; otherwise the first forward pass fails. */
+function checkModelFits(model: DiffusionModel, source: string): void {
+  const { unet, text, tokenizer } = model;
+  if (text.config.hidden_size !== unet.config.cross_attention_dim) {
+    throw new ModelBundleError(
+      `${source}: text encoder hidden_size ${text.config.hidden_size} does not match the UNet's ` +
+        `cross_attention_dim ${unet.config.cross_attention_dim}`,
+    );
+  }
+  if (tokenizer.config.maxLength > text.config.max_position_embeddings) {
+    throw new ModelBundleError(
+      `${source}: tokenizer maxLength ${tokenizer.config.maxLength} exceeds the text encoder's ` +
+        `max_position_embeddings ${text.config.max_position_embeddings}`,
+    );
+  }
+  if (tokenizer.vocabSize > text.config.vocab_size) {
+    throw new ModelBundleError(
+      `${source}: tokenizer has ${tokenizer.vocabSize} tokens, the text encoder only ${text.config.vocab_size}`,
+    );
+  }
+}
+
+/** Winner/loser pairs from a Pick-a-Pic parquet, images in model space; ties are skipped. */
+async function readPreferencePairs(bytes: Uint8Array, source: string): Promise<PreferenceDataset> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dro-pickapic-'));
+  const file = path.join(dir, 'pairs.parquet');
+  try {
+    await fsp.writeFile(file, bytes);
+    const { rows } = await readPickapicShards([file], {
+      images: 'decode',
+      onBadRow: 'fail',
+      minImageSide: 1,
+    });
+    const pairs: PreferencePair[] = [];
+    let size: { width: number; height: number } | undefined;
+    for (const row of rows) {
+      if (row.label_0 === 0.5) continue;
+      const [win, lose] = row.label_0 === 1 ? [row.image_0!, row.image_1!] : [row.image_1!, row.image_0!];
+      size ??= { width: win.width, height: win.height };
+      for (const img of [win, lose]) {
+        if (img.width !== size.width || img.height !== size.height) {
+          throw new TrainingInputError(
+            `${source} row ${row.row}: image is ${img.width}x${img.height}, the first pair's is ` +
+              `${size.width}x${size.height}; every image must have the same size`,
+          );
+        }
+      }
+      pairs.push({
+        prompt: row.caption,
+        winner: toModelSpace(toFloat(win).data),
+        loser: toModelSpace(toFloat(lose).data),
+      });
+    }
+    return { height: size?.height ?? 0, width: size?.width ?? 0, channels: 3, pairs };
+  } catch (err) {
+    if (err instanceof PickapicFileError || err instanceof PickapicRowError)
+      throw new TrainingInputError(`${source}: ${err.message.replace(file, 'parquet')}`);
+    throw err;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface CachedModel {
+  sha256: string;
+  model: DiffusionModel;
+  users: number;
+  stale: boolean;
+}
+
+/**
+ * The decoded start model and data of the last call, kept so consecutive chunks do not reload
+ * them. The start model is never trained in place (the trainer clones it), so sharing is safe.
+ */
+class InputCache {
+  private model?: CachedModel;
+  private loaded?: { key: string; data: TrainerInit['data'] };
+
+  constructor(private readonly store: ArtifactStore) {}
+
+  async acquireModel(ref: ArtifactRef): Promise<{ model: DiffusionModel; release: () => void }> {
+    let entry = this.model;
+    if (!entry || entry.sha256 !== ref.sha256) {
+      if (entry) this.retire(entry);
+      const bytes = await storeCall(() => this.store.get(ref.uri, ref.sha256));
+      const model = await decoding(
+        () => decodeModelBundle(bytes, ref.uri),
+        (m) => new ModelBundleError(m),
+      );
+      try {
+        checkModelFits(model, ref.uri);
+      } catch (err) {
+        model.unet.dispose();
+        model.text.dispose();
+        throw err;
+      }
+      entry = { sha256: ref.sha256, model, users: 0, stale: false };
+      this.model = entry;
+    }
+    const held = entry;
+    held.users++;
+    return {
+      model: held.model,
+      release: () => {
+        held.users--;
+        if (held.stale && held.users === 0) this.dispose(held);
+      },
+    };
+  }
+
+  async loadData(stage: TrainingStage, ref: ArtifactRef): Promise<TrainerInit['data']> {
+    const kind = stage === 'dpo' ? 'pairs' : 'images';
+    const key = `${kind}:${ref.sha256}`;
+    if (this.loaded?.key === key) return this.loaded.data;
+    const bytes = await storeCall(() => this.store.get(ref.uri, ref.sha256));
+    const toInput = (m: string) => new TrainingInputError(`${ref.uri}: ${m}`);
+    const data: TrainerInit['data'] =
+      kind === 'pairs'
+        ? { pairs: await decoding(() => readPreferencePairs(bytes, ref.uri), toInput) }
+        : { images: await decoding(() => decodeImageDataset(bytes, ref.uri), toInput) };
+    this.loaded = { key, data };
+    return data;
+  }
+
+  private retire(entry: CachedModel): void {
+    this.model = undefined;
+    if (entry.users === 0) this.dispose(entry);
+    else entry.stale = true;
+  }
+
+  private dispose(entry: CachedModel): void {
+    entry.model.unet.dispose();
+    entry.model.text.dispose();
+  }
+}
+
+function validateChunkInput(input: TrainChunkInput): void {
+  const s = input.settings;
+  const expected = STAGE_METHOD[input.stage];
+  if (expected === undefined) throw new TrainingInputError(`unknown training stage '${input.stage}'`);
+  if (s.method !== expected) {
+    throw new TrainingInputError(
+      `stage '${input.stage}' trains with method '${expected}', got '${s.method}'`,
+    );
+  }
+  if (!Number.isInteger(input.untilStep) || input.untilStep <= 0 || input.untilStep > s.steps) {
+    throw new TrainingInputError(`untilStep ${input.untilStep} must be an integer in [1, ${s.steps}]`);
+  }
+}
+
+/** The checkpoint a failed earlier attempt of this call heartbeated, if any. */
+function heartbeatedCheckpoint(details: unknown): { ref: ArtifactRef; step: number } | undefined {
+  const d = details as Partial<TrainChunkHeartbeat> | undefined;
+  const ref = d?.checkpoint;
+  if (!ref || typeof ref.uri !== 'string' || typeof ref.sha256 !== 'string') return undefined;
+  return { ref, step: typeof d.checkpointStep === 'number' ? d.checkpointStep : -1 };
+}
+
+export function createTrainingActivities(deps: TrainingDeps) {
+  const { store } = deps;
+  const heartbeatSeconds = deps.heartbeatSeconds ?? 5;
+  const cache = new InputCache(store);
+
+  /** Reads a checkpoint (digest-verified) and checks it was trained from these inputs. */
+  async function readCheckpoint(ref: ArtifactRef, input: TrainChunkInput): Promise<Uint8Array> {
+    const bytes = await storeCall(() => store.get(ref.uri, ref.sha256));
+    const head = await storeCall(() => store.head(ref.uri));
+    const meta = head?.metadata;
+    if (meta && meta.kind !== 'checkpoint') {
+      throw new TrainingInputError(`${ref.uri} is a '${meta.kind}' artifact, not a training checkpoint`);
+    }
+    for (const [what, want] of [
+      ['start model', input.startModel.sha256],
+      ['data', input.data.sha256],
+    ] as const) {
+      if (meta && !meta.inputs.includes(want)) {
+        throw new TrainingInputError(
+          `${ref.uri} was not trained from this ${what} (sha256 ${want}); resume with the same inputs`,
+        );
+      }
+    }
+    return bytes;
+  }
+
+  return {
+    /**
+     * Trains from the newest checkpoint (a heartbeated one from a failed attempt, else
+     * `fromCheckpoint`, else a fresh start) to `untilStep`. Cancellation stops at the next
+     * optimizer update, checkpoints there and reports the cancellation.
+     */
+    async trainChunk(input: TrainChunkInput): Promise<TrainChunkResult> {
+      const ctx = Context.current();
+      const started = performance.now();
+      // Several heartbeats per timeout, so one slow update does not make the attempt look lost.
+      const timeoutMs = ctx.info.heartbeatTimeoutMs;
+      const heartbeatMs = Math.min(heartbeatSeconds * 1000, timeoutMs ? timeoutMs / 3 : Infinity);
+      const log = activityLogger(deps.logger).child({ trainingRun: input.runId, stage: input.stage });
+      let trainer: Trainer | undefined;
+      let release: (() => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        validateChunkInput(input);
+        const fromHeartbeat = heartbeatedCheckpoint(ctx.info.heartbeatDetails);
+        // Heartbeat from the first moment (loading can take longer than the timeout on a cold
+        // worker), repeating the checkpoint an earlier attempt named so a further retry keeps it.
+        const beat: TrainChunkHeartbeat = fromHeartbeat
+          ? { step: fromHeartbeat.step, checkpoint: fromHeartbeat.ref, checkpointStep: fromHeartbeat.step }
+          : { step: 0 };
+        ctx.heartbeat(beat);
+        timer = setInterval(() => ctx.heartbeat(beat), heartbeatMs);
+        const backend = (await initBackend()).name;
+        const held = await cache.acquireModel(input.startModel);
+        release = held.release;
+        const data = await cache.loadData(input.stage, input.data);
+        const what = `${input.stage === 'dpo' ? 'preference set' : input.stage === 'dro' ? 'expert set' : 'image set'} ${input.data.uri}`;
+        if (data.pairs) validatePreferenceDataset(data.pairs, held.model.unet.config, what);
+        if (data.images) validateImageDataset(data.images, held.model.unet.config, what);
+        const init: TrainerInit = { settings: input.settings, ...held.model, data };
+
+        const resumeRef = fromHeartbeat?.ref ?? input.fromCheckpoint;
+        const restoredFrom: ChunkRecord['restoredFrom'] = fromHeartbeat
+          ? 'heartbeat'
+          : input.fromCheckpoint
+            ? 'input'
+            : 'fresh';
+        if (resumeRef) {
+          const bytes = await readCheckpoint(resumeRef, input);
+          trainer = await decoding(
+            () => Trainer.restore(init, bytes, resumeRef.uri),
+            (m) => new TrainingInputError(m),
+          );
+        } else {
+          trainer = Trainer.create(init);
+        }
+        const t = trainer;
+        const fromStep = t.step;
+        let last = resumeRef ? { ref: resumeRef, step: fromStep } : undefined;
+        Object.assign(beat, { step: fromStep, checkpoint: last?.ref, checkpointStep: last?.step });
+        ctx.heartbeat(beat);
+        log.info(
+          { fromStep, untilStep: input.untilStep, restoredFrom, checkpoint: resumeRef?.uri, backend },
+          'training chunk started',
+        );
+        let lastLog = 0;
+
+        const save = async (bytes: Uint8Array, step: number): Promise<void> => {
+          const ref = await storeCall(() =>
+            store.put(checkpointKey(input.runId, input.stage, step), bytes, {
+              kind: 'checkpoint',
+              producer: `train-${input.stage}`,
+              inputs: [input.startModel.sha256, input.data.sha256],
+              extra: { runId: input.runId, stage: input.stage, method: input.settings.method, step },
+            }),
+          );
+          last = { ref, step };
+          Object.assign(beat, { step, checkpoint: ref, checkpointStep: step });
+          ctx.heartbeat(beat);
+          log.info({ step, uri: ref.uri, sha256: ref.sha256, size: ref.size }, 'checkpoint written');
+        };
+
+        await t.run(input.untilStep, {
+          onProgress: (p) => {
+            Object.assign(beat, { step: p.step, loss: p.metrics?.loss, imagesPerSecond: p.imagesPerSecond });
+            ctx.heartbeat(beat);
+            if (performance.now() - lastLog >= heartbeatMs) {
+              lastLog = performance.now();
+              log.info(
+                {
+                  step: p.step,
+                  totalSteps: p.totalSteps,
+                  loss: p.metrics?.loss,
+                  imagesPerSecond: Number(p.imagesPerSecond.toFixed(2)),
+                },
+                'training progress',
+              );
+            }
+          },
+          onCheckpoint: save,
+          shouldStop: () => ctx.cancellationSignal.aborted,
+        });
+        if (last?.step !== t.step) await save(t.checkpoint(), t.step);
+        const done = last!;
+        if (ctx.cancellationSignal.aborted && t.step < input.untilStep) {
+          log.info(
+            { step: t.step, checkpoint: done.ref.uri },
+            'training chunk cancelled at an update boundary',
+          );
+          throw new CancelledFailure(`training stopped at micro-step ${t.step}`, [
+            { checkpoint: done.ref, step: done.step },
+          ]);
+        }
+        const seconds = (performance.now() - started) / 1000;
+        const record: ChunkRecord = {
+          fromStep,
+          toStep: t.step,
+          attempt: ctx.info.attempt,
+          restoredFrom,
+          seconds: Number(seconds.toFixed(3)),
+          backend,
+        };
+        log.info({ ...record }, 'training chunk finished');
+        return { checkpoint: done.ref, step: t.step, lastMetrics: t.history.at(-1), record };
+      } catch (err) {
+        throw toFailure(err);
+      } finally {
+        if (timer) clearInterval(timer);
+        trainer?.dispose();
+        release?.();
+      }
+    },
+
+    /** Writes the EMA model bundle, the diffusers UNet and the summary from the last checkpoint. */
+    async finalizeTraining(input: FinalizeTrainingInput): Promise<FinalizeTrainingResult> {
+      const log = activityLogger(deps.logger).child({ trainingRun: input.runId, stage: input.stage });
+      let release: (() => void) | undefined;
+      const ema = new Map<string, tf.Tensor>();
+      try {
+        await initBackend();
+        const held = await cache.acquireModel(input.startModel);
+        release = held.release;
+        const { model } = held;
+        const bytes = await storeCall(() => store.get(input.checkpoint.uri, input.checkpoint.sha256));
+        const contents = await decoding(
+          () => decodeCheckpoint(bytes, input.checkpoint.uri),
+          (m) => new TrainingInputError(m),
+        );
+        const group = contents.groups.get('ema');
+        if (!group) throw new TrainingInputError(`${input.checkpoint.uri} holds no EMA weights`);
+        for (const name of model.unet.params.names) {
+          const want = model.unet.params.get(name);
+          const t = group.get(name);
+          if (!t || t.data.length !== want.size) {
+            throw new TrainingInputError(
+              `${input.checkpoint.uri}: EMA tensor '${name}' is missing or does not fit the start model`,
+            );
+          }
+          ema.set(name, tf.tensor(t.data, want.shape, 'float32'));
+        }
+        const state = contents.state as { step: number; settings: unknown; history: MetricRow[] };
+        const prefix = stagePrefix(input.runId, input.stage);
+        const inputs = [input.startModel.sha256, input.data.sha256, input.checkpoint.sha256];
+        const producer = `finalize-${input.stage}`;
+        const extra = { runId: input.runId, stage: input.stage, step: state.step };
+        const modelRef = await storeCall(() =>
+          store.put(`${prefix}/model.safetensors`, encodeModelBundle(model, ema), {
+            kind: 'model',
+            producer,
+            inputs,
+            extra,
+          }),
+        );
+        const unetRef = await storeCall(() =>
+          store.put(`${prefix}/unet/diffusion_pytorch_model.safetensors`, exportDiffusersUnet(model, ema), {
+            kind: 'diffusers-unet',
+            producer,
+            inputs,
+            extra,
+          }),
+        );
+        const summary = {
+          format: SUMMARY_FORMAT,
+          runId: input.runId,
+          stage: input.stage,
+          settings: state.settings,
+          steps: state.step,
+          history: state.history,
+          lastMetrics: state.history.at(-1) ?? null,
+          wallTimeSeconds: (input.finishedAtMs - input.startedAtMs) / 1000,
+          computeSeconds: Number(input.chunks.reduce((a, c) => a + c.seconds, 0).toFixed(3)),
+          backend: [...new Set(input.chunks.map((c) => c.backend))].join(',') || currentBackend()?.name,
+          startModel: { uri: input.startModel.uri, sha256: input.startModel.sha256 },
+          data: { uri: input.data.uri, sha256: input.data.sha256 },
+          checkpoint: { uri: input.checkpoint.uri, sha256: input.checkpoint.sha256 },
+          model: modelRef,
+          unet: unetRef,
+          totalChunks: input.totalChunks,
+          chunks: input.chunks,
+        };
+        const summaryRef = await storeCall(() =>
+          store.put(
+            `${prefix}/summary.json`,
+            new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'),
+            {
+              kind: 'training-summary',
+              producer,
+              inputs,
+              extra,
+            },
+          ),
+        );
+        log.info(
+          { steps: state.step, model: modelRef.uri, unet: unetRef.sha256, summary: summaryRef.uri },
+          'training finalized',
+        );
+        return { model: modelRef, unet: unetRef, summary: summaryRef };
+      } catch (err) {
+        throw toFailure(err);
+      } finally {
+        tf.dispose([...ema.values()]);
+        release?.();
+      }
+    },
+  };
+}
+
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

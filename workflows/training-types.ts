@@ -1,0 +1,159 @@
+/**
+ * The contract between the training workflow, its activities and the workflows that start it as a
+ * child. Only types and two constants live here, so workflows and activities can both import it.
+ *
+ * ```ts
+ * const result = await executeChild(trainingWorkflow, {
+ *   args: [{ runId, stage: 'dro', settings, startModel, data, stepsPerActivity: 1280 }],
+ * });
+ * ```
+ */
+import { defineQuery } from '@temporalio/workflow';
+import type { TrainingSettings } from '../engine/training/methods';
+import type { MetricRow } from '../engine/training/trainer';
+import type { ArtifactRef } from '../storage/artifact-store';
+
+/** 'pretrain' trains with method 'sft'; the others with the method of the same name. */
+export type TrainingStage = 'pretrain' | 'sft' | 'dro' | 'dpo';
+
+/** How one trainChunk call went; the summary lists them so a reader sees every resume point. */
+export interface ChunkRecord {
+  /** Micro-step the chunk's final attempt started from. */
+  fromStep: number;
+  /** Micro-step it reached. */
+  toStep: number;
+  /** Temporal attempt number of the call that completed (1 = no retry). */
+  attempt: number;
+  /** Where that attempt's state came from: a fresh start, the input checkpoint, or a checkpoint heartbeated by a failed attempt. */
+  restoredFrom: 'fresh' | 'input' | 'heartbeat';
+  /** Wall-clock seconds of the attempt. */
+  seconds: number;
+  /** TF.js backend that ran it. */
+  backend: string;
+}
+
+/** Where a continued run picks up: a checkpoint at an optimizer-update boundary. */
+export interface TrainingResumePoint {
+  checkpoint: ArtifactRef;
+  step: number;
+  /** Chunks of earlier runs of this workflow (set by continue-as-new; users leave it out). */
+  chunks?: ChunkRecord[];
+  /** Chunks run before, including any dropped from `chunks` (set by continue-as-new). */
+  totalChunks?: number;
+  /** Workflow time (ms since epoch) the training started (set by continue-as-new). */
+  startedAtMs?: number;
+}
+
+export interface TrainingWorkflowInput {
+  /** Pipeline run id: artifact keys live under runs/<runId>/<stage>/. */
+  runId: string;
+  stage: TrainingStage;
+  settings: TrainingSettings;
+  /** Model bundle; phi starts here and the frozen ref IS this model. */
+  startModel: ArtifactRef;
+  /** Image dataset (pretrain/sft/dro) or Pick-a-Pic parquet (dpo). */
+  data: ArtifactRef;
+  /** Micro-steps per activity call; a multiple of settings.gradientAccumulation. */
+  stepsPerActivity: number;
+  /** Continue-as-new and user resumes. */
+  resume?: TrainingResumePoint;
+  /** Seconds without a heartbeat before a chunk counts as lost and is retried elsewhere. Default 30. */
+  heartbeatTimeoutSeconds?: number;
+  /** Chunks one workflow run executes before continuing as new. Default 100. */
+  chunksPerRun?: number;
+}
+
+export interface TrainingWorkflowResult {
+  stage: TrainingStage;
+  steps: number;
+  /** Model bundle whose UNet holds the EMA weights (what is exported). */
+  model: ArtifactRef;
+  /** Diffusers-named UNet safetensors of the EMA weights. */
+  unet: ArtifactRef;
+  /** JSON: settings, history (loss curve), steps, wall time, backend, start model/data digests. */
+  summary: ArtifactRef;
+  lastCheckpoint: ArtifactRef;
+}
+
+export interface TrainingProgress {
+  stage: TrainingStage;
+  step: number;
+  totalSteps: number;
+  lastMetrics: MetricRow | undefined;
+  checkpoint?: ArtifactRef;
+}
+
+export const trainingProgressQuery = defineQuery<TrainingProgress>('trainingProgress');
+
+/** Input of the trainChunk activity: run from the newest checkpoint up to `untilStep`. */
+export interface TrainChunkInput {
+  runId: string;
+  stage: TrainingStage;
+  settings: TrainingSettings;
+  startModel: ArtifactRef;
+  data: ArtifactRef;
+  /** State to continue from; absent for the first chunk of a fresh run. */
+  fromCheckpoint?: ArtifactRef;
+  /** An update boundary, or settings.steps. */
+  untilStep: number;
+}
+
+export interface TrainChunkResult {
+  /** Checkpoint at `step`. */
+  checkpoint: ArtifactRef;
+  step: number;
+  lastMetrics: MetricRow | undefined;
+  record: ChunkRecord;
+}
+
+/** What trainChunk heartbeats; a retried attempt resumes from `checkpoint`. */
+export interface TrainChunkHeartbeat {
+  step: number;
+  checkpoint?: ArtifactRef;
+  checkpointStep?: number;
+  loss?: number;
+  imagesPerSecond?: number;
+}
+
+export interface FinalizeTrainingInput {
+  runId: string;
+  stage: TrainingStage;
+  startModel: ArtifactRef;
+  data: ArtifactRef;
+  checkpoint: ArtifactRef;
+  chunks: ChunkRecord[];
+  /** Chunks run in all, including any dropped from `chunks` to keep payloads small. */
+  totalChunks: number;
+  /** Workflow time (ms) the training started and ended, for the summary's wall time. */
+  startedAtMs: number;
+  finishedAtMs: number;
+}
+
+export interface FinalizeTrainingResult {
+  model: ArtifactRef;
+  unet: ArtifactRef;
+  summary: ArtifactRef;
+}
+
+/**
+ * Failure types no retry can fix. The store's part must equal storage/errors.ts
+ * PERMANENT_STORE_ERROR_TYPES (a unit test checks it; workflows cannot import that module's values).
+ */
+export const TRAINING_NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
+  'NonFiniteTrainingError',
+  'TrainingInputError',
+  'ModelBundleError',
+  'InvalidArtifactUriError',
+  'DigestMismatchError',
+  'ArtifactNotFoundError',
+  'BucketNotFoundError',
+  'StoreAccessDeniedError',
+];
+
+/** The training method each stage runs. */
+export const STAGE_METHOD: Record<TrainingStage, TrainingSettings['method']> = {
+  pretrain: 'sft',
+  sft: 'sft',
+  dro: 'dro',
+  dpo: 'dpo',
+};
