@@ -59,6 +59,9 @@ export interface TrainingDeps {
 
 export const SUMMARY_FORMAT = 'dro-pipeline/training-summary@1';
 
+/** Checkpoints kept per stage unless the workflow says otherwise. */
+export const DEFAULT_KEEP_CHECKPOINTS = 3;
+
 /** Where a stage's artifacts live: runs/<runId>/<stage>/. */
 export function stagePrefix(runId: string, stage: TrainingStage): string {
   return `runs/${keySegment(runId)}/${stage}`;
@@ -66,6 +69,24 @@ export function stagePrefix(runId: string, stage: TrainingStage): string {
 
 export function checkpointKey(runId: string, stage: TrainingStage, step: number): string {
   return `${stagePrefix(runId, stage)}/checkpoints/step-${String(step).padStart(7, '0')}.safetensors`;
+}
+
+/**
+ * Deletes all but the `keep` newest checkpoints of a stage. More than one is kept because a retry
+ * resumes from the checkpoint its last delivered heartbeat named, which may trail the newest.
+ */
+export async function pruneCheckpoints(
+  store: ArtifactStore,
+  runId: string,
+  stage: TrainingStage,
+  keep: number,
+): Promise<string[]> {
+  if (keep <= 0) return [];
+  const prefix = `${stagePrefix(runId, stage)}/checkpoints/`;
+  const keys = (await store.list(prefix)).filter((k) => /step-\d+\.safetensors$/.test(k)).sort();
+  const stale = keys.slice(0, Math.max(0, keys.length - keep));
+  for (const key of stale) await store.delete(key);
+  return stale;
 }
 
 function nonRetryable(message: string, type: string, details: unknown[] = []): ApplicationFailure {
@@ -359,6 +380,15 @@ export function createTrainingActivities(deps: TrainingDeps) {
           Object.assign(beat, { step, checkpoint: ref, checkpointStep: step });
           ctx.heartbeat(beat);
           log.info({ step, uri: ref.uri, sha256: ref.sha256, size: ref.size }, 'checkpoint written');
+          const pruned = await storeCall(() =>
+            pruneCheckpoints(
+              store,
+              input.runId,
+              input.stage,
+              input.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS,
+            ),
+          );
+          if (pruned.length > 0) log.debug({ pruned }, 'old checkpoints deleted');
         };
 
         await t.run(input.untilStep, {

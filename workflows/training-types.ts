@@ -61,6 +61,8 @@ export interface TrainingWorkflowInput {
   heartbeatTimeoutSeconds?: number;
   /** Chunks one workflow run executes before continuing as new. Default 100. */
   chunksPerRun?: number;
+  /** Newest checkpoints kept per stage; older ones are deleted as training goes on (0 keeps all). Default 3. */
+  keepCheckpoints?: number;
 }
 
 export interface TrainingWorkflowResult {
@@ -96,6 +98,8 @@ export interface TrainChunkInput {
   fromCheckpoint?: ArtifactRef;
   /** An update boundary, or settings.steps. */
   untilStep: number;
+  /** Newest checkpoints kept for the stage (0 keeps all). Default 3. */
+  keepCheckpoints?: number;
 }
 
 export interface TrainChunkResult {

@@ -149,6 +149,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
         data: input.data,
         fromCheckpoint: checkpoint,
         untilStep: Math.min(totalSteps, step + input.stepsPerActivity),
+        keepCheckpoints: input.keepCheckpoints,
       });
     } catch (err) {
       // A cancelled chunk names the checkpoint it stopped at; keep it visible to queries.
