@@ -280,6 +280,31 @@ function heartbeatedCheckpoint(details: unknown): { ref: ArtifactRef; step: numb
   return { ref, step: typeof d.checkpointStep === 'number' ? d.checkpointStep : -1 };
 }
 
+/**
+ * The heartbeated checkpoint, or, when pruning has already removed it (the server can hold a
+ * heartbeat that trails the newest checkpoint), the newest checkpoint of the stage up to `maxStep`.
+ * Every checkpoint of a stage lies on the same deterministic trajectory, so either resumes exactly.
+ */
+export async function resumableCheckpoint(
+  store: ArtifactStore,
+  input: TrainChunkInput,
+  named: { ref: ArtifactRef; step: number },
+): Promise<{ ref: ArtifactRef; step: number }> {
+  if (await store.exists(named.ref.uri)) return named;
+  const prefix = `${stagePrefix(input.runId, input.stage)}/checkpoints/`;
+  const keys = (await store.list(prefix))
+    .filter((k) => /step-\d+\.safetensors$/.test(k))
+    .sort()
+    .reverse();
+  for (const key of keys) {
+    const step = Number(/step-(\d+)\.safetensors$/.exec(key)![1]);
+    if (step > input.untilStep || step < named.step) continue;
+    const head = await store.head(key);
+    if (head) return { ref: head.ref, step };
+  }
+  return named;
+}
+
 export function createTrainingActivities(deps: TrainingDeps) {
   const { store } = deps;
   const heartbeatSeconds = deps.heartbeatSeconds ?? 5;
@@ -324,7 +349,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
       let timer: NodeJS.Timeout | undefined;
       try {
         validateChunkInput(input);
-        const fromHeartbeat = heartbeatedCheckpoint(ctx.info.heartbeatDetails);
+        const named = heartbeatedCheckpoint(ctx.info.heartbeatDetails);
+        const fromHeartbeat = named && (await storeCall(() => resumableCheckpoint(store, input, named)));
         // Heartbeat from the first moment (loading can take longer than the timeout on a cold
         // worker), repeating the checkpoint an earlier attempt named so a further retry keeps it.
         const beat: TrainChunkHeartbeat = fromHeartbeat
