@@ -11,6 +11,12 @@
 import type { Logger } from '../infra/logger';
 import type { ArtifactStore } from '../storage/artifact-store';
 import { createSmokeActivities } from './smoke';
+import { createTrainingActivities } from './training';
+import { createPreferenceActivities } from './preferences';
+import { createRankingActivities } from './ranking';
+import { createReportActivities } from './report';
+import { createRewardActivities } from './reward';
+import { createWorldActivities } from './world';
 
 export type { SmokeArtifact, VerifySmokeInput, WriteSmokeInput } from './smoke';
 export { SMOKE_ERRORS } from './smoke';
@@ -24,6 +30,12 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),
+    ...createTrainingActivities(deps),
+    ...createWorldActivities(deps),
+    ...createPreferenceActivities(deps),
+    ...createRewardActivities(deps),
+    ...createRankingActivities(deps),
+    ...createReportActivities(deps),
   };
 }
 

@@ -107,6 +107,34 @@ const TrainingCommon = {
   stepsPerActivity: positiveInt.default(1280),
 };
 
+/**
+ * Pretraining of the built-in world's base model (when `model.baseCheckpoint` is empty): plain
+ * epsilon-prediction SFT from a seeded random UNet on a captioned corpus whose captions are partly
+ * wrong (`data.captionNoise`). The defaults give a base model that draws recognizable shapes but
+ * follows prompts only roughly: the misaligned starting point that alignment improves.
+ */
+export const PretrainConfig = z.strictObject({
+  /** Micro-steps. Default 2000. */
+  steps: positiveInt.default(2000),
+  /** AdamW learning rate, constant. Default 1e-3 (a from-scratch run, not a fine-tune). */
+  learningRate: z.number().gt(0).max(1).default(1e-3),
+  /** Micro-batch size. Default 16. */
+  batchSize: positiveInt.default(16),
+  /** Micro-steps accumulated per optimizer update. Default 1. */
+  gradientAccumulation: positiveInt.default(1),
+  /** Micro-steps between checkpoints; a multiple of gradientAccumulation. Default 500. */
+  checkpointEvery: positiveInt.default(500),
+  /** Micro-steps one activity runs before handing over to the next. Default 500. */
+  stepsPerActivity: positiveInt.default(500),
+  /** Captioned images rendered for the corpus. Default 4000. */
+  corpusSize: positiveInt.default(4000),
+  /** EMA decay of the exported base weights. Default 0.999. */
+  emaDecay: z.number().min(0).lt(1).default(0.999),
+  /** Probability of an empty prompt, so the base model supports classifier-free guidance. Default 0.1. */
+  promptDropout: probability.default(0.1),
+});
+export type PretrainConfig = z.infer<typeof PretrainConfig>;
+
 export const SftConfig = z.strictObject({
   /** Run the SFT warm start before DRO. Default true. */
   enabled: z.boolean().default(true),
@@ -191,6 +219,7 @@ export const PipelineConfig = z
     model: ModelConfig.default(ModelConfig.parse({})),
     data: DataConfig.default(DataConfig.parse({})),
     ranking: RankingConfig.default(RankingConfig.parse({})),
+    pretrain: PretrainConfig.default(PretrainConfig.parse({})),
     sft: SftConfig.default(SftConfig.parse({})),
     dro: DroConfig.default(DroConfig.parse({})),
     dpo: DpoConfig.default(DpoConfig.parse({})),
@@ -212,7 +241,7 @@ export const PipelineConfig = z
         message: "ranking.rewardModel 'onnx' needs ranking.onnxModel",
       });
     }
-    for (const stage of ['sft', 'dro', 'dpo'] as const) {
+    for (const stage of ['pretrain', 'sft', 'dro', 'dpo'] as const) {
       const s = config[stage];
       // Checkpoints fall on optimizer-update boundaries so no half-accumulated gradient needs saving.
       for (const field of ['checkpointEvery', 'stepsPerActivity'] as const) {

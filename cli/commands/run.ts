@@ -1,17 +1,19 @@
 /**
  * `dro run`: the pipeline on the configured Temporal cluster (the embedded dev server by default),
- * with both workers in this process. `dro server`: the embedded dev server in the foreground.
+ * with both workers in this process; without `--config` it runs config/demo.json. `dro smoke`: the
+ * smoke workflow the same way. `dro server`: the embedded dev server in the foreground.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import path from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { createActivities } from '../../activities';
-import { defaultConfig, loadConfigFile } from '../../config/load';
+import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
 import { TASK_QUEUES } from '../../config/task-queues';
-import { logger as rootLogger, type Logger } from '../../infra/logger';
+import { createLogger, logger as rootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
   resolveTemporal,
@@ -22,7 +24,17 @@ import {
 import { openStore, type ArtifactStore } from '../../storage';
 import { WORKFLOW_TASK_QUEUE, connectWorker, createWorker } from '../../workers/create-worker';
 import { installRuntime } from '../../workers/runtime';
+import { pipelineWorkflow } from '../../workflows/pipeline';
+import {
+  pipelineProgressQuery,
+  type PipelineProgress,
+  type PipelineResult,
+  type StageRecord,
+} from '../../workflows/pipeline-types';
 import { smokeWorkflow, type SmokeResult } from '../../workflows/smoke';
+
+/** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
+export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');
 
 const DRO_RUN_ID = defineSearchAttributeKey('DroRunId', 'KEYWORD');
 const DRO_CONFIG_HASH = defineSearchAttributeKey('DroConfigHash', 'KEYWORD');
@@ -34,6 +46,11 @@ export class RunInterruptedError extends Error {
 
 export interface RunJobOptions {
   config: PipelineConfig;
+  /**
+   * Run id. Default: a new one (date + random). Giving the id of an earlier run that failed or was
+   * interrupted continues it: every stage that finished returns its artifacts without recomputing.
+   */
+  runId?: string;
   /** Artifact store. Default: the one `config.storage` describes. */
   store?: ArtifactStore;
   /** Ends the wait for the result early (Ctrl-C). */
@@ -44,10 +61,23 @@ export interface RunJobOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface RunJobResult extends SmokeResult {
+interface ClusterRun {
   workflowId: string;
   address: string;
   uiAddress: string | undefined;
+}
+
+export interface RunJobResult extends PipelineResult, ClusterRun {
+  /** First and last logged DRO loss and diff, when the summary has a history. */
+  droLoss: LossSummary | undefined;
+}
+
+export interface SmokeJobResult extends SmokeResult, ClusterRun {}
+
+export interface LossSummary {
+  steps: [number, number];
+  loss: [number, number];
+  diff: [number | undefined, number | undefined];
 }
 
 /** SHA-256 of the parsed config (schema key order, defaults filled), the run's DroConfigHash. */
@@ -68,11 +98,22 @@ function untilAborted(signal: AbortSignal | undefined): Promise<never> {
   });
 }
 
+/** What a job does once the cluster and both workers are up. */
+type Job<T> = (ctx: {
+  client: Client;
+  runId: string;
+  workflowId: string;
+  /** Starts the workflow with the run's search attributes and prints its address. */
+  announce: (handle: WorkflowHandle) => void;
+  /** Rejects when a worker stops before the workflow finished, or the user interrupts. */
+  guard: <R>(result: Promise<R>) => Promise<R>;
+}) => Promise<T>;
+
 /**
- * Resolves Temporal, starts both workers in this process, runs the main job (for now the smoke
- * workflow) and shuts everything down, whatever happened.
+ * Resolves Temporal, starts both workers in this process, runs `job` and shuts everything down,
+ * whatever happened.
  */
-export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
+async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & ClusterRun> {
   const out = options.out ?? ((line: string) => console.log(line));
   const log = options.logger ?? rootLogger();
   const { config } = options;
@@ -101,7 +142,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   const running: Promise<void>[] = [];
   // Cancels client calls still in flight (the long poll for the result) before their connection closes.
   const calls = new AbortController();
-  let pendingResult: Promise<unknown> = Promise.resolve();
+  const pending: Promise<unknown>[] = [];
   try {
     // Signals are handled by the caller, which stops the workers and the server in order.
     installRuntime({ logger: log, shutdownSignals: [] });
@@ -128,32 +169,32 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
 
     clientConnection = await Connection.connect({ address });
     const client = new Client({ connection: clientConnection, namespace });
-    const runId = `${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
-    const workflowId = `${config.name}-${runId}`;
-    const handle = await client.workflow.start(smokeWorkflow, {
-      taskQueue: WORKFLOW_TASK_QUEUE,
-      workflowId,
-      args: [{ message: `dro run ${runId}` }],
-      typedSearchAttributes: [
-        { key: DRO_RUN_ID, value: runId },
-        { key: DRO_CONFIG_HASH, value: configHash(config) },
-      ],
-    });
-    out(`Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`);
+    const runId = options.runId ?? `${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    // A continued run gets a fresh workflow id: the earlier execution may still be open.
+    const workflowId = `${config.name}-${runId}${options.runId ? `-${randomUUID().slice(0, 4)}` : ''}`;
     // A failed worker would otherwise leave the wait for the result hanging.
     const workerFailed = Promise.race(running).then(() => {
       throw new Error('a worker stopped before the workflow finished');
     });
-    const result = client.withAbortSignal(calls.signal, () => handle.result());
-    pendingResult = result.catch(() => undefined);
     workerFailed.catch(() => undefined);
-    const done = await Promise.race([result, untilAborted(options.signal), workerFailed]);
-    out(`Artifact: ${done.uri}`);
-    out(`SHA-256:  ${done.sha256} (${done.size} bytes)`);
+    const done = await job({
+      client,
+      runId,
+      workflowId,
+      announce: () =>
+        out(
+          `Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`,
+        ),
+      guard: (result) => {
+        const inFlight = client.withAbortSignal(calls.signal, () => result);
+        pending.push(inFlight.catch(() => undefined));
+        return Promise.race([inFlight, untilAborted(options.signal), workerFailed]);
+      },
+    });
     return { ...done, workflowId, address, uiAddress };
   } finally {
     calls.abort();
-    await pendingResult;
+    await Promise.all(pending);
     for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
     const stopped = await Promise.allSettled(running);
     await clientConnection?.close();
@@ -164,8 +205,147 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   }
 }
 
+function searchAttributes(runId: string, config: PipelineConfig) {
+  return [
+    { key: DRO_RUN_ID, value: runId },
+    { key: DRO_CONFIG_HASH, value: configHash(config) },
+  ];
+}
+
+/** The smoke workflow on the cluster: proves workers, queues, store and history fit together. */
+export async function runSmokeJob(options: RunJobOptions): Promise<SmokeJobResult> {
+  const out = options.out ?? ((line: string) => console.log(line));
+  return withCluster(options, async ({ client, runId, workflowId, announce, guard }) => {
+    const handle = await client.workflow.start(smokeWorkflow, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId,
+      args: [{ message: `dro smoke ${runId}` }],
+      typedSearchAttributes: searchAttributes(runId, options.config),
+    });
+    announce(handle);
+    const done = await guard(handle.result());
+    out(`Artifact: ${done.uri}`);
+    out(`SHA-256:  ${done.sha256} (${done.size} bytes)`);
+    return done;
+  });
+}
+
+function formatSeconds(seconds: number): string {
+  return seconds < 90
+    ? `${seconds.toFixed(1)} s`
+    : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+/**
+ * Prints a line when a stage starts or ends, and every `everyMs` a line naming the running stage
+ * (the detailed progress lines come from the activities' logs, see commandLogger). Resolves when
+ * `stop` fires.
+ */
+async function followProgress(
+  handle: WorkflowHandle,
+  out: (line: string) => void,
+  stop: AbortSignal,
+  everyMs = 60_000,
+): Promise<void> {
+  const seen = new Map<string, StageRecord['status']>();
+  let lastLine = Date.now();
+  const emit = (line: string): void => {
+    out(line);
+    lastLine = Date.now();
+  };
+  while (!stop.aborted) {
+    let progress: PipelineProgress | undefined;
+    try {
+      progress = await handle.query(pipelineProgressQuery);
+    } catch {
+      // Not answerable yet (the first workflow task has not run) or already closed: try again.
+    }
+    for (const s of progress?.stages ?? []) {
+      const before = seen.get(s.stage);
+      if (before === s.status) continue;
+      seen.set(s.stage, s.status);
+      if (s.status === 'running') emit(`[${s.stage}] started`);
+      else if (s.status === 'done')
+        emit(`[${s.stage}] done in ${formatSeconds(s.seconds ?? 0)}${s.note ? `: ${s.note}` : ''}`);
+      else if (s.status === 'skipped' && before !== undefined) emit(`[${s.stage}] skipped (${s.note ?? ''})`);
+    }
+    const running = progress?.stages.find((s) => s.status === 'running');
+    if (running && Date.now() - lastLine >= everyMs) {
+      emit(
+        `[${running.stage}] running for ${formatSeconds((Date.now() - (running.startedAtMs ?? Date.now())) / 1000)}`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        stop.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, 1000);
+      stop.addEventListener('abort', wake);
+    });
+  }
+}
+
+/** First and last entry of a training summary's history. */
+export function lossSummary(summary: unknown): LossSummary | undefined {
+  const history = (summary as { history?: Record<string, number>[] } | null)?.history;
+  if (!Array.isArray(history) || history.length === 0) return undefined;
+  const first = history[0]!;
+  const last = history[history.length - 1]!;
+  return {
+    steps: [first.step ?? 0, last.step ?? 0],
+    loss: [first.loss ?? NaN, last.loss ?? NaN],
+    diff: [first.diff, last.diff],
+  };
+}
+
+/**
+ * The main job: the pipeline workflow on the cluster, with a line per stage while it runs and, at
+ * the end, the report, the DRO model and the DRO loss summary.
+ */
+export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
+  const out = options.out ?? ((line: string) => console.log(line));
+  const store = options.store ?? openStore(options.config.storage);
+  return withCluster({ ...options, store }, async ({ client, runId, workflowId, announce, guard }) => {
+    const handle = await client.workflow.start(pipelineWorkflow, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId,
+      args: [{ runId, config: options.config }],
+      typedSearchAttributes: searchAttributes(runId, options.config),
+    });
+    announce(handle);
+    out(`Run:      ${runId} (artifacts under ${store.baseUri}/runs/${runId}/)`);
+    const stopFollowing = new AbortController();
+    const following = followProgress(handle, out, stopFollowing.signal);
+    let result: PipelineResult;
+    try {
+      result = await guard(handle.result());
+    } finally {
+      stopFollowing.abort();
+      await following;
+    }
+    let droLoss: LossSummary | undefined;
+    const droSummary = result.summaries.dro;
+    if (droSummary) {
+      const bytes = await store.get(droSummary.uri, droSummary.sha256);
+      droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
+    }
+    out(`Report:    ${result.report.uri}`);
+    out(`DRO model: ${result.models.dro.uri}`);
+    if (droLoss) {
+      const fmt = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toExponential(3));
+      out(
+        `DRO loss:  ${fmt(droLoss.loss[0])} (step ${droLoss.steps[0]}) -> ${fmt(droLoss.loss[1])} (step ${droLoss.steps[1]}); ` +
+          `diff ${fmt(droLoss.diff[0])} -> ${fmt(droLoss.diff[1])}`,
+      );
+    }
+    return { ...result, droLoss };
+  });
+}
+
 function loadConfig(file: string | undefined): PipelineConfig {
-  return file ? loadConfigFile(file) : defaultConfig();
+  return loadConfigFile(file ?? DEMO_CONFIG_FILE);
 }
 
 /** An AbortSignal fired by the first SIGINT/SIGTERM; the handlers go away with `dispose`. */
@@ -183,28 +363,126 @@ function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
+/** Log messages whose fields make a progress line for people (see progressLine). */
+const PROGRESS_MESSAGES = new Set([
+  'training progress',
+  'ranking progress',
+  'generating preference images',
+  'reward model epoch',
+]);
+
+const stdoutLine = (line: string): void => console.log(line);
+
+/** A one-line summary of a progress log entry, or undefined for other entries. */
+export function progressLine(entry: Record<string, unknown>): string | undefined {
+  const num = (key: string): number | undefined => (typeof entry[key] === 'number' ? entry[key] : undefined);
+  switch (entry.msg) {
+    case 'training progress': {
+      const loss = num('loss');
+      const rate = num('imagesPerSecond');
+      return (
+        `[${String(entry.stage)}] step ${num('step')}/${num('totalSteps')}` +
+        `${loss === undefined ? '' : `, loss ${loss.toExponential(3)}`}` +
+        `${rate === undefined ? '' : `, ${rate.toFixed(1)} img/s`}`
+      );
+    }
+    case 'ranking progress': {
+      const eta = num('etaSeconds');
+      return (
+        `[ranking] shard ${num('shardsDone')}/${num('shardsTotal')}, ${num('imagesPerSecond')} img/s` +
+        `${eta === undefined ? '' : `, ETA ${formatSeconds(eta)}`}`
+      );
+    }
+    case 'generating preference images': {
+      const eta = num('etaSeconds');
+      return `[preferences] image ${num('images')}/${num('total')}${eta === undefined ? '' : `, ETA ${formatSeconds(eta)}`}`;
+    }
+    case 'reward model epoch':
+      return `[reward] epoch ${num('epoch')}, loss ${num('loss')?.toFixed(4)}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The logger of `dro run`: structured entries go to stderr at DRO_LOG_LEVEL (default warn), and
+ * progress entries of the activities become a line on `out` at most every `everyMs`. Written from
+ * the log call itself, so the lines keep coming while a long compute step holds the event loop.
+ */
+export function commandLogger(out: (line: string) => void, everyMs = 15_000): Logger {
+  const threshold = pinoLevel(process.env.DRO_LOG_LEVEL ?? 'warn');
+  let last = 0;
+  return createLogger({
+    level: 'debug',
+    destination: {
+      write(line: string): void {
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          process.stderr.write(line);
+          return;
+        }
+        if (typeof entry.level === 'number' && entry.level >= threshold) process.stderr.write(line);
+        if (!PROGRESS_MESSAGES.has(String(entry.msg)) || Date.now() - last < everyMs) return;
+        const text = progressLine(entry);
+        if (text) {
+          last = Date.now();
+          out(text);
+        }
+      },
+    },
+  });
+}
+
+function pinoLevel(name: string): number {
+  const levels: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+  return levels[name] ?? 40;
+}
+
+async function runInterruptibly(run: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  const interrupt = interruptSignal();
+  try {
+    await run(interrupt.signal);
+  } catch (err) {
+    if (err instanceof RunInterruptedError) {
+      console.error('Interrupted; the workflow history is kept on the Temporal cluster.');
+      process.exitCode = 130;
+      return;
+    }
+    throw err;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+/** Registers `dro run` (the pipeline) and `dro smoke` (the smoke workflow). */
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
     .description(
       'run the pipeline on the embedded Temporal dev server (or TEMPORAL_ADDRESS) with both workers',
     )
-    .option('-c, --config <file>', 'pipeline config file (JSON); default: the embedded defaults')
+    .option('-c, --config <file>', 'pipeline config file (JSON); default: the embedded config/demo.json')
+    .option('--run-id <id>', 'continue an earlier run: finished stages return their artifacts')
+    .action(async (options: { config?: string; runId?: string }) => {
+      const config = loadConfig(options.config);
+      await runInterruptibly((signal) =>
+        runJob({
+          config,
+          signal,
+          logger: commandLogger(stdoutLine),
+          ...(options.runId ? { runId: options.runId } : {}),
+        }),
+      );
+    });
+  program
+    .command('smoke')
+    .description('run the smoke workflow (write, wait, verify one artifact) with both workers')
+    .option('-c, --config <file>', 'pipeline config file (JSON) for Temporal and storage; default: demo')
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
-      const interrupt = interruptSignal();
-      try {
-        await runJob({ config, signal: interrupt.signal });
-      } catch (err) {
-        if (err instanceof RunInterruptedError) {
-          console.error('Interrupted; the workflow history is kept on the Temporal cluster.');
-          process.exitCode = 130;
-          return;
-        }
-        throw err;
-      } finally {
-        interrupt.dispose();
-      }
+      await runInterruptibly((signal) => runSmokeJob({ config, signal, logger: commandLogger(stdoutLine) }));
     });
 }
 

@@ -157,6 +157,8 @@ export class Trainer {
     let started = performance.now();
     while (this.stepCount < target) {
       await this.microStep();
+      // Give the event loop a turn: a worker in the same process must heartbeat and answer queries.
+      await new Promise((resolve) => setImmediate(resolve));
       if (this.stepCount % s.gradientAccumulation !== 0) {
         this.method.afterStep(this.stepCount, this.phi);
         continue;

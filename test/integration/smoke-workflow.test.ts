@@ -108,7 +108,7 @@ describe('smoke workflow on a real Temporal dev server', { timeout: 120_000 }, (
     }
   });
 
-  test('`dro run` starts its own dev server, runs the workflow, prints the result and cleans up', async () => {
+  test('`dro smoke` starts its own dev server, runs the smoke workflow, prints the result and cleans up', async () => {
     const dir = path.join(localDir, 'cli');
     fs.mkdirSync(dir);
     const configFile = path.join(dir, 'config.json');
@@ -125,7 +125,7 @@ describe('smoke workflow on a real Temporal dev server', { timeout: 120_000 }, (
       stdout: string;
       stderr: string;
     }>((resolve, reject) => {
-      const child = spawn(process.execPath, [dro, 'run', '--config', configFile], { env, cwd: dir });
+      const child = spawn(process.execPath, [dro, 'smoke', '--config', configFile], { env, cwd: dir });
       let out = '';
       let err = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -133,7 +133,7 @@ describe('smoke workflow on a real Temporal dev server', { timeout: 120_000 }, (
       child.on('error', reject);
       child.on('exit', (c) => resolve({ code: c, stdout: out, stderr: err }));
     });
-    assert.equal(code, 0, `dro run failed:\n${stdout}\n${stderr}`);
+    assert.equal(code, 0, `dro smoke failed:\n${stdout}\n${stderr}`);
     const field = (name: string): string => {
       const m = new RegExp(`^${name}:\\s+(\\S+)`, 'm').exec(stdout);
       assert.ok(m?.[1], `no "${name}:" line in:\n${stdout}`);

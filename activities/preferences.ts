@@ -1,0 +1,399 @@
+/**
+ * The preference stage: the run's preference set as one Pick-a-Pic v2 parquet artifact.
+ *
+ * - `simulatePreferences` (built-in world): prompts from the world's generator, two base-model
+ *   generations per prompt with distinct seeds, simulated users choose (engine/feedback/simulate).
+ * - `importPreferences` (`pickapic` shards or a caption `folder`): validates every row
+ *   (`data.onBadRow`), writes the accepted ones and names each skipped row by file and row.
+ *   A folder holds single images, not comparisons: each image becomes a row showing it twice
+ *   (`are_different` false, a tie), which ranking can score but a preference model cannot learn.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import * as path from 'node:path';
+import type { BackendPreference } from '../engine/backend';
+import type { RgbImageF32 } from '../engine/data/image';
+import { encodePng } from '../engine/data/image-codec';
+import { importCaptionFolder } from '../engine/data/folder-import';
+import {
+  readPickapicShards,
+  writePickapicParquet,
+  type PickapicRow,
+  type PickapicWriteRow,
+} from '../engine/data/pickapic';
+import { fromModelSpace } from '../engine/data/pretraining-corpus';
+import { generatePrompts, type PromptMetadata } from '../engine/data/world';
+import { simulateFeedback } from '../engine/feedback/simulate';
+import { generateImages } from '../engine/generate';
+import { decodeModelBundle } from '../engine/io/model-bundle';
+import type { ArtifactRef } from '../storage/artifact-store';
+import { isUri, parseArtifactUri } from '../storage/uri';
+import { activityLogger } from './common';
+import {
+  PIPELINE_ERRORS,
+  badInput,
+  checkPositiveInt,
+  checkRef,
+  checkRunId,
+  finished,
+  heartbeat,
+  permanentFailure,
+  putArtifact,
+  readArtifact,
+  readSource,
+  runKey,
+  stageCall,
+  stageSeed,
+  useBackend,
+  type StageDeps,
+} from './world';
+
+export interface SimulatePreferencesInput {
+  runId: string;
+  seed: number;
+  /** Model bundle that generates the compared images. */
+  baseModel: ArtifactRef;
+  /** Prompts to simulate (config `data.prompts`); one comparison each. */
+  prompts: number;
+  /** Solver steps per generation. */
+  steps: number;
+  guidanceScale: number;
+  backend?: BackendPreference;
+}
+
+export interface ImportPreferencesInput {
+  runId: string;
+  source: 'pickapic' | 'folder';
+  /** Parquet shards (files, directories of .parquet, file:// or s3:// URIs) or one folder. */
+  paths: string[];
+  onBadRow: 'skip' | 'fail';
+}
+
+/** A row that was left out, named by file and 0-based row. */
+export interface BadRow {
+  file: string;
+  row: number;
+  field: string;
+  reason: string;
+}
+
+export interface PreferencesResult {
+  /** Pick-a-Pic v2 parquet with every accepted comparison. */
+  preferences: ArtifactRef;
+  rows: number;
+  /** Distinct prompts. */
+  prompts: number;
+  skipped: number;
+  /** Up to 20 of the skipped rows. */
+  badRows: BadRow[];
+  /** Comparisons where the two images differ (the usable preference pairs). */
+  comparisons: number;
+}
+
+/** Writes rows through a temporary parquet file and returns its bytes. */
+async function parquetBytes(rows: readonly PickapicWriteRow[]): Promise<Uint8Array> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-prefs-'));
+  try {
+    const file = path.join(dir, 'preferences.parquet');
+    await writePickapicParquet(file, rows, { validate: false });
+    return new Uint8Array(await fs.readFile(file));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads a preference parquet artifact of the run (validated when it was written). */
+export async function readPreferenceRows(
+  deps: StageDeps,
+  ref: ArtifactRef,
+  images: 'signature' | 'decode' = 'signature',
+): Promise<PickapicRow[]> {
+  const bytes = await readArtifact(deps.store, ref);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-prefs-'));
+  try {
+    const file = path.join(dir, 'preferences.parquet');
+    await fs.writeFile(file, bytes);
+    const result = await stageCall('preference set', () =>
+      readPickapicShards([file], { onBadRow: 'fail', images, minImageSide: 1 }),
+    );
+    return result.rows;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function toWriteRow(row: PickapicRow): PickapicWriteRow {
+  const out: PickapicWriteRow = {
+    caption: row.caption,
+    image_0_uid: row.image_0_uid,
+    image_1_uid: row.image_1_uid,
+    jpg_0: row.jpg_0,
+    jpg_1: row.jpg_1,
+    label_0: row.label_0,
+    label_1: row.label_1,
+    user_id: row.user_id,
+    ranking_id: row.ranking_id,
+  };
+  if (row.model_0 !== undefined) out.model_0 = row.model_0;
+  if (row.model_1 !== undefined) out.model_1 = row.model_1;
+  if (row.created_at !== undefined) out.created_at = row.created_at;
+  return out;
+}
+
+/** The local parquet files a `data.paths` entry names; remote objects are fetched into `tmp`. */
+async function shardFiles(deps: StageDeps, entry: string, tmp: string, index: number): Promise<string[]> {
+  let local: string | undefined;
+  if (!isUri(entry)) local = path.resolve(entry);
+  else if (entry.startsWith('file:')) {
+    const parsed = await stageCall(`data.paths[${index}]`, () => Promise.resolve(parseArtifactUri(entry)));
+    if (parsed.scheme === 'file') local = parsed.path;
+  }
+  if (local === undefined) {
+    const file = path.join(tmp, `shard-${index}.parquet`);
+    await fs.writeFile(file, await readSource(deps.store, entry, `data.paths[${index}]`));
+    return [file];
+  }
+  let stat;
+  try {
+    stat = await fs.stat(local);
+  } catch {
+    throw permanentFailure(`data.paths[${index}]: ${entry} does not exist`, PIPELINE_ERRORS.sourceNotFound);
+  }
+  if (!stat.isDirectory()) return [local];
+  const names = (await fs.readdir(local)).filter((n) => n.endsWith('.parquet')).sort();
+  if (names.length === 0)
+    throw permanentFailure(
+      `data.paths[${index}]: directory ${entry} holds no .parquet shards`,
+      PIPELINE_ERRORS.sourceNotFound,
+    );
+  return names.map((n) => path.join(local, n));
+}
+
+function summarize(rows: readonly PickapicWriteRow[]): { prompts: number; comparisons: number } {
+  return {
+    prompts: new Set(rows.map((r) => r.caption)).size,
+    comparisons: rows.filter((r) => r.image_0_uid !== r.image_1_uid).length,
+  };
+}
+
+function fromDone(done: {
+  ref: ArtifactRef;
+  metadata: { extra?: Record<string, unknown> };
+}): PreferencesResult {
+  const extra = done.metadata.extra ?? {};
+  return {
+    preferences: done.ref,
+    rows: Number(extra.rows),
+    prompts: Number(extra.prompts),
+    skipped: Number(extra.skipped ?? 0),
+    badRows: (extra.badRows ?? []) as BadRow[],
+    comparisons: Number(extra.comparisons),
+  };
+}
+
+export function createPreferenceActivities(deps: StageDeps) {
+  return {
+    /** Simulated implicit feedback on base-model generations, as Pick-a-Pic v2 rows. */
+    async simulatePreferences(input: SimulatePreferencesInput): Promise<PreferencesResult> {
+      const log = activityLogger(deps.logger);
+      const runId = checkRunId(input.runId);
+      checkRef(input.baseModel, 'baseModel');
+      checkPositiveInt(input.prompts, 'prompts');
+      checkPositiveInt(input.steps, 'steps');
+      if (!(input.guidanceScale >= 0)) throw badInput(`field "guidanceScale" must be >= 0`);
+      const key = runKey(runId, 'preferences', 'pickapic.parquet');
+      const done = await finished(deps.store, key);
+      if (done) {
+        log.info({ uri: done.ref.uri }, 'preference set already simulated');
+        return fromDone(done);
+      }
+      await useBackend(input.backend);
+      const model = await stageCall('base model', async () =>
+        decodeModelBundle(await readArtifact(deps.store, input.baseModel), input.baseModel.uri),
+      );
+      try {
+        const size = model.unet.config.sample_size;
+        const prompts = generatePrompts(`preferences:${stageSeed(input.seed, 'prompts')}`, input.prompts);
+        const index = new Map<PromptMetadata, number>(prompts.map((p, i) => [p, i]));
+        const simSeed = stageSeed(input.seed, 'feedback') % 0x7fffffff;
+        // The simulation asks for one image at a time; its seeds do not depend on the images, so a
+        // dry run collects every (prompt, seed) and the model then generates them in batches.
+        const wanted: { prompt: PromptMetadata; seed: number }[] = [];
+        const blank: RgbImageF32 = { width: size, height: size, data: new Float32Array(size * size * 3) };
+        await simulateFeedback(
+          prompts,
+          (prompt, seed) => {
+            wanted.push({ prompt, seed });
+            return blank;
+          },
+          { seed: simSeed },
+        );
+        const started = Date.now();
+        const generated = await generateImages(
+          model,
+          wanted.map((w) => w.prompt.prompt),
+          {
+            seeds: wanted.map((w) => w.seed),
+            steps: input.steps,
+            guidanceScale: input.guidanceScale,
+            onProgress: (doneImages, total) => {
+              const seconds = (Date.now() - started) / 1000;
+              const rate = doneImages / Math.max(seconds, 1e-3);
+              const progress = {
+                phase: 'generating',
+                images: doneImages,
+                total,
+                imagesPerSecond: Number(rate.toFixed(2)),
+                etaSeconds: Math.round((total - doneImages) / rate),
+              };
+              heartbeat(progress);
+              log.info(progress, 'generating preference images');
+            },
+          },
+        );
+        const images = new Map<string, RgbImageF32>();
+        wanted.forEach((w, i) =>
+          images.set(`${index.get(w.prompt)}:${w.seed}`, {
+            width: size,
+            height: size,
+            data: fromModelSpace(generated[i]!),
+          }),
+        );
+        const feedback = await simulateFeedback(
+          prompts,
+          (prompt, seed) => {
+            const image = images.get(`${index.get(prompt)}:${seed}`);
+            if (!image) throw new Error(`no generated image for prompt "${prompt.prompt}" seed ${seed}`);
+            return image;
+          },
+          { seed: simSeed, uidPrefix: `${runId}-sim-` },
+        );
+        const decisions: Record<string, number> = {};
+        for (const p of feedback.pairs) decisions[p.decision] = (decisions[p.decision] ?? 0) + 1;
+        const meanAlignment =
+          feedback.pairs.reduce((a, p) => a + p.alignment[0] + p.alignment[1], 0) /
+          (2 * feedback.pairs.length);
+        const stats = summarize(feedback.rows);
+        const extra = {
+          rows: feedback.rows.length,
+          ...stats,
+          skipped: 0,
+          badRows: [],
+          decisions,
+          meanAlignment,
+          generationSeconds: (Date.now() - started) / 1000,
+        };
+        const ref = await putArtifact(deps.store, key, await parquetBytes(feedback.rows), {
+          kind: 'pickapic-parquet',
+          producer: 'simulatePreferences',
+          inputs: [input.baseModel.sha256],
+          extra,
+        });
+        log.info({ uri: ref.uri, ...extra }, 'simulated preference set written');
+        return { preferences: ref, rows: feedback.rows.length, ...stats, skipped: 0, badRows: [] };
+      } finally {
+        model.unet.dispose();
+        model.text.dispose();
+      }
+    },
+
+    /** Validates Pick-a-Pic shards or a caption folder and writes the accepted rows as one parquet. */
+    async importPreferences(input: ImportPreferencesInput): Promise<PreferencesResult> {
+      const log = activityLogger(deps.logger);
+      const runId = checkRunId(input.runId);
+      if (input.source !== 'pickapic' && input.source !== 'folder')
+        throw badInput(
+          `data.source must be 'pickapic' or 'folder' here, got ${JSON.stringify(input.source)}`,
+        );
+      if (!Array.isArray(input.paths) || input.paths.length === 0)
+        throw badInput(`data.source '${input.source}' needs at least one entry in data.paths`);
+      if (input.onBadRow !== 'skip' && input.onBadRow !== 'fail')
+        throw badInput(`data.onBadRow must be 'skip' or 'fail', got ${JSON.stringify(input.onBadRow)}`);
+      const key = runKey(runId, 'preferences', 'pickapic.parquet');
+      const done = await finished(deps.store, key);
+      if (done) {
+        log.info({ uri: done.ref.uri }, 'preference set already imported');
+        return fromDone(done);
+      }
+      let rows: PickapicWriteRow[];
+      let skipped = 0;
+      let badRows: BadRow[] = [];
+      const inputs: string[] = [];
+      if (input.source === 'folder') {
+        if (input.paths.length !== 1)
+          throw badInput(
+            `data.source 'folder' takes exactly one folder in data.paths, got ${input.paths.length}`,
+          );
+        const entry = input.paths[0]!;
+        const dir = isUri(entry)
+          ? await stageCall('data.paths[0]', async () => {
+              const parsed = parseArtifactUri(entry);
+              if (parsed.scheme !== 'file')
+                throw badInput(`data.paths[0]: a folder must be local, got ${entry}`);
+              return Promise.resolve(parsed.path);
+            })
+          : path.resolve(entry);
+        const items = await stageCall('data.paths[0]', () => importCaptionFolder(dir));
+        rows = items.map((item, i) => {
+          const png = encodePng(item.image);
+          const uid = `folder-${item.fileName}`;
+          return {
+            caption: item.caption,
+            image_0_uid: uid,
+            image_1_uid: uid,
+            jpg_0: png,
+            jpg_1: png,
+            label_0: 0.5,
+            label_1: 0.5,
+            user_id: 0,
+            ranking_id: i,
+          };
+        });
+      } else {
+        const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-import-'));
+        try {
+          const files: string[] = [];
+          for (const [i, entry] of input.paths.entries())
+            files.push(...(await shardFiles(deps, entry, tmp, i)));
+          heartbeat({ phase: 'reading shards', files: files.length });
+          const result = await stageCall('data.paths', () =>
+            readPickapicShards(files, { onBadRow: input.onBadRow, images: 'validate' }),
+          );
+          rows = result.rows.map(toWriteRow);
+          skipped = result.skipped;
+          badRows = result.examples.map((e) => ({
+            file: e.file,
+            row: e.row,
+            field: e.field,
+            reason: e.reason,
+          }));
+          for (const bad of badRows) log.warn(bad, 'bad preference row skipped');
+          inputs.push(...files.map((f) => path.basename(f)));
+        } finally {
+          await fs.rm(tmp, { recursive: true, force: true });
+        }
+      }
+      if (rows.length === 0)
+        throw permanentFailure(
+          `data.paths: no valid rows (${skipped} skipped; first: ${badRows[0] ? `${badRows[0].file} row ${badRows[0].row} ${badRows[0].reason}` : 'none'})`,
+          'PickapicFileError',
+        );
+      const stats = summarize(rows);
+      const extra = {
+        rows: rows.length,
+        ...stats,
+        skipped,
+        badRows,
+        source: input.source,
+        paths: input.paths,
+      };
+      const ref = await putArtifact(deps.store, key, await parquetBytes(rows), {
+        kind: 'pickapic-parquet',
+        producer: 'importPreferences',
+        extra,
+      });
+      log.info({ uri: ref.uri, rows: rows.length, skipped, ...stats }, 'preference set imported');
+      return { preferences: ref, rows: rows.length, ...stats, skipped, badRows };
+    },
+  };
+}

@@ -1,0 +1,266 @@
+/**
+ * The expert-ranking stage: every distinct image of the preference set is scored by the run's
+ * reward model in shards of `ranking.shardSize`; each finished shard is one artifact under
+ * `runs/<runId>/ranking/shards/`, so a retried or restarted ranking continues after the last
+ * committed shard without rescoring. The top `ranking.topK` images become the expert set: an image
+ * dataset artifact (images at the model's resolution, prompts, ids, scores) plus the ranking JSON
+ * (reward identity, K, every kept score).
+ */
+import type { BackendPreference } from '../engine/backend';
+import { decodeImage } from '../engine/data/image-codec';
+import { toModelSpace } from '../engine/data/pretraining-corpus';
+import { encodeImageDataset } from '../engine/io/image-dataset';
+import {
+  rankExperts as rankExpertsEngine,
+  rankingItemsFromPickapic,
+  shardCount,
+  type ExpertSet,
+  type RankingProgress,
+} from '../engine/ranking/expert-ranking';
+import {
+  validateShardScores,
+  type ShardCommitter,
+  type ShardScores,
+} from '../engine/ranking/shard-committer';
+import { formatIdentity, resizeToFloat, type RewardModelIdentity } from '../engine/rewards/reward-model';
+import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import { activityLogger, storeCall } from './common';
+import { readPreferenceRows } from './preferences';
+import { loadRewardModel } from './reward';
+import {
+  checkPositiveInt,
+  checkRef,
+  checkRunId,
+  encodeJson,
+  finished,
+  heartbeat,
+  permanentFailure,
+  putArtifact,
+  readArtifact,
+  runKey,
+  stageCall,
+  useBackend,
+  type StageDeps,
+} from './world';
+
+const SHARD_KEY = /\/shard-(\d+)\.json$/;
+
+/** Shard scores as artifacts: `<prefix>/shard-000000.json`, one atomic put per shard. */
+export class StoreShardCommitter implements ShardCommitter {
+  constructor(
+    readonly store: ArtifactStore,
+    /** Key prefix without trailing '/', e.g. `runs/<runId>/ranking/shards`. */
+    readonly prefix: string,
+  ) {}
+
+  keyOf(shard: number): string {
+    return `${this.prefix}/shard-${String(shard).padStart(6, '0')}.json`;
+  }
+
+  async committed(): Promise<Set<number>> {
+    const keys = await storeCall(() => this.store.list(`${this.prefix}/`));
+    const out = new Set<number>();
+    for (const key of keys) {
+      const m = SHARD_KEY.exec(key);
+      if (m) out.add(Number(m[1]));
+    }
+    return out;
+  }
+
+  async load(shard: number): Promise<ShardScores> {
+    const key = this.keyOf(shard);
+    const bytes = await storeCall(() => this.store.get(key));
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (err) {
+      throw permanentFailure(
+        `${key}: shard scores are not JSON (${(err as Error).message})`,
+        'ShardStoreError',
+      );
+    }
+    const scores = await stageCall(key, () => Promise.resolve(validateShardScores(json, key)));
+    if (scores.shard !== shard)
+      throw permanentFailure(`${key}: holds shard ${scores.shard}, expected ${shard}`, 'ShardStoreError');
+    return scores;
+  }
+
+  async commit(shard: number, scores: ShardScores): Promise<void> {
+    await storeCall(() =>
+      this.store.put(this.keyOf(shard), encodeJson(scores), {
+        kind: 'ranking-shard',
+        producer: 'rankExperts',
+        extra: { shard, images: scores.uids.length, rewardModel: scores.rewardModel },
+      }),
+    );
+  }
+}
+
+export interface RankExpertsInput {
+  runId: string;
+  /** The preference set (Pick-a-Pic parquet artifact). */
+  preferences: ArtifactRef;
+  /** The reward-model descriptor written by trainRewardModel. */
+  reward: ArtifactRef;
+  /** Expert demonstrations kept (config `ranking.topK`). */
+  topK: number;
+  /** Images per committed shard (config `ranking.shardSize`). */
+  shardSize: number;
+  /** Side of the expert images in the dataset (the model's resolution). */
+  resolution: number;
+  backend?: BackendPreference;
+}
+
+export interface RankExpertsResult {
+  /** Image dataset of the top-K images (model space), with prompts, ids and scores. */
+  experts: ArtifactRef;
+  /** JSON: reward identity, K, total, every kept (uid, prompt, score, rank). */
+  ranking: ArtifactRef;
+  k: number;
+  total: number;
+  shards: number;
+  /** Shards scored by this call; the others were found committed. */
+  shardsScored: number[];
+  shardsSkipped: number[];
+  rewardModel: RewardModelIdentity;
+  /** Best and K-th score. */
+  topScore: number;
+  kthScore: number;
+}
+
+export function createRankingActivities(deps: StageDeps) {
+  return {
+    /** Scores the preference set shard by shard (resumable) and writes the top-K expert set. */
+    async rankExperts(input: RankExpertsInput): Promise<RankExpertsResult> {
+      const log = activityLogger(deps.logger);
+      const runId = checkRunId(input.runId);
+      checkRef(input.preferences, 'preferences');
+      checkRef(input.reward, 'reward');
+      const k = checkPositiveInt(input.topK, 'topK');
+      const shardSize = checkPositiveInt(input.shardSize, 'shardSize');
+      const resolution = checkPositiveInt(input.resolution, 'resolution');
+      const expertsKey = runKey(runId, 'ranking', 'experts.safetensors');
+      const rankingKey = runKey(runId, 'ranking', 'ranking.json');
+
+      const rows = await readPreferenceRows(deps, input.preferences);
+      const items = await stageCall('preference set', () => Promise.resolve(rankingItemsFromPickapic(rows)));
+      if (k > items.length)
+        throw permanentFailure(
+          `ranking.topK=${k} is larger than the preference set, which holds ${items.length} distinct images: ` +
+            `lower ranking.topK or add data`,
+          'ExpertRankingError',
+        );
+      const shards = shardCount(items.length, shardSize);
+      const expertsDone = await finished(deps.store, expertsKey);
+      const rankingDone = await finished(deps.store, rankingKey);
+      if (expertsDone && rankingDone) {
+        const set = JSON.parse(
+          new TextDecoder().decode(await readArtifact(deps.store, rankingDone.ref)),
+        ) as ExpertSet;
+        log.info({ experts: expertsDone.ref.uri }, 'expert set already written');
+        return {
+          experts: expertsDone.ref,
+          ranking: rankingDone.ref,
+          k: set.k,
+          total: set.total,
+          shards,
+          shardsScored: [],
+          shardsSkipped: [...Array(shards).keys()],
+          rewardModel: set.rewardModel,
+          topScore: set.experts[0]?.score ?? NaN,
+          kthScore: set.experts[set.experts.length - 1]?.score ?? NaN,
+        };
+      }
+
+      await useBackend(input.backend);
+      const reward = await loadRewardModel(deps, input.reward);
+      const committer = new StoreShardCommitter(deps.store, runKey(runId, 'ranking', 'shards'));
+      const before = await committer.committed();
+      let set: ExpertSet;
+      try {
+        log.info(
+          {
+            images: items.length,
+            shards,
+            committed: before.size,
+            reward: formatIdentity(reward.descriptor.identity),
+          },
+          'ranking the preference set',
+        );
+        set = await stageCall('ranking', () =>
+          rankExpertsEngine({
+            items,
+            rewardModel: reward.model,
+            shardSize,
+            k,
+            committer,
+            onProgress: (p: RankingProgress) => {
+              const progress = {
+                phase: 'scoring',
+                shardsDone: p.shardsDone,
+                shardsTotal: p.shardsTotal,
+                imagesScored: p.imagesScored,
+                imagesPerSecond: Number(p.imagesPerSecond.toFixed(1)),
+                etaSeconds: p.etaSeconds === undefined ? undefined : Math.round(p.etaSeconds),
+              };
+              heartbeat(progress);
+              log.info(progress, 'ranking progress');
+            },
+          }),
+        );
+      } finally {
+        await reward.dispose();
+      }
+      const byUid = new Map(items.map((item) => [item.uid, item]));
+      const examples = set.experts.map((e) => {
+        const bytes = byUid.get(e.uid)!.image as Uint8Array;
+        const image = decodeImage(bytes, { source: `image ${e.uid}` });
+        return { prompt: e.prompt, image: toModelSpace(resizeToFloat(image, resolution, resolution)) };
+      });
+      const rankingRef = await putArtifact(deps.store, rankingKey, encodeJson(set), {
+        kind: 'expert-ranking',
+        producer: 'rankExperts',
+        inputs: [input.preferences.sha256, input.reward.sha256],
+        extra: { k: set.k, total: set.total, rewardModel: set.rewardModel },
+      });
+      const expertsRef = await putArtifact(
+        deps.store,
+        expertsKey,
+        encodeImageDataset(
+          {
+            height: resolution,
+            width: resolution,
+            channels: 3,
+            examples,
+            ids: set.experts.map((e) => e.uid),
+            scores: set.experts.map((e) => e.score),
+          },
+          { reward_model: JSON.stringify(set.rewardModel) },
+        ),
+        {
+          kind: 'expert-set',
+          producer: 'rankExperts',
+          inputs: [input.preferences.sha256, input.reward.sha256],
+          extra: { k: set.k, total: set.total, rewardModel: set.rewardModel },
+        },
+      );
+      const scored = [...Array(shards).keys()].filter((s) => !before.has(s));
+      log.info(
+        { experts: expertsRef.uri, k: set.k, total: set.total, scored: scored.length, skipped: before.size },
+        'expert set written',
+      );
+      return {
+        experts: expertsRef,
+        ranking: rankingRef,
+        k: set.k,
+        total: set.total,
+        shards,
+        shardsScored: scored,
+        shardsSkipped: [...before].sort((a, b) => a - b),
+        rewardModel: set.rewardModel,
+        topScore: set.experts[0]!.score,
+        kthScore: set.experts[set.experts.length - 1]!.score,
+      };
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * `dro run`'s embedded demo config and the lines it prints: the progress line of an activity's
+ * progress log entry, and the first-vs-last DRO loss summary.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DEMO_CONFIG_FILE, commandLogger, lossSummary, progressLine } from '../../cli/commands/run';
+import { loadConfigFile } from '../../config/load';
+
+describe('dro run', () => {
+  test('the embedded demo config runs every stage in the built-in world without flips', () => {
+    const c = loadConfigFile(DEMO_CONFIG_FILE);
+    assert.equal(c.data.source, 'world');
+    assert.equal(c.model.baseCheckpoint, '');
+    assert.equal(c.model.unet, 'demo');
+    assert.equal(c.model.resolution, 16);
+    assert.equal(c.sft.enabled, true);
+    // A horizontal flip would contradict "left of" / "right of" prompts.
+    assert.equal(c.sft.randomFlip, false);
+    assert.equal(c.dro.randomFlip, false);
+    assert.ok(c.ranking.topK <= 2 * c.data.prompts, 'topK larger than the simulated set');
+  });
+
+  test('the loss summary compares the first and last logged DRO step', () => {
+    const summary = lossSummary({
+      history: [
+        { step: 4, loss: 0.5, diff: 0.2 },
+        { step: 8, loss: 0.3, diff: -0.1 },
+        { step: 12, loss: 0.1, diff: -0.4 },
+      ],
+    });
+    assert.deepEqual(summary, { steps: [4, 12], loss: [0.5, 0.1], diff: [0.2, -0.4] });
+    assert.equal(lossSummary({ history: [] }), undefined);
+    assert.equal(lossSummary(null), undefined);
+  });
+
+  test('progress log entries become short lines, other entries none', () => {
+    assert.equal(
+      progressLine({
+        msg: 'training progress',
+        stage: 'dro',
+        step: 12,
+        totalSteps: 64,
+        loss: 0.00123,
+        imagesPerSecond: 6.54,
+      }),
+      '[dro] step 12/64, loss 1.230e-3, 6.5 img/s',
+    );
+    assert.equal(
+      progressLine({
+        msg: 'ranking progress',
+        shardsDone: 2,
+        shardsTotal: 6,
+        imagesPerSecond: 120.5,
+        etaSeconds: 4,
+      }),
+      '[ranking] shard 2/6, 120.5 img/s, ETA 4.0 s',
+    );
+    assert.equal(progressLine({ msg: 'checkpoint written', step: 3 }), undefined);
+  });
+
+  test("the command's logger turns progress entries into lines, at most one per interval", () => {
+    const lines: string[] = [];
+    const log = commandLogger((line) => lines.push(line), 60_000);
+    log.info({ stage: 'sft', step: 1, totalSteps: 8, loss: 0.5 }, 'training progress');
+    log.info({ stage: 'sft', step: 2, totalSteps: 8, loss: 0.4 }, 'training progress');
+    log.info({ step: 2 }, 'checkpoint written');
+    assert.deepEqual(lines, ['[sft] step 1/8, loss 5.000e-1']);
+  });
+});
