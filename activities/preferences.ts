@@ -46,7 +46,7 @@ import {
   stageSeed,
   useBackend,
   type StageDeps,
-} from './world';
+} from './stage';
 
 export interface SimulatePreferencesInput {
   runId: string;

@@ -36,12 +36,12 @@ import {
   heartbeat,
   permanentFailure,
   putArtifact,
-  readArtifact,
+  readJsonArtifact,
   runKey,
   stageCall,
   useBackend,
   type StageDeps,
-} from './world';
+} from './stage';
 
 const SHARD_KEY = /\/shard-(\d+)\.json$/;
 
@@ -154,9 +154,7 @@ export function createRankingActivities(deps: StageDeps) {
       const expertsDone = await finished(deps.store, expertsKey);
       const rankingDone = await finished(deps.store, rankingKey);
       if (expertsDone && rankingDone) {
-        const set = JSON.parse(
-          new TextDecoder().decode(await readArtifact(deps.store, rankingDone.ref)),
-        ) as ExpertSet;
+        const set = await readJsonArtifact<ExpertSet>(deps.store, rankingDone.ref);
         log.info({ experts: expertsDone.ref.uri }, 'expert set already written');
         return {
           experts: expertsDone.ref,

@@ -5,7 +5,7 @@
  */
 import type { ArtifactRef } from '../storage/artifact-store';
 import { activityLogger } from './common';
-import { checkRunId, encodeJson, finished, putArtifact, runKey, type StageDeps } from './world';
+import { checkRunId, encodeJson, finished, putArtifact, runKey, type StageDeps } from './stage';
 
 export interface WriteRunReportInput {
   runId: string;

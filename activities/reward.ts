@@ -42,13 +42,14 @@ import {
   permanentFailure,
   putArtifact,
   readArtifact,
+  readJsonArtifact,
   readSource,
   runKey,
   stageCall,
   stageSeed,
   useBackend,
   type StageDeps,
-} from './world';
+} from './stage';
 
 export const REWARD_DESCRIPTOR_FORMAT = 'dro-pipeline/reward@1';
 
@@ -125,9 +126,7 @@ export async function loadRewardModel(
   deps: StageDeps,
   ref: ArtifactRef,
 ): Promise<{ model: RewardModel; descriptor: RewardDescriptor; dispose: () => Promise<void> }> {
-  const descriptor = JSON.parse(
-    new TextDecoder().decode(await readArtifact(deps.store, ref)),
-  ) as RewardDescriptor;
+  const descriptor = await readJsonArtifact<RewardDescriptor>(deps.store, ref);
   if (descriptor.format !== REWARD_DESCRIPTOR_FORMAT)
     throw permanentFailure(`${ref.uri} is not a reward-model descriptor`, 'PipelineBadInput');
   if (descriptor.kind === 'detector')
@@ -185,9 +184,7 @@ export function createRewardActivities(deps: StageDeps) {
       const key = runKey(runId, 'reward', 'reward-model.json');
       const done = await finished(deps.store, key);
       if (done) {
-        const d = JSON.parse(
-          new TextDecoder().decode(await readArtifact(deps.store, done.ref)),
-        ) as RewardDescriptor;
+        const d = await readJsonArtifact<RewardDescriptor>(deps.store, done.ref);
         log.info({ uri: done.ref.uri }, 'reward model already written');
         return {
           reward: done.ref,

@@ -13,7 +13,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { readPreferenceRows } from '../../activities/preferences';
 import { StoreShardCommitter, createRankingActivities } from '../../activities/ranking';
 import { createRewardActivities } from '../../activities/reward';
-import { encodeJson, type StageDeps } from '../../activities/world';
+import { encodeJson, type StageDeps } from '../../activities/stage';
 import { initBackend } from '../../engine/backend';
 import { writePickapicParquet } from '../../engine/data/pickapic';
 import { generatePrompts } from '../../engine/data/world';
