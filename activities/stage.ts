@@ -14,6 +14,7 @@ import { storeForUri } from '../storage';
 import type { ArtifactMetadata, ArtifactRef, ArtifactStore, PutOptions } from '../storage/artifact-store';
 import { isPermanent, StoreError } from '../storage/errors';
 import { isUri, parseArtifactUri } from '../storage/uri';
+import { ENGINE_PERMANENT_ERRORS } from '../config/error-types';
 import { keySegment, storeCall } from './common';
 
 export interface StageDeps {
@@ -30,24 +31,7 @@ export const PIPELINE_ERRORS = {
 } as const;
 
 /** Engine errors that retrying cannot fix: their class name becomes the failure type. */
-const PERMANENT_ENGINE_ERRORS = new Set([
-  'TrainingInputError',
-  'ModelBundleError',
-  'SafetensorsError',
-  'NonFiniteTensorError',
-  'PickapicRowError',
-  'PickapicFileError',
-  'FolderImportError',
-  'ExpertRankingError',
-  'ShardStoreError',
-  'OnnxContractError',
-  'UnknownPromptError',
-  'UnscorableImageError',
-  'ImageDecodeError',
-  'ImageTooSmallError',
-  'TokenizerError',
-  'RangeError',
-]);
+const PERMANENT_ENGINE_ERRORS: ReadonlySet<string> = new Set(ENGINE_PERMANENT_ERRORS);
 
 /** A non-retryable failure with a stable type. */
 export function permanentFailure(message: string, type: string, cause?: Error): ApplicationFailure {

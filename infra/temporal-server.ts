@@ -21,6 +21,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { DEFAULT_NAMESPACE } from '../config/task-queues';
+import { DRO_SEARCH_ATTRIBUTE_KEYS } from '../config/search-attributes';
 import { TEMPORAL_CLI } from './binaries';
 import { ensureBinary, type ResolvedBinary } from './go-binary';
 import { stateDir } from './paths';
@@ -31,11 +32,9 @@ export { TEMPORAL_CLI };
 export type SearchAttributeKind = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
 
 /** Custom search attributes the pipeline sets on its workflows (names are API: keep them stable). */
-export const DRO_SEARCH_ATTRIBUTES: Readonly<Record<string, SearchAttributeKind>> = {
-  DroRunId: 'Keyword',
-  DroStage: 'Keyword',
-  DroConfigHash: 'Keyword',
-};
+export const DRO_SEARCH_ATTRIBUTES: Readonly<Record<string, SearchAttributeKind>> = Object.fromEntries(
+  DRO_SEARCH_ATTRIBUTE_KEYS.map((key) => [key.name, 'Keyword' as const]),
+);
 
 // Values of temporal.api.enums.v1.IndexedValueType.
 const INDEXED_VALUE_TYPE: Record<SearchAttributeKind, number> = {

@@ -2,6 +2,7 @@
  * Errors raised by the artifact store. Each has a stable `type` (equal to its class name) so that a
  * Temporal retry policy can list the permanent ones in `nonRetryableErrorTypes`.
  */
+import { STORE_PERMANENT_ERRORS } from '../config/error-types';
 
 /** Base class: every store error carries a stable `type` string. */
 export abstract class StoreError extends Error {
@@ -109,13 +110,7 @@ export class StoreAccessDeniedError extends StoreError {
 }
 
 /** Error types that retrying cannot fix; suitable for a Temporal `nonRetryableErrorTypes` list. */
-export const PERMANENT_STORE_ERROR_TYPES: readonly string[] = [
-  'InvalidArtifactUriError',
-  'DigestMismatchError',
-  'ArtifactNotFoundError',
-  'BucketNotFoundError',
-  'StoreAccessDeniedError',
-];
+export const PERMANENT_STORE_ERROR_TYPES: readonly string[] = STORE_PERMANENT_ERRORS;
 
 /**
  * True for errors that a retry cannot fix. An unreachable store may come back; a missing bucket,

@@ -10,7 +10,6 @@
  * Training runs as child workflows whose ids derive from the run id, so a restarted pipeline finds
  * them. Each stage upserts the `DroStage` search attribute; `pipelineProgress` answers where it is.
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
 import {
   ApplicationFailure,
   executeChild,
@@ -21,6 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { PipelineConfig } from '../config/schemas';
+import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
 import { TASK_QUEUES } from '../config/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -34,37 +34,13 @@ import {
   type StageRecord,
 } from './pipeline-types';
 import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from './training-types';
-
-// Registered by infra/temporal-server.ts (DRO_SEARCH_ATTRIBUTES).
-const DRO_STAGE = defineSearchAttributeKey('DroStage', 'KEYWORD');
-const DRO_RUN_ID = defineSearchAttributeKey('DroRunId', 'KEYWORD');
-
-/** Engine, store and pipeline failure types that no retry can fix. */
-const NON_RETRYABLE = [
-  'PipelineBadInput',
-  'PipelineSourceNotFound',
-  'TrainingInputError',
-  'ModelBundleError',
-  'SafetensorsError',
-  'PickapicRowError',
-  'PickapicFileError',
-  'FolderImportError',
-  'ExpertRankingError',
-  'ShardStoreError',
-  'OnnxContractError',
-  'UnknownPromptError',
-  'InvalidArtifactUriError',
-  'DigestMismatchError',
-  'ArtifactNotFoundError',
-  'BucketNotFoundError',
-  'StoreAccessDeniedError',
-];
+import { DRO_RUN_ID, DRO_STAGE } from '../config/search-attributes';
 
 type TrainingWorkflowFn = (input: TrainingWorkflowInput) => Promise<TrainingWorkflowResult>;
 
 function activityProxies(config: PipelineConfig) {
   const heartbeatTimeout = `${Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6))} seconds`;
-  const retry = { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE };
+  const retry = { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] };
   return {
     compute: proxyActivities<activities.Activities>({
       taskQueue: TASK_QUEUES.gpu,

@@ -3,7 +3,6 @@
  * queue. The wait (a signal or a timer, whichever comes first) is where a server restart can
  * happen: the workflow must resume from its history and finish.
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
 import {
   condition,
   defineQuery,
@@ -14,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import { TASK_QUEUES } from '../config/task-queues';
+import { DRO_STAGE } from '../config/search-attributes';
 
 export interface SmokeInput {
   /** Text written by the first activity and expected back by the second. Default: `dro smoke`. */
@@ -35,9 +35,6 @@ export type SmokeStage = 'writing' | 'waiting' | 'verifying' | 'done';
 export const continueSmokeSignal = defineSignal('continueSmoke');
 /** Where the workflow is; `waiting` means the artifact is written and the verifier has not run. */
 export const smokeStageQuery = defineQuery<SmokeStage>('smokeStage');
-
-// Registered by infra/temporal-server.ts (DRO_SEARCH_ATTRIBUTES).
-const DRO_STAGE = defineSearchAttributeKey('DroStage', 'KEYWORD');
 
 const compute = proxyActivities<activities.Activities>({
   taskQueue: TASK_QUEUES.gpu,

@@ -9,6 +9,7 @@
  * ```
  */
 import { defineQuery } from '@temporalio/workflow';
+import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { MetricRow } from '../engine/training/trainer';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -139,20 +140,8 @@ export interface FinalizeTrainingResult {
   summary: ArtifactRef;
 }
 
-/**
- * Failure types no retry can fix. The store's part must equal storage/errors.ts
- * PERMANENT_STORE_ERROR_TYPES (a unit test checks it; workflows cannot import that module's values).
- */
-export const TRAINING_NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
-  'NonFiniteTrainingError',
-  'TrainingInputError',
-  'ModelBundleError',
-  'InvalidArtifactUriError',
-  'DigestMismatchError',
-  'ArtifactNotFoundError',
-  'BucketNotFoundError',
-  'StoreAccessDeniedError',
-];
+/** Failure types no retry can fix. */
+export const TRAINING_NON_RETRYABLE_ERROR_TYPES: readonly string[] = NON_RETRYABLE_ERROR_TYPES;
 
 /** The training method each stage runs. */
 export const STAGE_METHOD: Record<TrainingStage, TrainingSettings['method']> = {

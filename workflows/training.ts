@@ -6,7 +6,6 @@
  * The run continues as new every `chunksPerRun` chunks (or when the server suggests it), so the
  * history stays far below Temporal's 51,200-event limit however long the training is.
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
 import {
   ActivityCancellationType,
   ActivityFailure,
@@ -31,11 +30,9 @@ import {
   type TrainingWorkflowInput,
   type TrainingWorkflowResult,
 } from './training-types';
+import { DRO_STAGE } from '../config/search-attributes';
 
 export * from './training-types';
-
-// Registered by infra/temporal-server.ts (DRO_SEARCH_ATTRIBUTES).
-const DRO_STAGE = defineSearchAttributeKey('DroStage', 'KEYWORD');
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30;
 const DEFAULT_CHUNKS_PER_RUN = 100;

@@ -6,7 +6,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { createActivities } from '../../activities';
@@ -32,12 +31,10 @@ import {
   type StageRecord,
 } from '../../workflows/pipeline-types';
 import { smokeWorkflow, type SmokeResult } from '../../workflows/smoke';
+import { DRO_CONFIG_HASH, DRO_RUN_ID } from '../../config/search-attributes';
 
 /** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
 export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');
-
-const DRO_RUN_ID = defineSearchAttributeKey('DroRunId', 'KEYWORD');
-const DRO_CONFIG_HASH = defineSearchAttributeKey('DroConfigHash', 'KEYWORD');
 
 /** Raised when the user interrupts a run; the workflow's history stays on the cluster. */
 export class RunInterruptedError extends Error {

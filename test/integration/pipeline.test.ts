@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { defineSearchAttributeKey } from '@temporalio/common';
 import { parseConfig } from '../../config/load';
 import type { PipelineConfig, PipelineConfigInput } from '../../config/schemas';
 import { TASK_QUEUES } from '../../config/task-queues';
@@ -21,9 +20,7 @@ import { pipelineWorkflow, trainingWorkflowId } from '../../workflows/pipeline';
 import { pipelineProgressQuery, type RunReport } from '../../workflows/pipeline-types';
 import { startS3Server, type S3TestServer } from '../harness/s3-server';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
-
-const DRO_STAGE = defineSearchAttributeKey('DroStage', 'KEYWORD');
-const DRO_RUN_ID = defineSearchAttributeKey('DroRunId', 'KEYWORD');
+import { DRO_RUN_ID, DRO_STAGE } from '../../config/search-attributes';
 
 /** The smallest configuration that still runs every stage for real. */
 export function tinyPipelineConfig(overrides: PipelineConfigInput = {}): PipelineConfig {
