@@ -21,26 +21,10 @@ import {
 import type { S3StoreOptions } from '../../storage';
 import type { S3TestServer } from '../harness/s3-server';
 import { freePort, startS3Server } from '../harness/s3-server';
+import { chunked, pattern } from '../harness/bytes';
 
 const MiB = 1024 * 1024;
 const options = { kind: 'smoke', producer: 's3-store.test' };
-
-function pattern(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-async function* chunked(data: Uint8Array, chunk: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < data.byteLength; i += chunk) {
-    await Promise.resolve();
-    yield data.subarray(i, Math.min(i + chunk, data.byteLength));
-  }
-}
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 

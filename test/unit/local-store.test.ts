@@ -14,27 +14,11 @@ import {
   storeForUri,
 } from '../../storage';
 import { parseArtifactUri, validateKey } from '../../storage/uri';
+import { chunked, pattern } from '../harness/bytes';
 
 /** SHA-256("abc") from FIPS 180-2, appendix B.1. */
 const SHA256_ABC = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
 const options = { kind: 'smoke', producer: 'local-store.test' };
-
-function pattern(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-async function* chunked(data: Uint8Array, chunk: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < data.byteLength; i += chunk) {
-    await Promise.resolve();
-    yield data.subarray(i, Math.min(i + chunk, data.byteLength));
-  }
-}
 
 /** Every file below `dir`, hidden ones included, relative to it. */
 function allFiles(dir: string): string[] {
