@@ -1,0 +1,89 @@
+/**
+ * report.md: the run report as Markdown, with the sample grids and loss plots as files beside it
+ * (`grid-<method>.png`, `loss-<stage>.svg`). Every piece of run text is escaped.
+ */
+import { escapeMarkdown as md } from './escape';
+import type { ReportData } from './report-data';
+import type { PreparedReport } from './sections';
+import { configJson, formatDuration, plural, totalWallSeconds } from './sections';
+import type { Table } from './tables';
+
+export function markdownTable(table: Table): string {
+  const row = (cells: readonly string[]): string => `| ${cells.map(md).join(' | ')} |`;
+  const align = table.header.map((_, j) => (j === 0 ? ':---' : '---:'));
+  const lines = [`### ${md(table.title)}`, '', row(table.header), `| ${align.join(' | ')} |`];
+  lines.push(...table.rows.map(row));
+  if (table.note) lines.push('', md(table.note));
+  return lines.join('\n');
+}
+
+/** A fenced block whose fence is longer than any backtick run inside, so text cannot close it. */
+function fenced(text: string, lang = ''): string {
+  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}${lang}\n${text}\n${fence}`;
+}
+
+export function renderMarkdown(data: ReportData, prepared: PreparedReport): string {
+  const out: string[] = [`# Run report: ${md(data.name)}`, ''];
+  out.push(`- Run id: \`${md(data.runId)}\``, `- Config hash: \`${md(data.configHash)}\``);
+  if (data.createdAt) out.push(`- Created: ${md(data.createdAt)}`);
+  if (data.baseline) out.push(`- Baseline: ${md(data.baseline)}`);
+  out.push(`- Total stage wall time: ${formatDuration(totalWallSeconds(data))}`, '');
+
+  if (prepared.tables.length) {
+    out.push('## Results', '');
+    for (const t of prepared.tables) out.push(markdownTable(t), '');
+  }
+  if (data.humanStudy) {
+    const h = data.humanStudy;
+    out.push(
+      `Human study \`${md(h.studyId)}\`: ${plural(h.participants, 'participant')} counted, ${h.dropped} dropped for failed attention checks.`,
+      '',
+    );
+  }
+  if (data.reward) {
+    const r = data.reward;
+    const ci = r.ci95 ? ` (95% CI ${(100 * r.ci95[0]).toFixed(1)}%-${(100 * r.ci95[1]).toFixed(1)}%)` : '';
+    out.push(
+      '## Reward model',
+      '',
+      `${md(r.name)}: pairwise accuracy ${(100 * r.accuracy).toFixed(1)}%${ci} on ${r.heldOutPairs} held-out pairs.`,
+      '',
+    );
+  }
+  if (prepared.samples.length && data.samples) {
+    out.push('## Samples', '', 'Every method on the same prompts and seeds, left to right:', '');
+    data.samples.prompts.forEach((p, i) => out.push(`${i + 1}. ${md(p)} (seed ${data.samples?.seeds[i]})`));
+    out.push('');
+    for (const s of prepared.samples)
+      out.push(`**${md(s.method)}**`, '', `![${md(s.method)}](${s.gridFile})`, '');
+  }
+  if (prepared.plots.length) {
+    out.push('## Loss curves', '');
+    for (const p of prepared.plots) out.push(`![${md(p.stage)} loss](${p.file})`, '');
+  }
+  out.push(
+    '## Stages',
+    '',
+    markdownTable({
+      title: 'Wall time',
+      header: ['Stage', 'Wall time', 'Reused'],
+      rows: data.stages.map((s) => [s.stage, formatDuration(s.wallSeconds), s.cacheHit ? 'yes' : 'no']),
+    }),
+    '',
+    '## Artifacts',
+    '',
+    markdownTable({
+      title: 'Artifacts',
+      header: ['Role', 'URI', 'SHA-256'],
+      rows: data.artifacts.map((a) => [a.role, a.uri, a.sha256]),
+    }),
+    '',
+    '## Config',
+    '',
+    fenced(configJson(data.config), 'json'),
+    '',
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,168 @@
+/**
+ * The report's tables, built once as plain cells and rendered as aligned text (the terminal, at
+ * the end of `dro run`), Markdown or HTML.
+ *
+ * Layout follows the paper: methods as rows, metrics as columns, significance against the baseline
+ * marked * p < 0.05, ** p < 0.01, *** p < 0.001.
+ */
+import type { GenEvalRow, HumanStudyRow, Interval, WinRateRow } from './report-data';
+
+export interface Table {
+  title: string;
+  header: string[];
+  rows: string[][];
+  /** One line under the table, e.g. the significance legend. */
+  note?: string;
+}
+
+export const SIGNIFICANCE_NOTE = '* p < 0.05, ** p < 0.01, *** p < 0.001';
+
+/** "***" below 0.001, "**" below 0.01, "*" below 0.05, else "" (also for a missing p). */
+export function significanceMark(p: number | null | undefined): string {
+  if (p === undefined || p === null || !Number.isFinite(p)) return '';
+  if (p < 0.001) return '***';
+  if (p < 0.01) return '**';
+  if (p < 0.05) return '*';
+  return '';
+}
+
+/** GenEval's own tag names, in the order of its published tables. */
+const TAG_LABELS: Record<string, string> = {
+  single_object: 'Single obj.',
+  two_object: 'Two obj.',
+  counting: 'Counting',
+  colors: 'Colors',
+  position: 'Position',
+  color_attr: 'Color attr.',
+};
+
+const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const percent = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
+const interval = (ci: Interval, format: (x: number) => string): string =>
+  `[${format(ci[0])}, ${format(ci[1])}]`;
+
+/** Compact number for reward means, which range from ~1e-3 to ~1e2 across reward models. */
+function score(x: number): string {
+  if (!Number.isFinite(x)) return 'n/a';
+  const a = Math.abs(x);
+  return a !== 0 && (a < 0.01 || a >= 1e4) ? x.toExponential(2) : x.toFixed(a >= 100 ? 1 : 3);
+}
+
+function pValue(p: number | null): string {
+  if (p === null || !Number.isFinite(p)) return 'n/a';
+  return p < 0.001 ? p.toExponential(1) : p.toFixed(3);
+}
+
+/** Tags in GenEval order, then any others alphabetically. */
+function tagColumns(rows: readonly GenEvalRow[]): string[] {
+  const present = new Set(rows.flatMap((r) => Object.keys(r.perTag)));
+  const known = Object.keys(TAG_LABELS).filter((t) => present.has(t));
+  const other = [...present].filter((t) => !(t in TAG_LABELS)).sort();
+  return [...known, ...other];
+}
+
+/** Methods as rows; per-tag accuracy, overall (marked against the baseline) and mean score. */
+export function genevalTable(rows: readonly GenEvalRow[]): Table {
+  const tags = tagColumns(rows);
+  return {
+    title: 'GenEval',
+    header: ['Method', ...tags.map((t) => TAG_LABELS[t] ?? t), 'Overall', 'Mean score'],
+    rows: rows.map((r) => [
+      r.method,
+      ...tags.map((t) => (r.perTag[t] === undefined ? '-' : fixed(r.perTag[t], 2))),
+      fixed(r.overall, 2) + significanceMark(r.pValueVsBaseline),
+      fixed(r.meanScore, 3),
+    ]),
+    note: `${SIGNIFICANCE_NOTE} (overall score against the baseline)`,
+  };
+}
+
+/**
+ * The paper's win-rate table: one row per compared pair ("dro vs base"), one column per reward
+ * model, each cell the share of prompts where the first method's image scored higher.
+ */
+export function winRateTable(rows: readonly WinRateRow[]): Table {
+  const rewards = unique(rows.map((r) => r.reward));
+  const pairs = unique(rows.map((r) => pairLabel(r.a, r.b)));
+  const cell = new Map(rows.map((r) => [`${pairLabel(r.a, r.b)}\u0000${r.reward}`, r]));
+  return {
+    title: 'Win rate',
+    header: ['Method', ...rewards],
+    rows: pairs.map((pair) => [
+      pair,
+      ...rewards.map((reward) => {
+        const r = cell.get(`${pair}\u0000${reward}`);
+        return r === undefined ? '-' : percent(r.winRate) + significanceMark(r.pValue);
+      }),
+    ]),
+    note: `${SIGNIFICANCE_NOTE} (paired test of the score difference)`,
+  };
+}
+
+/** Every win-rate comparison with its means, p value and interval. */
+export function winRateDetailTable(rows: readonly WinRateRow[]): Table {
+  return {
+    title: 'Win rate details',
+    header: ['Method', 'Reward', 'Win rate', 'Mean A', 'Mean B', 'p', '95% CI of A - B'],
+    rows: rows.map((r) => [
+      pairLabel(r.a, r.b),
+      r.reward,
+      percent(r.winRate) + significanceMark(r.pValue),
+      score(r.meanA),
+      score(r.meanB),
+      pValue(r.pValue),
+      interval(r.ci95, score),
+    ]),
+  };
+}
+
+export function humanStudyTable(rows: readonly HumanStudyRow[]): Table {
+  return {
+    title: 'Human preference',
+    header: ['Method', 'Wins', 'Answers', 'Win rate', 'Wilson 95% CI'],
+    rows: rows.map((r) => [
+      pairLabel(r.a, r.b),
+      String(r.winsA),
+      String(r.total),
+      percent(r.winRate),
+      interval(r.ci95, percent),
+    ]),
+  };
+}
+
+export function pairLabel(a: string, b: string): string {
+  return `${a} vs ${b}`;
+}
+
+/** Aligned plain text: numbers right-aligned, the first column left-aligned. */
+export function formatTextTable(table: Table): string {
+  // Control characters in a name (an ANSI escape, a newline) must not reach the terminal.
+  // eslint-disable-next-line no-control-regex
+  const clean = (c: string): string => c.replace(/[\s\u0000-\u001f\u007f-\u009f]+/g, ' ');
+  const cells = [table.header, ...table.rows].map((row) => row.map(clean));
+  const widths = table.header.map((_, j) => Math.max(...cells.map((row) => (row[j] ?? '').length)));
+  const line = (row: string[]): string =>
+    row
+      .map((c, j) => (j === 0 ? c.padEnd(widths[j] as number) : c.padStart(widths[j] as number)))
+      .join('  ')
+      .trimEnd();
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const out = [table.title, line(cells[0] as string[]), rule, ...cells.slice(1).map(line)];
+  if (table.note) out.push(table.note);
+  return out.join('\n');
+}
+
+/** The two tables `dro run` prints at the end: GenEval and win rate. */
+export function formatRunTables(data: {
+  geneval: readonly GenEvalRow[];
+  winRates: readonly WinRateRow[];
+}): string {
+  const parts: string[] = [];
+  if (data.geneval.length) parts.push(formatTextTable(genevalTable(data.geneval)));
+  if (data.winRates.length) parts.push(formatTextTable(winRateTable(data.winRates)));
+  return parts.join('\n\n');
+}
+
+function unique(items: readonly string[]): string[] {
+  return [...new Set(items)];
+}
