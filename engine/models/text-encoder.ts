@@ -1,12 +1,14 @@
 /**
- * A small CLIP text encoder (transformers' CLIPTextModel, same parameter names):
- * token + position embeddings -> pre-LN transformer layers with a causal mask and quick_gelu MLP
- * -> final_layer_norm. Returns last_hidden_state [B, L, hidden_size], the UNet's cross-attention
- * context. The token lookup is a one-hot matmul so the table can be trained on wasm.
+ * CLIP text encoder (transformers' CLIPTextModel, same parameter names):
+ * token + position embeddings -> pre-LN transformer layers with a causal mask and a quick_gelu (or
+ * gelu) MLP -> final_layer_norm. Returns last_hidden_state [B, L, hidden_size], the UNet's
+ * cross-attention context. The token lookup is a one-hot matmul so the table can be trained on wasm.
+ * A pipeline's `text_encoder/` folder (transformers' config.json and weights) loads through
+ * `engine/io/diffusers-pipeline.ts`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { embeddingLookup } from '../ops';
-import { attention, CLIP_ATTENTION, dense, layerNorm, quickGelu } from '../nn/layers';
+import { attention, CLIP_ATTENTION, dense, geluErf, layerNorm, quickGelu } from '../nn/layers';
 import { ParameterSet, type ParamSpec } from '../nn/params';
 import type { Rng } from '../rng';
 
@@ -19,6 +21,28 @@ export interface TextEncoderConfig {
   max_position_embeddings: number;
   /** Default 1e-5 (CLIP). */
   layer_norm_eps: number;
+  /** MLP activation. Default 'quick_gelu' (OpenAI CLIP, SD1.5); 'gelu' is the exact erf GELU (OpenCLIP). */
+  hidden_act?: TextEncoderActivation;
+}
+
+export const TEXT_ENCODER_ACTIVATIONS = ['quick_gelu', 'gelu'] as const;
+export type TextEncoderActivation = (typeof TEXT_ENCODER_ACTIVATIONS)[number];
+
+/**
+ * Tensors a transformers checkpoint may hold that are not parameters: older versions saved the
+ * constant position-id buffer (0..max_position_embeddings-1), which loaders skip.
+ */
+export const TEXT_ENCODER_BUFFERS: readonly string[] = [
+  'text_model.embeddings.position_ids',
+  'embeddings.position_ids',
+];
+
+/**
+ * The engine's (and transformers 4's) name for a stored CLIPTextModel key: transformers 5 saves
+ * the keys without the `text_model.` prefix that SD1.5's files carry; both load.
+ */
+export function canonicalTextEncoderKey(key: string): string {
+  return key.startsWith('text_model.') ? key : `text_model.${key}`;
 }
 
 /** Text encoder for the built-in world; `vocab_size` comes from its tokenizer. */
@@ -49,6 +73,11 @@ export function textEncoderParamSpecs(c: TextEncoderConfig): ParamSpec[] {
   if (c.hidden_size % c.num_attention_heads !== 0) {
     throw new Error(
       `TextEncoderConfig.hidden_size ${c.hidden_size} not divisible by ${c.num_attention_heads} heads`,
+    );
+  }
+  if (c.hidden_act !== undefined && !TEXT_ENCODER_ACTIVATIONS.includes(c.hidden_act)) {
+    throw new Error(
+      `TextEncoderConfig.hidden_act ${JSON.stringify(c.hidden_act)} is not supported (${TEXT_ENCODER_ACTIVATIONS.join(', ')})`,
     );
   }
   const d = c.hidden_size;
@@ -90,6 +119,16 @@ export class CLIPTextModel {
     return new CLIPTextModel(config, ParameterSet.create(textEncoderParamSpecs(config), rng, trainable));
   }
 
+  /** A model around existing parameters (which must have been built from the same config). */
+  static fromParameters(config: TextEncoderConfig, params: ParameterSet): CLIPTextModel {
+    const want = textEncoderParamSpecs(config).map((s) => s.name);
+    const have = params.names;
+    if (want.length !== have.length || want.some((n, i) => n !== have[i])) {
+      throw new Error('parameter set does not match the text encoder config');
+    }
+    return new CLIPTextModel(config, params);
+  }
+
   clone(trainable = this.params.trainable): CLIPTextModel {
     return new CLIPTextModel(this.config, this.params.clone(trainable));
   }
@@ -116,6 +155,7 @@ export class CLIPTextModel {
       const pos = tf.slice(p.get('text_model.embeddings.position_embedding.weight'), [0, 0], [len, -1]);
       let h = tf.add(tok, pos);
       const causal = causalMask(len);
+      const act = c.hidden_act === 'gelu' ? geluErf : quickGelu;
       for (let i = 0; i < c.num_hidden_layers; i++) {
         const prefix = `text_model.encoder.layers.${i}`;
         const a = attention(
@@ -129,7 +169,7 @@ export class CLIPTextModel {
         );
         h = tf.add(h, a);
         const m = dense(p, `${prefix}.mlp.fc1`, layerNorm(p, `${prefix}.layer_norm2`, h, c.layer_norm_eps));
-        h = tf.add(h, dense(p, `${prefix}.mlp.fc2`, quickGelu(m)));
+        h = tf.add(h, dense(p, `${prefix}.mlp.fc2`, act(m)));
       }
       const out = layerNorm(p, 'text_model.final_layer_norm', h, c.layer_norm_eps);
       return tf.reshape(out, [b, len, c.hidden_size]);
