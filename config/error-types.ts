@@ -10,6 +10,7 @@ export const STORE_PERMANENT_ERRORS = [
   'ArtifactNotFoundError',
   'BucketNotFoundError',
   'StoreAccessDeniedError',
+  'ArtifactExistsError',
 ] as const;
 
 /** Engine errors about inputs or numerics; their class name is the failure type. */

@@ -32,12 +32,22 @@ export interface PutOptions {
   producer: string;
   inputs?: string[];
   extra?: Record<string, unknown>;
+  /**
+   * When the key already holds a committed artifact: `same` (default) returns it if the new bytes
+   * are identical and throws ArtifactExistsError otherwise; `keep` returns it whatever the new bytes
+   * are (for artifacts that any of several equivalent writers may produce, such as a checkpoint on
+   * a deterministic trajectory rewritten by a retried attempt).
+   */
+  ifExists?: 'same' | 'keep';
 }
 
 export interface ArtifactStore {
   /** Base URI of the store, e.g. `file:///work/.dro/artifacts` or `s3://bucket/prefix`. */
   readonly baseUri: string;
-  /** Writes atomically: the key holds either nothing or the complete bytes. */
+  /**
+   * Writes atomically and once: the key holds either nothing or the complete bytes, and a committed
+   * artifact is never replaced (see PutOptions.ifExists).
+   */
   put(key: string, data: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<ArtifactRef>;
   /** Reads and verifies against `expectedSha256` (or the stored digest when omitted). */
   get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array>;

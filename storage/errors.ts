@@ -61,6 +61,25 @@ export class ArtifactNotFoundError extends StoreError {
   }
 }
 
+/**
+ * A put to a key that already holds a committed artifact with other bytes. Artifacts are written
+ * once: a changed input must produce a new key, so nothing that points at the old bytes breaks.
+ */
+export class ArtifactExistsError extends StoreError {
+  readonly type = 'ArtifactExistsError';
+  override name = 'ArtifactExistsError';
+  constructor(
+    readonly uri: string,
+    readonly existingSha256: string,
+    readonly newSha256: string,
+  ) {
+    super(
+      `Refusing to overwrite ${uri}: it already holds sha256 ${existingSha256}, the new bytes hash to ` +
+        `${newSha256}. Artifacts are written once; write changed content under a new key.`,
+    );
+  }
+}
+
 /** The store's endpoint did not answer (connection refused, DNS failure, timeout). */
 export class StoreUnreachableError extends StoreError {
   readonly type = 'StoreUnreachableError';

@@ -3,7 +3,9 @@
  *
  * Layout: the artifact `key` is the file `<root>/<key>`, its metadata the file
  * `<root>/<key>.meta.json`. Both are written to a hidden temporary file in the same directory,
- * fsynced and renamed, so a key holds either nothing or complete bytes. The object is renamed into
+ * fsynced and moved into place, so a key holds either nothing or complete bytes. The object is
+ * moved with link(2), which fails when the name exists, so a committed artifact is never
+ * replaced (write-once; see storage/write-once.ts). The object is renamed into
  * place first and the metadata second; an object without metadata is the leftover of an
  * interrupted write and is invisible to `head`, `exists` and `list`.
  *
@@ -34,6 +36,7 @@ import {
   validateListPrefix,
 } from './uri';
 import { checkExpectedSha256, verifyArtifactBytes } from './verify';
+import { sameOrRefuse, settleExisting } from './write-once';
 
 export interface LocalStoreOptions {
   /** Directory holding the artifacts. Default: `<stateDir()>/artifacts`. */
@@ -78,6 +81,11 @@ async function syncDirectory(dir: string): Promise<void> {
 export async function writeFileAtomic(
   file: string,
   data: Uint8Array | AsyncIterable<Uint8Array>,
+  /**
+   * Called when `file` already exists and `noClobber` is set: resolves to true to replace it (a
+   * leftover of an interrupted write), false to keep it and discard the new bytes.
+   */
+  noClobber?: (digest: ContentDigest) => Promise<boolean>,
 ): Promise<ContentDigest> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
   const tmp = tempPathFor(file);
@@ -99,9 +107,20 @@ export async function writeFileAtomic(
     await handle.sync();
     open = false;
     await handle.close();
-    await fsp.rename(tmp, file);
+    const digest = { sha256: hash.digest('hex'), size };
+    if (noClobber === undefined) await fsp.rename(tmp, file);
+    else {
+      try {
+        await fsp.link(tmp, file);
+        await fsp.rm(tmp, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await noClobber(digest)) await fsp.rename(tmp, file);
+        else await fsp.rm(tmp, { force: true });
+      }
+    }
     await syncDirectory(path.dirname(file));
-    return { sha256: hash.digest('hex'), size };
+    return digest;
   } catch (err) {
     if (open) await handle.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true });
@@ -149,7 +168,17 @@ export class LocalArtifactStore implements ArtifactStore {
   ): Promise<ArtifactRef> {
     validatePutOptions(key, options);
     const file = this.pathOf(key);
-    const digest = await writeFileAtomic(file, data);
+    const committed = await this.head(key);
+    if (committed) return settleExisting(committed.ref, data, options);
+    let kept: ArtifactRef | undefined;
+    const digest = await writeFileAtomic(file, data, async (d) => {
+      // A concurrent writer committed first, or an interrupted write left an object without metadata.
+      const now = await this.head(key);
+      if (now === undefined) return true;
+      kept = options.ifExists === 'keep' ? now.ref : sameOrRefuse(now.ref, d);
+      return false;
+    });
+    if (kept) return kept;
     await writeFileAtomic(file + METADATA_SUFFIX, encodeStoredMetadata(buildStoredMetadata(options, digest)));
     return { uri: this.uriOf(key), ...digest };
   }

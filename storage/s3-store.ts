@@ -58,6 +58,7 @@ import {
   validatePrefix,
 } from './uri';
 import { checkExpectedSha256, verifyArtifactBytes } from './verify';
+import { sameOrRefuse, settleExisting } from './write-once';
 
 const MiB = 1024 * 1024;
 
@@ -198,6 +199,15 @@ export function mapS3Error(err: unknown, where: { endpoint: string; bucket: stri
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/** A conditional write lost: the key exists (If-None-Match) or another write is in flight. */
+function isPreconditionFailed(err: unknown): boolean {
+  const name = (err as SdkErrorShape | undefined)?.name;
+  const status = httpStatusOf(err);
+  return (
+    name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || status === 412 || status === 409
+  );
+}
+
 function isMissingObject(err: unknown): boolean {
   const name = (err as SdkErrorShape | undefined)?.name;
   return name === 'NoSuchKey' || (name === 'NotFound' && httpStatusOf(err) === 404);
@@ -268,42 +278,52 @@ export class S3ArtifactStore implements ArtifactStore {
   ): Promise<ArtifactRef> {
     validatePutOptions(key, options);
     const objectKey = this.objectKey(key);
+    const committed = await this.readMetadata(key);
+    if (committed) return settleExisting(toHead(this.uriOf(key), committed).ref, data, options);
     const userMetadata: Record<string, string> = {
       'dro-kind': encodeURIComponent(options.kind),
       'dro-producer': encodeURIComponent(options.producer),
     };
     let digest: ContentDigest | undefined;
-    let body: Uint8Array | Readable;
-    let streamed: (() => ContentDigest) | undefined;
-    if (data instanceof Uint8Array) {
+    if (data instanceof Uint8Array && data.byteLength <= this.partSize) {
       digest = { sha256: sha256Hex(data), size: data.byteLength };
       userMetadata['dro-sha256'] = digest.sha256;
       userMetadata['dro-size'] = String(digest.size);
-      body = data;
+      const kept = await this.putSmall(key, objectKey, data, userMetadata, digest, options);
+      if (kept) return kept;
     } else {
-      const tap = digestingStream(data);
-      body = Readable.from(tap.stream, { objectMode: false });
-      streamed = tap.digest;
+      let body: Uint8Array | Readable;
+      let streamed: (() => ContentDigest) | undefined;
+      if (data instanceof Uint8Array) {
+        digest = { sha256: sha256Hex(data), size: data.byteLength };
+        userMetadata['dro-sha256'] = digest.sha256;
+        userMetadata['dro-size'] = String(digest.size);
+        body = data;
+      } else {
+        const tap = digestingStream(data);
+        body = Readable.from(tap.stream, { objectMode: false });
+        streamed = tap.digest;
+      }
+      const upload = new Upload({
+        client: this.client,
+        params: {
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: body,
+          Metadata: userMetadata,
+          ContentType: 'application/octet-stream',
+        },
+        partSize: this.partSize,
+        queueSize: this.queueSize,
+        leavePartsOnError: false,
+      });
+      try {
+        await upload.done();
+      } catch (err) {
+        throw this.fail(err);
+      }
+      digest ??= streamed?.();
     }
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: objectKey,
-        Body: body,
-        Metadata: userMetadata,
-        ContentType: 'application/octet-stream',
-      },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false,
-    });
-    try {
-      await upload.done();
-    } catch (err) {
-      throw this.fail(err);
-    }
-    digest ??= streamed?.();
     if (digest === undefined) throw new Error(`put(${key}): digest unavailable after upload`);
     const meta = buildStoredMetadata(options, digest);
     try {
@@ -313,12 +333,62 @@ export class S3ArtifactStore implements ArtifactStore {
           Key: objectKey + METADATA_SUFFIX,
           Body: encodeStoredMetadata(meta),
           ContentType: 'application/json',
+          IfNoneMatch: '*',
         }),
       );
     } catch (err) {
-      throw this.fail(err);
+      if (!isPreconditionFailed(err)) throw this.fail(err);
+      // Another writer committed the same key between our check and now.
+      const now = await this.readMetadata(key);
+      if (now === undefined) throw this.fail(err);
+      const ref = toHead(this.uriOf(key), now).ref;
+      return options.ifExists === 'keep' ? ref : sameOrRefuse(ref, digest);
     }
     return { uri: this.uriOf(key), ...digest };
+  }
+
+  /**
+   * One conditional PUT that the server checks against our SHA-256. Resolves to the committed
+   * artifact when another writer got there first with an accepted outcome, else undefined.
+   */
+  private async putSmall(
+    key: string,
+    objectKey: string,
+    data: Uint8Array,
+    userMetadata: Record<string, string>,
+    digest: ContentDigest,
+    options: PutOptions,
+  ): Promise<ArtifactRef | undefined> {
+    const send = (conditional: boolean) =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: data,
+          Metadata: userMetadata,
+          ContentType: 'application/octet-stream',
+          ChecksumSHA256: Buffer.from(digest.sha256, 'hex').toString('base64'),
+          ...(conditional && { IfNoneMatch: '*' }),
+        }),
+      );
+    try {
+      await send(true);
+      return undefined;
+    } catch (err) {
+      if (!isPreconditionFailed(err)) throw this.fail(err);
+    }
+    const now = await this.readMetadata(key);
+    if (now !== undefined) {
+      const ref = toHead(this.uriOf(key), now).ref;
+      return options.ifExists === 'keep' ? ref : sameOrRefuse(ref, digest);
+    }
+    // An object without a companion is the leftover of an interrupted write: replace it.
+    try {
+      await send(false);
+    } catch (err) {
+      throw this.fail(err);
+    }
+    return undefined;
   }
 
   async get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array> {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
+  ArtifactExistsError,
   BucketNotFoundError,
   DigestMismatchError,
   isPermanent,
@@ -140,6 +141,48 @@ void describe('S3ArtifactStore against versitygw', () => {
       assert.match(err.message, /truncated: read 1000 of 65536 bytes/);
       return true;
     });
+  });
+
+  void test('a committed object is written once: same bytes return it, other bytes are refused', async () => {
+    const data = pattern(4096, 11);
+    const first = await store.put('once/a.bin', data, options);
+    assert.deepEqual(await store.put('once/a.bin', data, options), first);
+    const other = pattern(4096, 12);
+    await assert.rejects(store.put('once/a.bin', other, options), (err: unknown) => {
+      assert.ok(err instanceof ArtifactExistsError);
+      assert.equal(err.uri, `s3://${s3.bucket}/it/once/a.bin`);
+      assert.ok(isPermanent(err));
+      return true;
+    });
+    await assert.rejects(store.put('once/a.bin', chunked(other, 1000), options), ArtifactExistsError);
+    assert.equal(sha256(await store.get(first.uri)), first.sha256);
+    // A raw conditional PUT shows the server itself enforces If-None-Match on the committed key.
+    await assert.rejects(
+      s3.client.send(
+        new PutObjectCommand({ Bucket: s3.bucket, Key: 'it/once/a.bin', Body: other, IfNoneMatch: '*' }),
+      ),
+      (err: unknown) =>
+        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412,
+    );
+  });
+
+  void test('the server verifies the SHA-256 sent with a put', async () => {
+    const data = pattern(1024, 5);
+    await assert.rejects(
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: s3.bucket,
+          Key: 'it/checksum/bad.bin',
+          Body: data,
+          ChecksumSHA256: Buffer.from(sha256(pattern(1024, 6)), 'hex').toString('base64'),
+        }),
+      ),
+    );
+    const ref = await store.put('checksum/good.bin', data, options);
+    const head = await s3.client.send(
+      new HeadObjectCommand({ Bucket: s3.bucket, Key: 'it/checksum/good.bin', ChecksumMode: 'ENABLED' }),
+    );
+    assert.equal(head.ChecksumSHA256, Buffer.from(ref.sha256, 'hex').toString('base64'));
   });
 
   void test('an upload that fails midway leaves no object and no pending multipart upload', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import {
+  ArtifactExistsError,
   ArtifactNotFoundError,
   DigestMismatchError,
   InvalidArtifactUriError,
@@ -46,6 +47,44 @@ void describe('LocalArtifactStore', () => {
     assert.ok(ref.uri.startsWith(`${store.baseUri}/`));
     assert.equal(new TextDecoder().decode(await store.get(ref.uri)), 'abc');
     assert.equal(new TextDecoder().decode(await store.get('smoke/abc.bin', SHA256_ABC)), 'abc');
+  });
+
+  void test('a committed artifact is written once: same bytes return it, other bytes are refused', async () => {
+    const first = await store.put('once/a.bin', new TextEncoder().encode('abc'), options);
+    const metaBefore = fs.readFileSync(path.join(store.root, 'once', 'a.bin.meta.json'), 'utf8');
+    assert.deepEqual(await store.put('once/a.bin', new TextEncoder().encode('abc'), options), first);
+    await assert.rejects(
+      store.put('once/a.bin', new TextEncoder().encode('abd'), options),
+      (err: unknown) => {
+        assert.ok(err instanceof ArtifactExistsError);
+        assert.equal(err.uri, first.uri);
+        assert.match(err.message, /Refusing to overwrite .*once\/a\.bin/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      store.put('once/a.bin', chunked(new TextEncoder().encode('xyz'), 1), options),
+      ArtifactExistsError,
+    );
+    assert.equal(new TextDecoder().decode(await store.get(first.uri, first.sha256)), 'abc');
+    assert.equal(fs.readFileSync(path.join(store.root, 'once', 'a.bin.meta.json'), 'utf8'), metaBefore);
+    const kept = await store.put('once/a.bin', new TextEncoder().encode('other'), {
+      ...options,
+      ifExists: 'keep',
+    });
+    assert.deepEqual(kept, first);
+    assert.deepEqual(
+      allFiles(path.join(store.root, 'once')),
+      ['a.bin', 'a.bin.meta.json'],
+      'no temporary file is left behind',
+    );
+  });
+
+  void test('an object left without metadata by an interrupted write is replaced by the next put', async () => {
+    fs.mkdirSync(path.join(store.root, 'leftover'), { recursive: true });
+    fs.writeFileSync(path.join(store.root, 'leftover', 'x.bin'), 'partial');
+    const ref = await store.put('leftover/x.bin', new TextEncoder().encode('complete'), options);
+    assert.equal(new TextDecoder().decode(await store.get(ref.uri)), 'complete');
   });
 
   void test('metadata is stored beside the object and returned by head', async () => {
