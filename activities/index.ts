@@ -16,6 +16,7 @@ import { createPreferenceActivities } from './preferences';
 import { createRankingActivities } from './ranking';
 import { createReportActivities } from './report';
 import { createRewardActivities } from './reward';
+import { createStageCacheActivities } from './stage-cache';
 import { createWorldActivities } from './world';
 
 export type { SmokeArtifact, VerifySmokeInput, WriteSmokeInput } from './smoke';
@@ -36,7 +37,42 @@ export function createActivities(deps: ActivityDeps) {
     ...createRewardActivities(deps),
     ...createRankingActivities(deps),
     ...createReportActivities(deps),
+    ...createStageCacheActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * Which activities each task queue's worker registers; the workflows' proxies use the same split.
+ * A worker of one queue never picks up the other queue's work.
+ */
+export const QUEUE_ACTIVITIES = {
+  gpu: [
+    'writeSmokeArtifact',
+    'prepareWorld',
+    'simulatePreferences',
+    'trainRewardModel',
+    'rankExperts',
+    'trainChunk',
+    'finalizeTraining',
+    'findCheckpoint',
+  ],
+  cpu: [
+    'verifySmokeArtifact',
+    'importBaseModel',
+    'importPreferences',
+    'writeRunReport',
+    'writeRunManifest',
+    'lookupStage',
+    'commitStage',
+  ],
+} as const satisfies Record<'gpu' | 'cpu', readonly (keyof Activities)[]>;
+
+/** The activities a worker of `queue` registers. */
+export function activitiesForQueue(queue: 'gpu' | 'cpu', all: Activities): Partial<Activities> {
+  const names: readonly string[] = QUEUE_ACTIVITIES[queue];
+  return Object.fromEntries(
+    Object.entries(all).filter(([name]) => names.includes(name)),
+  ) as Partial<Activities>;
+}

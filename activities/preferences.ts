@@ -41,15 +41,15 @@ import {
   putArtifact,
   readArtifact,
   readSource,
-  runKey,
+  outputKey,
   stageCall,
   stageSeed,
   useBackend,
   type StageDeps,
+  type StageOutput,
 } from './stage';
 
-export interface SimulatePreferencesInput {
-  runId: string;
+export interface SimulatePreferencesInput extends StageOutput {
   seed: number;
   /** Model bundle that generates the compared images. */
   baseModel: ArtifactRef;
@@ -61,8 +61,7 @@ export interface SimulatePreferencesInput {
   backend?: BackendPreference;
 }
 
-export interface ImportPreferencesInput {
-  runId: string;
+export interface ImportPreferencesInput extends StageOutput {
   source: 'pickapic' | 'folder';
   /** Parquet shards (files, directories of .parquet, file:// or s3:// URIs) or one folder. */
   paths: string[];
@@ -196,12 +195,12 @@ export function createPreferenceActivities(deps: StageDeps) {
     /** Simulated implicit feedback on base-model generations, as Pick-a-Pic v2 rows. */
     async simulatePreferences(input: SimulatePreferencesInput): Promise<PreferencesResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       checkRef(input.baseModel, 'baseModel');
       checkPositiveInt(input.prompts, 'prompts');
       checkPositiveInt(input.steps, 'steps');
       if (!(input.guidanceScale >= 0)) throw badInput(`field "guidanceScale" must be >= 0`);
-      const key = runKey(runId, 'preferences', 'pickapic.parquet');
+      const key = outputKey(input, 'preferences', 'pickapic.parquet');
       const done = await finished(deps.store, key);
       if (done) {
         log.info({ uri: done.ref.uri }, 'preference set already simulated');
@@ -266,7 +265,8 @@ export function createPreferenceActivities(deps: StageDeps) {
             if (!image) throw new Error(`no generated image for prompt "${prompt.prompt}" seed ${seed}`);
             return image;
           },
-          { seed: simSeed, uidPrefix: `${runId}-sim-` },
+          // Ids follow the seed, not the run, so the same inputs give the same bytes in any run.
+          { seed: simSeed, uidPrefix: `sim${simSeed}-` },
         );
         const decisions: Record<string, number> = {};
         for (const p of feedback.pairs) decisions[p.decision] = (decisions[p.decision] ?? 0) + 1;
@@ -300,7 +300,7 @@ export function createPreferenceActivities(deps: StageDeps) {
     /** Validates Pick-a-Pic shards or a caption folder and writes the accepted rows as one parquet. */
     async importPreferences(input: ImportPreferencesInput): Promise<PreferencesResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       if (input.source !== 'pickapic' && input.source !== 'folder')
         throw badInput(
           `data.source must be 'pickapic' or 'folder' here, got ${JSON.stringify(input.source)}`,
@@ -309,7 +309,7 @@ export function createPreferenceActivities(deps: StageDeps) {
         throw badInput(`data.source '${input.source}' needs at least one entry in data.paths`);
       if (input.onBadRow !== 'skip' && input.onBadRow !== 'fail')
         throw badInput(`data.onBadRow must be 'skip' or 'fail', got ${JSON.stringify(input.onBadRow)}`);
-      const key = runKey(runId, 'preferences', 'pickapic.parquet');
+      const key = outputKey(input, 'preferences', 'pickapic.parquet');
       const done = await finished(deps.store, key);
       if (done) {
         log.info({ uri: done.ref.uri }, 'preference set already imported');

@@ -37,10 +37,11 @@ import {
   permanentFailure,
   putArtifact,
   readJsonArtifact,
-  runKey,
+  outputKey,
   stageCall,
   useBackend,
   type StageDeps,
+  type StageOutput,
 } from './stage';
 
 const SHARD_KEY = /\/shard-(\d+)\.json$/;
@@ -96,8 +97,7 @@ export class StoreShardCommitter implements ShardCommitter {
   }
 }
 
-export interface RankExpertsInput {
-  runId: string;
+export interface RankExpertsInput extends StageOutput {
   /** The preference set (Pick-a-Pic parquet artifact). */
   preferences: ArtifactRef;
   /** The reward-model descriptor written by trainRewardModel. */
@@ -133,14 +133,14 @@ export function createRankingActivities(deps: StageDeps) {
     /** Scores the preference set shard by shard (resumable) and writes the top-K expert set. */
     async rankExperts(input: RankExpertsInput): Promise<RankExpertsResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       checkRef(input.preferences, 'preferences');
       checkRef(input.reward, 'reward');
       const k = checkPositiveInt(input.topK, 'topK');
       const shardSize = checkPositiveInt(input.shardSize, 'shardSize');
       const resolution = checkPositiveInt(input.resolution, 'resolution');
-      const expertsKey = runKey(runId, 'ranking', 'experts.safetensors');
-      const rankingKey = runKey(runId, 'ranking', 'ranking.json');
+      const expertsKey = outputKey(input, 'ranking', 'experts.safetensors');
+      const rankingKey = outputKey(input, 'ranking', 'ranking.json');
 
       const rows = await readPreferenceRows(deps, input.preferences);
       const items = await stageCall('preference set', () => Promise.resolve(rankingItemsFromPickapic(rows)));
@@ -172,7 +172,11 @@ export function createRankingActivities(deps: StageDeps) {
 
       await useBackend(input.backend);
       const reward = await loadRewardModel(deps, input.reward);
-      const committer = new StoreShardCommitter(deps.store, runKey(runId, 'ranking', 'shards'));
+      // Shards of another size cover other images: keep them apart (the size is not in the cache key).
+      const committer = new StoreShardCommitter(
+        deps.store,
+        outputKey(input, 'ranking', `shards-${input.shardSize}`),
+      );
       const before = await committer.committed();
       let set: ExpertSet;
       try {

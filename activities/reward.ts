@@ -44,19 +44,19 @@ import {
   readArtifact,
   readJsonArtifact,
   readSource,
-  runKey,
+  outputKey,
   stageCall,
   stageSeed,
   useBackend,
   type StageDeps,
+  type StageOutput,
 } from './stage';
 
 export const REWARD_DESCRIPTOR_FORMAT = 'dro-pipeline/reward@1';
 
 export type RewardKind = 'preference' | 'detector' | 'onnx';
 
-export interface TrainRewardModelInput {
-  runId: string;
+export interface TrainRewardModelInput extends StageOutput {
   seed: number;
   kind: RewardKind;
   preferences: ArtifactRef;
@@ -170,7 +170,7 @@ export function createRewardActivities(deps: StageDeps) {
     /** Trains (or sets up) the reward model and writes its descriptor; a retry returns the written one. */
     async trainRewardModel(input: TrainRewardModelInput): Promise<TrainRewardModelResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       checkRef(input.preferences, 'preferences');
       if (!['preference', 'detector', 'onnx'].includes(input.kind))
         throw badInput(
@@ -181,7 +181,7 @@ export function createRewardActivities(deps: StageDeps) {
         throw badInput(`heldOutFraction must be in [0, 1), got ${fraction}`);
       if (input.kind === 'onnx' && !input.onnxModel)
         throw badInput("ranking.rewardModel 'onnx' needs ranking.onnxModel");
-      const key = runKey(runId, 'reward', 'reward-model.json');
+      const key = outputKey(input, 'reward', 'reward-model.json');
       const done = await finished(deps.store, key);
       if (done) {
         const d = await readJsonArtifact<RewardDescriptor>(deps.store, done.ref);
@@ -232,7 +232,7 @@ export function createRewardActivities(deps: StageDeps) {
           const identity = rewardModelIdentity(result.model);
           const weights = await putArtifact(
             deps.store,
-            runKey(runId, 'reward', 'preference-model.safetensors'),
+            outputKey(input, 'reward', 'preference-model.safetensors'),
             serializeSafetensors(
               new Map(
                 [...result.model.weights()].map(([n, d]) => [
@@ -277,7 +277,7 @@ export function createRewardActivities(deps: StageDeps) {
         if (input.kind === 'detector') model = new DetectorReward();
         else {
           const bytes = await readSource(deps.store, input.onnxModel!, 'ranking.onnxModel');
-          weights = await putArtifact(deps.store, runKey(runId, 'reward', 'model.onnx'), bytes, {
+          weights = await putArtifact(deps.store, outputKey(input, 'reward', 'model.onnx'), bytes, {
             kind: 'reward-weights',
             producer: 'trainRewardModel',
             extra: { source: input.onnxModel },

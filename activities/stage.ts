@@ -66,6 +66,24 @@ export function runKey(runId: string, stage: string, name: string): string {
   return `runs/${keySegment(runId)}/${stage}/${name}`;
 }
 
+/** What every stage activity's input carries about where it writes. */
+export interface StageOutput {
+  runId: string;
+  /**
+   * Key prefix of the stage's outputs, from the stage cache (`stages/<stage>/<key>/<generation>`).
+   * Default: `runs/<runId>/<stage>`.
+   */
+  out?: string;
+}
+
+/** The key of output `name` of a stage activity. */
+export function outputKey(input: StageOutput, stage: string, name: string): string {
+  if (input.out === undefined) return runKey(input.runId, stage, name);
+  if (typeof input.out !== 'string' || !/^[A-Za-z0-9._=+@,~/-]+$/.test(input.out) || input.out.includes('..'))
+    throw badInput(`field "out" must be an artifact key prefix, got ${JSON.stringify(input.out)}`);
+  return `${input.out}/${name}`;
+}
+
 export function checkRunId(runId: unknown): string {
   if (typeof runId !== 'string' || runId.trim() === '')
     throw badInput('field "runId" must be a non-empty string');

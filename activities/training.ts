@@ -62,14 +62,16 @@ export const SUMMARY_FORMAT = 'dro-pipeline/training-summary@1';
 /** Checkpoints kept per stage unless the workflow says otherwise. */
 export const DEFAULT_KEEP_CHECKPOINTS = 3;
 
-/** Where a stage's artifacts live: runs/<runId>/<stage>/. */
-export function stagePrefix(runId: string, stage: TrainingStage): string {
-  return `runs/${keySegment(runId)}/${stage}`;
+/** Where a stage's artifacts live: `out` from the stage cache, else runs/<runId>/<stage>/. */
+export function stagePrefix(runId: string, stage: TrainingStage, out?: string): string {
+  return out ?? `runs/${keySegment(runId)}/${stage}`;
 }
 
-export function checkpointKey(runId: string, stage: TrainingStage, step: number): string {
-  return `${stagePrefix(runId, stage)}/checkpoints/step-${String(step).padStart(7, '0')}.safetensors`;
+export function checkpointKey(runId: string, stage: TrainingStage, step: number, out?: string): string {
+  return `${stagePrefix(runId, stage, out)}/checkpoints/step-${String(step).padStart(7, '0')}.safetensors`;
 }
+
+const CHECKPOINT_NAME = /step-(\d+)\.safetensors$/;
 
 /**
  * Deletes all but the `keep` newest checkpoints of a stage. More than one is kept because a retry
@@ -80,9 +82,10 @@ export async function pruneCheckpoints(
   runId: string,
   stage: TrainingStage,
   keep: number,
+  out?: string,
 ): Promise<string[]> {
   if (keep <= 0) return [];
-  const prefix = `${stagePrefix(runId, stage)}/checkpoints/`;
+  const prefix = `${stagePrefix(runId, stage, out)}/checkpoints/`;
   const keys = (await store.list(prefix)).filter((k) => /step-\d+\.safetensors$/.test(k)).sort();
   const stale = keys.slice(0, Math.max(0, keys.length - keep));
   for (const key of stale) await store.delete(key);
@@ -291,7 +294,7 @@ export async function resumableCheckpoint(
   named: { ref: ArtifactRef; step: number },
 ): Promise<{ ref: ArtifactRef; step: number }> {
   if (await store.exists(named.ref.uri)) return named;
-  const prefix = `${stagePrefix(input.runId, input.stage)}/checkpoints/`;
+  const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
   const keys = (await store.list(prefix))
     .filter((k) => /step-\d+\.safetensors$/.test(k))
     .sort()
@@ -332,6 +335,35 @@ export function createTrainingActivities(deps: TrainingDeps) {
   }
 
   return {
+    /**
+     * The newest checkpoint a stage already wrote under its output prefix for these inputs (an
+     * earlier execution that was interrupted), so a restarted training continues instead of
+     * starting over. Undefined when there is none.
+     */
+    async findCheckpoint(
+      input: Pick<TrainChunkInput, 'runId' | 'stage' | 'out' | 'startModel' | 'data'> & { maxStep: number },
+    ): Promise<{ checkpoint: ArtifactRef; step: number } | undefined> {
+      const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
+      const keys = (await storeCall(() => store.list(prefix))).filter((k) => CHECKPOINT_NAME.test(k)).sort();
+      for (const key of keys.reverse()) {
+        const step = Number(CHECKPOINT_NAME.exec(key)![1]);
+        if (step > input.maxStep) continue;
+        const head = await storeCall(() => store.head(key));
+        if (!head || head.metadata.kind !== 'checkpoint') continue;
+        if (
+          !head.metadata.inputs.includes(input.startModel.sha256) ||
+          !head.metadata.inputs.includes(input.data.sha256)
+        )
+          continue;
+        activityLogger(deps.logger).info(
+          { stage: input.stage, step, uri: head.ref.uri },
+          'continuing from an earlier checkpoint',
+        );
+        return { checkpoint: head.ref, step };
+      }
+      return undefined;
+    },
+
     /**
      * Trains from the newest checkpoint (a heartbeated one from a failed attempt, else
      * `fromCheckpoint`, else a fresh start) to `untilStep`. Cancellation stops at the next
@@ -395,7 +427,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
 
         const save = async (bytes: Uint8Array, step: number): Promise<void> => {
           const ref = await storeCall(() =>
-            store.put(checkpointKey(input.runId, input.stage, step), bytes, {
+            store.put(checkpointKey(input.runId, input.stage, step, input.out), bytes, {
+              // A retried attempt rewrites a step an earlier attempt saved; both lie on the same
+              // deterministic trajectory, so the one already there is kept.
+              ifExists: 'keep',
               kind: 'checkpoint',
               producer: `train-${input.stage}`,
               inputs: [input.startModel.sha256, input.data.sha256],
@@ -412,6 +447,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
               input.runId,
               input.stage,
               input.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS,
+              input.out,
             ),
           );
           if (pruned.length > 0) log.debug({ pruned }, 'old checkpoints deleted');
@@ -471,6 +507,21 @@ export function createTrainingActivities(deps: TrainingDeps) {
     /** Writes the EMA model bundle, the diffusers UNet and the summary from the last checkpoint. */
     async finalizeTraining(input: FinalizeTrainingInput): Promise<FinalizeTrainingResult> {
       const log = activityLogger(deps.logger).child({ trainingRun: input.runId, stage: input.stage });
+      const finalPrefix = stagePrefix(input.runId, input.stage, input.out);
+      const already = await storeCall(() =>
+        Promise.all(
+          ['model.safetensors', 'unet/diffusion_pytorch_model.safetensors', 'summary.json'].map((name) =>
+            store.head(`${finalPrefix}/${name}`),
+          ),
+        ),
+      );
+      // The summary is written last and records wall times, so a finished finalize (an earlier
+      // execution of the same stage) is returned as it is rather than written again.
+      if (already.every((h) => h !== undefined)) {
+        const [model, unet, summary] = already.map((h) => h!.ref) as [ArtifactRef, ArtifactRef, ArtifactRef];
+        log.info({ model: model.uri }, 'training already finalized');
+        return { model, unet, summary };
+      }
       let release: (() => void) | undefined;
       const ema = new Map<string, tf.Tensor>();
       try {
@@ -496,7 +547,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           ema.set(name, tf.tensor(t.data, want.shape, 'float32'));
         }
         const state = contents.state as { step: number; settings: unknown; history: MetricRow[] };
-        const prefix = stagePrefix(input.runId, input.stage);
+        const prefix = stagePrefix(input.runId, input.stage, input.out);
         const inputs = [input.startModel.sha256, input.data.sha256, input.checkpoint.sha256];
         const producer = `finalize-${input.stage}`;
         const extra = { runId: input.runId, stage: input.stage, step: state.step };

@@ -16,9 +16,10 @@ import type { ArtifactRef } from '../storage/artifact-store';
 import { activityLogger } from './common';
 import {
   type StageDeps,
+  type StageOutput,
   badInput,
   stageCall,
-  runKey,
+  outputKey,
   checkRunId,
   checkPositiveInt,
   finished,
@@ -29,8 +30,7 @@ import {
   readSource,
 } from './stage';
 
-export interface PrepareWorldInput {
-  runId: string;
+export interface PrepareWorldInput extends StageOutput {
   /** The run's root seed. */
   seed: number;
   /** UNet configuration name (config `model.unet`); the world needs 3 input channels. */
@@ -54,8 +54,7 @@ export interface PrepareWorldResult {
   captionKinds: Record<string, number>;
 }
 
-export interface ImportBaseModelInput {
-  runId: string;
+export interface ImportBaseModelInput extends StageOutput {
   /** URI or path of a model bundle (config `model.baseCheckpoint`). */
   uri: string;
   backend?: BackendPreference;
@@ -97,13 +96,13 @@ export function createWorldActivities(deps: StageDeps) {
     /** Writes the pretraining corpus and the initial model; a retry returns what is already written. */
     async prepareWorld(input: PrepareWorldInput): Promise<PrepareWorldResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       checkPositiveInt(input.corpusSize, 'corpusSize');
       if (!(input.captionNoise >= 0 && input.captionNoise <= 1))
         throw badInput(`data.captionNoise must be in [0, 1], got ${input.captionNoise}`);
       const unetConfig = worldUNetConfig(input.unet, input.resolution);
-      const corpusKey = runKey(runId, 'base', 'corpus.safetensors');
-      const modelKey = runKey(runId, 'base', 'initial-model.safetensors');
+      const corpusKey = outputKey(input, 'base', 'corpus.safetensors');
+      const modelKey = outputKey(input, 'base', 'initial-model.safetensors');
 
       let corpusDone = await finished(deps.store, corpusKey);
       const modelDone = await finished(deps.store, modelKey);
@@ -184,10 +183,10 @@ export function createWorldActivities(deps: StageDeps) {
     /** Validates a given model bundle and copies it into the run as its base model. */
     async importBaseModel(input: ImportBaseModelInput): Promise<ImportBaseModelResult> {
       const log = activityLogger(deps.logger);
-      const runId = checkRunId(input.runId);
+      checkRunId(input.runId);
       if (typeof input.uri !== 'string' || input.uri.trim() === '')
         throw badInput('model.baseCheckpoint must name a model bundle (path, file:// or s3:// URI)');
-      const key = runKey(runId, 'base', 'model.safetensors');
+      const key = outputKey(input, 'base', 'model.safetensors');
       const done = await finished(deps.store, key);
       if (done) {
         log.info({ uri: done.ref.uri }, 'base model already imported');

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../config/task-queues';
-import { createActivities } from '../activities';
+import { activitiesForQueue, createActivities } from '../activities';
 import { defaultConfig, loadConfigFile } from '../config/load';
 import { logger as rootLogger, type Logger } from '../infra/logger';
 import { findRunningTemporal } from '../infra/temporal-server';
@@ -75,9 +75,14 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
  * `workers/cpu.ts`. Joins TEMPORAL_ADDRESS or a running `dro server`; the run config comes from
  * the file named by DRO_CONFIG (default: the embedded defaults).
  */
-export async function runStandaloneWorker(taskQueue: TaskQueue): Promise<void> {
+export async function runStandaloneWorker(
+  taskQueue: TaskQueue,
+  options: { configFile?: string; concurrency?: number; onStarted?: (address: string) => void } = {},
+): Promise<void> {
   const log = rootLogger().child({ taskQueue });
-  const config = process.env.DRO_CONFIG ? loadConfigFile(process.env.DRO_CONFIG) : defaultConfig();
+  const configFile = options.configFile ?? process.env.DRO_CONFIG;
+  const config = configFile ? loadConfigFile(configFile) : defaultConfig();
+  const queue = taskQueue === TASK_QUEUES.gpu ? 'gpu' : 'cpu';
   const { address, namespace } = findRunningTemporal({
     ...process.env,
     TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || config.temporal.address,
@@ -90,12 +95,17 @@ export async function runStandaloneWorker(taskQueue: TaskQueue): Promise<void> {
       connection,
       namespace,
       taskQueue,
-      activities: createActivities({ store: openStore(config.storage), logger: log }),
+      activities: activitiesForQueue(
+        queue,
+        createActivities({ store: openStore(config.storage), logger: log }),
+      ),
       maxConcurrentActivityTaskExecutions:
-        taskQueue === TASK_QUEUES.gpu ? config.workers.gpuConcurrency : config.workers.cpuConcurrency,
+        options.concurrency ??
+        (taskQueue === TASK_QUEUES.gpu ? config.workers.gpuConcurrency : config.workers.cpuConcurrency),
       logger: log,
     });
     log.info({ address, namespace }, 'worker started');
+    options.onStarted?.(address);
     await worker.run();
     log.info('worker stopped');
   } finally {

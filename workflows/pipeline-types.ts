@@ -6,31 +6,44 @@ import { defineQuery } from '@temporalio/workflow';
 import type { PipelineConfig } from '../config/schemas';
 import type { RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef } from '../storage/artifact-store';
+import { STAGE_NAMES, type StageName } from './stage-graph';
+
+/** Where the run's code and machine came from, recorded in its manifest. */
+export interface RunProvenance {
+  /** SHA-256 of the result-determining config (config/config-hash.ts). */
+  configHash: string;
+  packageVersion: string;
+  gitCommit: string;
+  node: string;
+}
 
 export interface PipelineInput {
-  /** Run id: artifacts live under runs/<runId>/, child workflow ids derive from it. */
+  /** Run id, equal to the pipeline's workflow id; child workflow ids derive from it. */
   runId: string;
   /** The parsed (defaulted) pipeline config. */
   config: PipelineConfig;
+  /** Stages to compute again although cached: `all` (`--no-cache`) or names (`--rerun`). */
+  rerun?: 'all' | string[];
+  provenance?: RunProvenance;
 }
 
-/** Stages in the order they run; `pretrain` only without model.baseCheckpoint, `dpo` only when enabled. */
-export const PIPELINE_STAGES = [
-  'base',
-  'pretrain',
-  'preferences',
-  'reward',
-  'ranking',
-  'sft',
-  'dro',
-  'dpo',
-  'report',
-] as const;
-export type PipelineStage = (typeof PIPELINE_STAGES)[number];
+/** Every stage of the graph, in a valid order. */
+export const PIPELINE_STAGES = STAGE_NAMES;
+export type PipelineStage = StageName;
+
+export interface StageCacheRecord {
+  /** The stage's cache key. */
+  key: string;
+  hit: boolean;
+  /** The run that computed the cached outputs. */
+  fromRun?: string;
+  /** Why a cached entry was not used. */
+  rejected?: string;
+}
 
 export interface StageRecord {
   stage: PipelineStage;
-  status: 'pending' | 'running' | 'done' | 'skipped';
+  status: 'pending' | 'running' | 'done' | 'skipped' | 'failed';
   /** Workflow time (ms since epoch). */
   startedAtMs?: number;
   finishedAtMs?: number;
@@ -41,12 +54,18 @@ export interface StageRecord {
   note?: string;
   /** Child workflow id of training stages. */
   childWorkflowId?: string;
+  /** Cache lookup of cached stages. */
+  cache?: StageCacheRecord;
+  /** Small JSON details the stage returned (counts, accuracy, ...). */
+  details?: Record<string, unknown>;
 }
 
 export interface PipelineProgress {
   runId: string;
-  /** The stage running now, or `done`. */
-  stage: PipelineStage | 'done';
+  /** The first stage running now, `pending` between stages, or `done`. */
+  stage: PipelineStage | 'pending' | 'done';
+  /** Every stage running now. */
+  running?: PipelineStage[];
   stages: StageRecord[];
 }
 
@@ -62,7 +81,11 @@ export interface PipelineModels {
 
 export interface PipelineResult {
   runId: string;
+  /** This execution's id: names its folder `runs/<runId>/executions/<execution>/`. */
+  execution: string;
   report: ArtifactRef;
+  manifest: ArtifactRef;
+  stages: StageRecord[];
   models: PipelineModels;
   /** Training summaries (JSON with the loss history) by stage. */
   summaries: Partial<Record<'pretrain' | 'sft' | 'dro' | 'dpo', ArtifactRef>>;
@@ -70,11 +93,13 @@ export interface PipelineResult {
 
 /** The run report artifact's content. */
 export interface RunReport {
-  format: 'dro-pipeline/run-report@1';
+  format: 'dro-pipeline/run-report@2';
   runId: string;
   name: string;
   seed: number;
+  configHash: string | null;
   workflowId: string;
+  execution: string;
   startedAt: string;
   finishedAt: string;
   wallSeconds: number;
@@ -84,4 +109,26 @@ export interface RunReport {
   preferences: { rows: number; comparisons: number; prompts: number; skipped: number };
   models: PipelineModels;
   summaries: PipelineResult['summaries'];
+}
+
+/** What an auditor reads: `runs/<runId>/executions/<execution>/manifest.json`, one per execution. */
+export interface RunManifest {
+  format: 'dro-pipeline/run-manifest@1';
+  runId: string;
+  name: string;
+  status: 'completed' | 'failed';
+  error?: { stage: string; message: string };
+  workflowId: string;
+  execution: string;
+  startedAt: string;
+  finishedAt: string;
+  wallSeconds: number;
+  /** The normalized (defaulted) config. */
+  config: PipelineConfig;
+  provenance: RunProvenance | null;
+  seeds: { root: number };
+  stages: StageRecord[];
+  /** Every artifact the run's stages produced or reused. */
+  artifacts: (ArtifactRef & { stage: string; role: string })[];
+  metrics: Record<string, number | null>;
 }

@@ -1,14 +1,17 @@
 /**
- * The pipeline: base model -> preference set -> reward model -> expert ranking -> SFT warm start ->
- * Diffusion-DRO (-> optional Diffusion-DPO baseline) -> run report.
+ * The pipeline: walks the stage graph (workflows/stage-graph.ts), starting every stage whose
+ * inputs exist, so independent branches run at once (the DPO baseline beside SFT -> DRO).
  *
- * - Base: `model.baseCheckpoint` imported as is, or (built-in world) a corpus and a random initial
- *   model from `prepareWorld`, pretrained by a child training workflow (stage `pretrain`).
- * - SFT starts from the base (its frozen ref is the base); DRO starts from the SFT result (or the
- *   base when SFT is off) and its frozen ref is that start model (DESIGN.md section 1); DPO starts
- *   from the base on the preference pairs.
- * Training runs as child workflows whose ids derive from the run id, so a restarted pipeline finds
- * them. Each stage upserts the `DroStage` search attribute; `pipelineProgress` answers where it is.
+ * Every cached stage first asks the stage cache (`lookupStage`): a verified entry for the same
+ * (stage, version, config slice, input digests) returns its outputs without running anything, not
+ * even a training child; otherwise the stage runs, writing under the key's own prefix, and its
+ * entry is committed last (`commitStage`). A restarted run with the same run id therefore redoes
+ * only what did not finish, and a training stage that was interrupted continues from the
+ * checkpoints under its prefix.
+ *
+ * When a stage fails, no new stage starts, those running finish, the run's manifest is written with
+ * status `failed`, and the failure is rethrown. The workflow upserts `DroStage` as stages start and
+ * answers `pipelineProgress`.
  */
 import {
   ApplicationFailure,
@@ -19,27 +22,32 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as activities from '../activities';
+import type { StageOutcome } from '../activities/stage-cache';
 import type { PipelineConfig } from '../config/schemas';
 import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
 import { TASK_QUEUES } from '../config/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
 import {
-  PIPELINE_STAGES,
   pipelineProgressQuery,
   type PipelineInput,
   type PipelineResult,
-  type PipelineStage,
+  type RunManifest,
   type RunReport,
   type StageRecord,
 } from './pipeline-types';
+import { parseInputRef, skippedStages, STAGES, topologicalOrder, type StageName } from './stage-graph';
 import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from './training-types';
-import { DRO_RUN_ID, DRO_STAGE } from '../config/search-attributes';
+import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_RUN_ID, DRO_STAGE } from '../config/search-attributes';
 
 type TrainingWorkflowFn = (input: TrainingWorkflowInput) => Promise<TrainingWorkflowResult>;
 
+function heartbeatTimeoutSeconds(config: PipelineConfig): number {
+  return Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6));
+}
+
 function activityProxies(config: PipelineConfig) {
-  const heartbeatTimeout = `${Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6))} seconds`;
+  const heartbeatTimeout = `${heartbeatTimeoutSeconds(config)} seconds`;
   const retry = { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] };
   return {
     compute: proxyActivities<activities.Activities>({
@@ -129,231 +137,399 @@ export function trainingSettings(config: PipelineConfig, stage: TrainingStage): 
   }
 }
 
+/** `20261130T120501-<first 8 of the execution's run id>`: names this execution's report and manifest. */
+function executionId(startedMs: number): string {
+  const stamp = new Date(startedMs).toISOString().replace(/[-:]/g, '').slice(0, 15);
+  return `${stamp}-${workflowInfo().runId.slice(0, 8)}`;
+}
+
+function errorMessage(err: unknown): string {
+  let message = err instanceof Error ? err.message : String(err);
+  let cause = err instanceof Error ? (err.cause as unknown) : undefined;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if (cause.message && !message.includes(cause.message)) message += `: ${cause.message}`;
+    cause = cause.cause as unknown;
+  }
+  return message;
+}
+
 export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineResult> {
-  const { runId, config } = input;
+  const { config } = input;
+  // A scheduled run has no id of its own but its workflow id (the schedule's id plus a timestamp).
+  const runId = input.runId || workflowInfo().workflowId;
   const { compute, io } = activityProxies(config);
   const backend = config.workers.backend;
   const started = Date.now();
-  const records = new Map<PipelineStage, StageRecord>(
-    PIPELINE_STAGES.map((stage) => [stage, { stage, status: 'pending' }]),
+  const execution = executionId(started);
+  const order = topologicalOrder(config);
+  if (!order) throw ApplicationFailure.nonRetryable('the stage graph has a cycle', 'PipelineBadInput');
+  const skipped = skippedStages(config);
+  const records = new Map<StageName, StageRecord>(
+    order.map((stage) => [stage, { stage, status: 'pending' }]),
   );
-  let current: PipelineStage | 'done' = 'base';
-  setHandler(pipelineProgressQuery, () => ({ runId, stage: current, stages: [...records.values()] }));
-  upsertSearchAttributes([{ key: DRO_RUN_ID, value: runId }]);
+  for (const [stage, note] of skipped) Object.assign(records.get(stage)!, { status: 'skipped', note });
+  const outcomes = new Map<StageName, StageOutcome>();
+  const running = (): StageName[] =>
+    [...records.values()].filter((r) => r.status === 'running').map((r) => r.stage);
 
-  const record = (stage: PipelineStage): StageRecord => records.get(stage)!;
-  const enter = (stage: PipelineStage): void => {
-    current = stage;
-    Object.assign(record(stage), { status: 'running', startedAtMs: Date.now() });
-    upsertSearchAttributes([{ key: DRO_STAGE, value: stage }]);
+  setHandler(pipelineProgressQuery, () => {
+    const now = running();
+    const done = [...records.values()].every((r) => r.status !== 'pending' && r.status !== 'running');
+    return {
+      runId,
+      stage: done ? 'done' : (now[0] ?? 'pending'),
+      running: now,
+      stages: [...records.values()],
+    };
+  });
+  upsertSearchAttributes([
+    { key: DRO_RUN_ID, value: runId },
+    { key: DRO_CONFIG_NAME, value: config.name },
+    ...(input.provenance ? [{ key: DRO_CONFIG_HASH, value: input.provenance.configHash }] : []),
+  ]);
+  const publish = (): void => {
+    upsertSearchAttributes([{ key: DRO_STAGE, value: running().join(',') || 'done' }]);
   };
-  const finish = (stage: PipelineStage, artifacts: Record<string, ArtifactRef>, note?: string): void => {
-    const r = record(stage);
-    const now = Date.now();
-    Object.assign(r, {
-      status: 'done',
-      finishedAtMs: now,
-      seconds: (now - (r.startedAtMs ?? now)) / 1000,
-      artifacts,
-      ...(note !== undefined ? { note } : {}),
-    });
-  };
-  const skip = (stage: PipelineStage, note: string): void => {
-    Object.assign(record(stage), { status: 'skipped', note });
-  };
+
+  const forced = (stage: StageName): boolean =>
+    input.rerun === 'all' || (Array.isArray(input.rerun) && input.rerun.includes(stage));
+
   const train = async (
     stage: TrainingStage,
-    startModel: ArtifactRef,
-    data: ArtifactRef,
+    inputs: Record<string, ArtifactRef>,
+    out: string,
     stepsPerActivity: number,
-  ): Promise<TrainingWorkflowResult> => {
+  ): Promise<StageOutcome> => {
     const workflowId = trainingWorkflowId(runId, stage);
-    record(stage).childWorkflowId = workflowId;
+    records.get(stage)!.childWorkflowId = workflowId;
     const result = await executeChild<TrainingWorkflowFn>('trainingWorkflow', {
       workflowId,
+      typedSearchAttributes: [
+        { key: DRO_RUN_ID, value: runId },
+        { key: DRO_CONFIG_NAME, value: config.name },
+        ...(input.provenance ? [{ key: DRO_CONFIG_HASH, value: input.provenance.configHash }] : []),
+      ],
       args: [
         {
           runId,
           stage,
+          out,
           settings: trainingSettings(config, stage),
-          startModel,
-          data,
+          startModel: inputs.start!,
+          data: inputs.data!,
           stepsPerActivity,
-          heartbeatTimeoutSeconds: Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6)),
+          heartbeatTimeoutSeconds: heartbeatTimeoutSeconds(config),
         },
       ],
     });
-    finish(
-      stage,
-      {
+    return {
+      outputs: {
         model: result.model,
         unet: result.unet,
         summary: result.summary,
         lastCheckpoint: result.lastCheckpoint,
       },
-      `${result.steps} steps`,
-    );
-    return result;
+      details: { steps: result.steps },
+      note: `${result.steps} steps`,
+    };
   };
 
-  // 1. Base model.
-  enter('base');
-  let base: ArtifactRef;
-  const summaries: PipelineResult['summaries'] = {};
-  if (config.model.baseCheckpoint) {
-    const imported = await io.importBaseModel({ runId, uri: config.model.baseCheckpoint });
-    finish('base', { model: imported.model }, `imported ${imported.source}`);
-    skip('pretrain', 'model.baseCheckpoint given');
-    base = imported.model;
-  } else {
-    if (config.data.source !== 'world') {
-      throw ApplicationFailure.nonRetryable(
-        `data.source '${config.data.source}' needs model.baseCheckpoint: only the built-in world can pretrain its own base model`,
-        'PipelineBadInput',
-      );
+  /** What each stage computes on a cache miss. `out` is where it writes. */
+  const runners: Record<
+    Exclude<StageName, 'report'>,
+    (inputs: Record<string, ArtifactRef>, out: string) => Promise<StageOutcome>
+  > = {
+    base: async (_inputs, out): Promise<StageOutcome> => {
+      if (config.model.baseCheckpoint) {
+        const r = await io.importBaseModel({ runId, out, uri: config.model.baseCheckpoint });
+        return {
+          outputs: { model: r.model },
+          details: { source: r.source, sampleSize: r.sampleSize, inChannels: r.inChannels },
+          note: `imported ${r.source}`,
+        };
+      }
+      if (config.data.source !== 'world') {
+        throw ApplicationFailure.nonRetryable(
+          `data.source '${config.data.source}' needs model.baseCheckpoint: only the built-in world can pretrain its own base model`,
+          'PipelineBadInput',
+        );
+      }
+      const w = await compute.prepareWorld({
+        runId,
+        out,
+        seed: config.seed,
+        unet: config.model.unet,
+        resolution: config.model.resolution,
+        captionNoise: config.data.captionNoise,
+        corpusSize: config.pretrain.corpusSize,
+        backend,
+      });
+      return {
+        outputs: { corpus: w.corpus, initialModel: w.model },
+        details: { corpusSize: w.corpusSize, captionKinds: w.captionKinds },
+        note: `corpus of ${w.corpusSize} images`,
+      };
+    },
+    pretrain: (inputs, out) => train('pretrain', inputs, out, config.pretrain.stepsPerActivity),
+    preferences: async (inputs, out) => {
+      const p =
+        config.data.source === 'world'
+          ? await compute.simulatePreferences({
+              runId,
+              out,
+              seed: config.seed,
+              baseModel: inputs.baseModel!,
+              prompts: config.data.prompts,
+              steps: config.eval.samplerSteps,
+              guidanceScale: config.eval.guidanceScale,
+              backend,
+            })
+          : await io.importPreferences({
+              runId,
+              out,
+              source: config.data.source,
+              paths: config.data.paths,
+              onBadRow: config.data.onBadRow,
+            });
+      return {
+        outputs: { preferences: p.preferences },
+        details: { rows: p.rows, comparisons: p.comparisons, prompts: p.prompts, skipped: p.skipped },
+        note: `${p.rows} rows, ${p.comparisons} comparisons${p.skipped ? `, ${p.skipped} bad rows skipped` : ''}`,
+      };
+    },
+    reward: async (inputs, out) => {
+      const r = await compute.trainRewardModel({
+        runId,
+        out,
+        seed: config.seed,
+        kind: config.ranking.rewardModel,
+        preferences: inputs.preferences!,
+        onnxModel: config.ranking.onnxModel,
+        onnxResolution: config.model.resolution,
+        backend,
+      });
+      return {
+        outputs: { reward: r.reward },
+        details: { identity: r.identity, accuracy: r.accuracy ?? null, accuracyPairs: r.accuracyPairs },
+        note:
+          `${r.identity.name}@${r.identity.version}` +
+          (r.accuracy !== undefined
+            ? `, pairwise accuracy ${r.accuracy.toFixed(3)} on ${r.accuracyPairs} held-out pairs`
+            : ''),
+      };
+    },
+    ranking: async (inputs, out) => {
+      const r = await compute.rankExperts({
+        runId,
+        out,
+        preferences: inputs.preferences!,
+        reward: inputs.reward!,
+        topK: config.ranking.topK,
+        shardSize: config.ranking.shardSize,
+        resolution: config.model.resolution,
+        backend,
+      });
+      return {
+        outputs: { experts: r.experts, ranking: r.ranking },
+        details: { k: r.k, total: r.total, topScore: r.topScore, kthScore: r.kthScore },
+        note: `top ${r.k} of ${r.total} images (scores ${r.topScore.toFixed(3)}..${r.kthScore.toFixed(3)})`,
+      };
+    },
+    sft: (inputs, out) => train('sft', inputs, out, config.sft.stepsPerActivity),
+    dro: (inputs, out) => train('dro', inputs, out, config.dro.stepsPerActivity),
+    dpo: (inputs, out) => train('dpo', inputs, out, config.dpo.stepsPerActivity),
+  };
+
+  const inputsOf = (stage: StageName): Record<string, ArtifactRef> => {
+    const refs: Record<string, ArtifactRef> = {};
+    for (const [name, ref] of Object.entries(STAGES[stage].inputs(config))) {
+      const { stage: from, output } = parseInputRef(ref);
+      const value = outcomes.get(from)?.outputs[output];
+      if (value) refs[name] = value;
     }
-    const world = await compute.prepareWorld({
-      runId,
-      seed: config.seed,
-      unet: config.model.unet,
-      resolution: config.model.resolution,
-      captionNoise: config.data.captionNoise,
-      corpusSize: config.pretrain.corpusSize,
-      backend,
+    return refs;
+  };
+  const ready = (stage: StageName): boolean =>
+    Object.values(STAGES[stage].inputs(config)).every((ref) => {
+      const { stage: from, optional } = parseInputRef(ref);
+      const r = records.get(from)!;
+      return r.status === 'done' || (optional && (r.status === 'skipped' || r.status === 'failed'));
     });
-    finish(
-      'base',
-      { corpus: world.corpus, initialModel: world.model },
-      `corpus of ${world.corpusSize} images`,
-    );
-    enter('pretrain');
-    const pretrained = await train('pretrain', world.model, world.corpus, config.pretrain.stepsPerActivity);
-    summaries.pretrain = pretrained.summary;
-    base = pretrained.model;
+
+  const finishRecord = (stage: StageName, outcome: StageOutcome, startedAtMs: number): void => {
+    const now = Date.now();
+    Object.assign(records.get(stage)!, {
+      status: 'done',
+      finishedAtMs: now,
+      seconds: (now - startedAtMs) / 1000,
+      artifacts: outcome.outputs,
+      details: outcome.details,
+      ...(outcome.note !== undefined && { note: outcome.note }),
+    });
+    outcomes.set(stage, outcome);
+  };
+
+  const writeReport = async (): Promise<StageOutcome> => {
+    const details = (s: StageName) => outcomes.get(s)?.details ?? {};
+    const reward = details('reward');
+    const ranking = details('ranking');
+    const prefs = details('preferences');
+    const finishedAt = Date.now();
+    const modelOf = (s: StageName): ArtifactRef | undefined => outcomes.get(s)?.outputs.model;
+    const base = config.model.baseCheckpoint ? modelOf('base') : modelOf('pretrain');
+    const summaries: RunReport['summaries'] = {};
+    for (const s of ['pretrain', 'sft', 'dro', 'dpo'] as const) {
+      const ref = outcomes.get(s)?.outputs.summary;
+      if (ref) summaries[s] = ref;
+    }
+    const report: RunReport = {
+      format: 'dro-pipeline/run-report@2',
+      runId,
+      name: config.name,
+      seed: config.seed,
+      configHash: input.provenance?.configHash ?? null,
+      workflowId: workflowInfo().workflowId,
+      execution,
+      startedAt: new Date(started).toISOString(),
+      finishedAt: new Date(finishedAt).toISOString(),
+      wallSeconds: (finishedAt - started) / 1000,
+      stages: [...records.values()].filter((r) => r.stage !== 'report'),
+      rewardModel: reward as RunReport['rewardModel'],
+      expertSet: ranking as RunReport['expertSet'],
+      preferences: prefs as RunReport['preferences'],
+      models: {
+        base: base!,
+        ...(modelOf('sft') ? { sft: modelOf('sft') } : {}),
+        dro: modelOf('dro')!,
+        ...(modelOf('dpo') ? { dpo: modelOf('dpo') } : {}),
+      },
+      summaries,
+    };
+    const ref = await io.writeRunReport({
+      runId,
+      execution,
+      report: report as unknown as Record<string, unknown>,
+    });
+    return { outputs: { report: ref }, details: {} };
+  };
+
+  const execStage = async (stage: StageName): Promise<void> => {
+    const def = STAGES[stage];
+    const record = records.get(stage)!;
+    const startedAtMs = Date.now();
+    Object.assign(record, { status: 'running', startedAtMs });
+    publish();
+    const inputs = inputsOf(stage);
+    if (stage === 'report') {
+      finishRecord(stage, await writeReport(), startedAtMs);
+      return;
+    }
+    if (!def.cached) {
+      finishRecord(stage, await runners[stage](inputs, `runs/${runId}/${stage}`), startedAtMs);
+      return;
+    }
+    const look = await io.lookupStage({
+      runId,
+      stage,
+      version: def.version,
+      slice: def.slice(config),
+      inputs,
+      external: def.external(config),
+      force: forced(stage),
+      execution,
+    });
+    record.cache = {
+      key: look.key,
+      hit: look.hit !== undefined,
+      ...(look.hit && { fromRun: look.hit.runId }),
+      ...(look.rejected !== undefined && { rejected: look.rejected }),
+    };
+    if (look.hit) {
+      finishRecord(stage, look.hit, startedAtMs);
+      record.note = `cached from run ${look.hit.runId}${look.hit.note ? `: ${look.hit.note}` : ''}`;
+      return;
+    }
+    const outcome = await runners[stage](inputs, look.out);
+    await io.commitStage({ runId, stage, version: def.version, key: look.key, execution, ...outcome });
+    finishRecord(stage, outcome, startedAtMs);
+  };
+
+  // Walk the graph: start what is ready, wait for any running stage, repeat.
+  const inFlight = new Map<StageName, Promise<void>>();
+  let failure: { stage: StageName; error: unknown } | undefined;
+  for (;;) {
+    if (!failure) {
+      for (const stage of order) {
+        if (records.get(stage)!.status !== 'pending' || inFlight.has(stage) || !ready(stage)) continue;
+        const task = execStage(stage).then(
+          () => void inFlight.delete(stage),
+          (error: unknown) => {
+            inFlight.delete(stage);
+            Object.assign(records.get(stage)!, { status: 'failed', note: errorMessage(error) });
+            failure ??= { stage, error };
+          },
+        );
+        inFlight.set(stage, task);
+      }
+    }
+    if (inFlight.size === 0) break;
+    await Promise.race(inFlight.values());
+    publish();
+  }
+  for (const r of records.values()) {
+    if (r.status === 'pending')
+      Object.assign(r, { status: 'skipped', note: `not started: ${failure?.stage} failed` });
   }
 
-  // 2. Preferences.
-  enter('preferences');
-  const prefs =
-    config.data.source === 'world'
-      ? await compute.simulatePreferences({
-          runId,
-          seed: config.seed,
-          baseModel: base,
-          prompts: config.data.prompts,
-          steps: config.eval.samplerSteps,
-          guidanceScale: config.eval.guidanceScale,
-          backend,
-        })
-      : await io.importPreferences({
-          runId,
-          source: config.data.source,
-          paths: config.data.paths,
-          onBadRow: config.data.onBadRow,
-        });
-  finish(
-    'preferences',
-    { preferences: prefs.preferences },
-    `${prefs.rows} rows, ${prefs.comparisons} comparisons${prefs.skipped ? `, ${prefs.skipped} bad rows skipped` : ''}`,
-  );
-
-  // 3. Reward model.
-  enter('reward');
-  const reward = await compute.trainRewardModel({
-    runId,
-    seed: config.seed,
-    kind: config.ranking.rewardModel,
-    preferences: prefs.preferences,
-    onnxModel: config.ranking.onnxModel,
-    onnxResolution: config.model.resolution,
-    backend,
-  });
-  finish(
-    'reward',
-    { reward: reward.reward },
-    `${reward.identity.name}@${reward.identity.version}` +
-      (reward.accuracy !== undefined
-        ? `, pairwise accuracy ${reward.accuracy.toFixed(3)} on ${reward.accuracyPairs} held-out pairs`
-        : ''),
-  );
-
-  // 4. Expert ranking.
-  enter('ranking');
-  const ranking = await compute.rankExperts({
-    runId,
-    preferences: prefs.preferences,
-    reward: reward.reward,
-    topK: config.ranking.topK,
-    shardSize: config.ranking.shardSize,
-    resolution: config.model.resolution,
-    backend,
-  });
-  finish(
-    'ranking',
-    { experts: ranking.experts, ranking: ranking.ranking },
-    `top ${ranking.k} of ${ranking.total} images (scores ${ranking.topScore.toFixed(3)}..${ranking.kthScore.toFixed(3)})`,
-  );
-
-  // 5. SFT warm start (ref = base), 6. DRO (ref = its start model), 7. DPO baseline (from the base).
-  let droStart = base;
-  let sftModel: ArtifactRef | undefined;
-  if (config.sft.enabled) {
-    enter('sft');
-    const sft = await train('sft', base, ranking.experts, config.sft.stepsPerActivity);
-    summaries.sft = sft.summary;
-    sftModel = sft.model;
-    droStart = sft.model;
-  } else skip('sft', 'sft.enabled is false');
-
-  enter('dro');
-  const dro = await train('dro', droStart, ranking.experts, config.dro.stepsPerActivity);
-  summaries.dro = dro.summary;
-
-  let dpoModel: ArtifactRef | undefined;
-  if (config.dpo.enabled) {
-    enter('dpo');
-    const dpo = await train('dpo', base, prefs.preferences, config.dpo.stepsPerActivity);
-    summaries.dpo = dpo.summary;
-    dpoModel = dpo.model;
-  } else skip('dpo', 'dpo.enabled is false');
-
-  // 8. Report.
-  enter('report');
-  const models = {
-    base,
-    ...(sftModel ? { sft: sftModel } : {}),
-    dro: dro.model,
-    ...(dpoModel ? { dpo: dpoModel } : {}),
-  };
   const finishedAt = Date.now();
-  const report: RunReport = {
-    format: 'dro-pipeline/run-report@1',
+  const manifest: RunManifest = {
+    format: 'dro-pipeline/run-manifest@1',
     runId,
     name: config.name,
-    seed: config.seed,
+    status: failure ? 'failed' : 'completed',
+    ...(failure && { error: { stage: failure.stage, message: errorMessage(failure.error) } }),
     workflowId: workflowInfo().workflowId,
+    execution,
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date(finishedAt).toISOString(),
     wallSeconds: (finishedAt - started) / 1000,
-    stages: [...records.values()].filter((r) => r.stage !== 'report'),
-    rewardModel: {
-      identity: reward.identity,
-      accuracy: reward.accuracy ?? null,
-      accuracyPairs: reward.accuracyPairs,
+    config,
+    provenance: input.provenance ?? null,
+    seeds: { root: config.seed },
+    stages: [...records.values()],
+    artifacts: [...records.values()].flatMap((r) =>
+      Object.entries(r.artifacts ?? {}).map(([role, ref]) => ({ stage: r.stage, role, ...ref })),
+    ),
+    metrics: {
+      rewardAccuracy: (outcomes.get('reward')?.details.accuracy as number | null | undefined) ?? null,
     },
-    expertSet: { k: ranking.k, total: ranking.total, topScore: ranking.topScore, kthScore: ranking.kthScore },
-    preferences: {
-      rows: prefs.rows,
-      comparisons: prefs.comparisons,
-      prompts: prefs.prompts,
-      skipped: prefs.skipped,
-    },
-    models,
-    summaries,
   };
-  const reportRef = await io.writeRunReport({ runId, report: report as unknown as Record<string, unknown> });
-  finish('report', { report: reportRef });
-  current = 'done';
-  upsertSearchAttributes([{ key: DRO_STAGE, value: 'done' }]);
-  return { runId, report: reportRef, models, summaries };
+  const manifestRef = await io.writeRunManifest({
+    runId,
+    execution,
+    manifest: manifest as unknown as Record<string, unknown>,
+  });
+  upsertSearchAttributes([{ key: DRO_STAGE, value: failure ? `failed:${failure.stage}` : 'done' }]);
+  if (failure) throw failure.error;
+
+  const model = (s: StageName): ArtifactRef | undefined => outcomes.get(s)?.outputs.model;
+  const summaries: PipelineResult['summaries'] = {};
+  for (const s of ['pretrain', 'sft', 'dro', 'dpo'] as const) {
+    const ref = outcomes.get(s)?.outputs.summary;
+    if (ref) summaries[s] = ref;
+  }
+  return {
+    runId,
+    execution,
+    report: outcomes.get('report')!.outputs.report!,
+    manifest: manifestRef,
+    models: {
+      base: (config.model.baseCheckpoint ? model('base') : model('pretrain'))!,
+      ...(model('sft') ? { sft: model('sft') } : {}),
+      dro: model('dro')!,
+      ...(model('dpo') ? { dpo: model('dpo') } : {}),
+    },
+    summaries,
+    stages: [...records.values()],
+  };
 }

@@ -49,6 +49,8 @@ export interface TrainingWorkflowInput {
   /** Pipeline run id: artifact keys live under runs/<runId>/<stage>/. */
   runId: string;
   stage: TrainingStage;
+  /** Key prefix of the stage's outputs and checkpoints; default runs/<runId>/<stage>. */
+  out?: string;
   settings: TrainingSettings;
   /** Model bundle; phi starts here and the frozen ref IS this model. */
   startModel: ArtifactRef;
@@ -92,6 +94,8 @@ export const trainingProgressQuery = defineQuery<TrainingProgress>('trainingProg
 export interface TrainChunkInput {
   runId: string;
   stage: TrainingStage;
+  /** Key prefix of the stage's outputs (the stage cache's); default runs/<runId>/<stage>. */
+  out?: string;
   settings: TrainingSettings;
   startModel: ArtifactRef;
   data: ArtifactRef;
@@ -123,6 +127,8 @@ export interface TrainChunkHeartbeat {
 export interface FinalizeTrainingInput {
   runId: string;
   stage: TrainingStage;
+  /** Key prefix of the stage's outputs (the stage cache's); default runs/<runId>/<stage>. */
+  out?: string;
   startModel: ArtifactRef;
   data: ArtifactRef;
   checkpoint: ArtifactRef;

@@ -109,7 +109,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry,
   });
-  const { finalizeTraining } = proxyActivities<TrainingActivities>({
+  const { finalizeTraining, findCheckpoint } = proxyActivities<TrainingActivities>({
     taskQueue: TASK_QUEUES.gpu,
     startToCloseTimeout: '2 hours',
     retry,
@@ -117,6 +117,19 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
 
   let step = input.resume?.step ?? 0;
   let checkpoint: ArtifactRef | undefined = input.resume?.checkpoint;
+  if (!input.resume && input.out !== undefined) {
+    // A stage output prefix is keyed by the stage's inputs and settings: checkpoints found there
+    // were written by an interrupted execution of this very training, so it continues from them.
+    const earlier = await findCheckpoint({
+      runId: input.runId,
+      stage,
+      out: input.out,
+      startModel: input.startModel,
+      data: input.data,
+      maxStep: totalSteps,
+    });
+    if (earlier) ({ step, checkpoint } = earlier);
+  }
   let lastMetrics: MetricRow | undefined;
   const chunks: ChunkRecord[] = [...(input.resume?.chunks ?? [])];
   let totalChunks = input.resume?.totalChunks ?? chunks.length;
@@ -141,6 +154,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
       result = await trainChunk({
         runId: input.runId,
         stage,
+        ...(input.out !== undefined && { out: input.out }),
         settings,
         startModel: input.startModel,
         data: input.data,
@@ -178,6 +192,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
     final = await finalizeTraining({
       runId: input.runId,
       stage,
+      ...(input.out !== undefined && { out: input.out }),
       startModel: input.startModel,
       data: input.data,
       checkpoint: lastCheckpoint,

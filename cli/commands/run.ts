@@ -3,12 +3,21 @@
  * with both workers in this process; without `--config` it runs config/demo.json. `dro smoke`: the
  * smoke workflow the same way. `dro server`: the embedded dev server in the foreground.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
-import { createActivities } from '../../activities';
+import { activitiesForQueue, createActivities } from '../../activities';
+import { canonicalJson, resultConfig } from '../../config/config-hash';
 import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
 import { TASK_QUEUES } from '../../config/task-queues';
@@ -26,12 +35,15 @@ import { installRuntime } from '../../workers/runtime';
 import { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
+  type PipelineInput,
   type PipelineProgress,
   type PipelineResult,
+  type RunProvenance,
   type StageRecord,
 } from '../../workflows/pipeline-types';
+import { STAGE_NAMES } from '../../workflows/stage-graph';
 import { smokeWorkflow, type SmokeResult } from '../../workflows/smoke';
-import { DRO_CONFIG_HASH, DRO_RUN_ID } from '../../config/search-attributes';
+import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_GIT_COMMIT, DRO_RUN_ID } from '../../config/search-attributes';
 
 /** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
 export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');
@@ -44,10 +56,15 @@ export class RunInterruptedError extends Error {
 export interface RunJobOptions {
   config: PipelineConfig;
   /**
-   * Run id. Default: a new one (date + random). Giving the id of an earlier run that failed or was
-   * interrupted continues it: every stage that finished returns its artifacts without recomputing.
+   * Run id, which is also the pipeline's workflow id. Default: a new one (name + date + random).
+   * The id of an earlier run that failed or was interrupted continues it: every stage that
+   * finished returns its artifacts from the stage cache. A running or completed run is refused.
    */
   runId?: string;
+  /** Stages to compute again although cached: `all` (`--no-cache`) or names (`--rerun`). */
+  rerun?: 'all' | string[];
+  /** Start the compute and I/O workers in this process. Default: true. */
+  workers?: boolean;
   /** Artifact store. Default: the one `config.storage` describes. */
   store?: ArtifactStore;
   /** Ends the wait for the result early (Ctrl-C). */
@@ -64,6 +81,15 @@ interface ClusterRun {
   uiAddress: string | undefined;
 }
 
+/** What a job sees of the cluster besides its run. */
+export interface ClusterContext {
+  client: Client;
+  namespace: string;
+  uiAddress: string | undefined;
+  out: (line: string) => void;
+  store: ArtifactStore;
+}
+
 export interface RunJobResult extends PipelineResult, ClusterRun {
   /** First and last logged DRO loss and diff, when the summary has a history. */
   droLoss: LossSummary | undefined;
@@ -77,9 +103,62 @@ export interface LossSummary {
   diff: [number | undefined, number | undefined];
 }
 
-/** SHA-256 of the parsed config (schema key order, defaults filled), the run's DroConfigHash. */
+/**
+ * SHA-256 of what determines the run's results (config/config-hash.ts): not the cluster, store,
+ * worker settings, activity chunking or name. The run's DroConfigHash.
+ */
 export function configHash(config: PipelineConfig): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(resultConfig(config)))
+    .digest('hex');
+}
+
+const PACKAGE_ROOT = path.join(__dirname, '..', '..');
+
+/** The git commit of this checkout, or `unknown` outside one. */
+export function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: PACKAGE_ROOT,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function provenance(config: PipelineConfig): RunProvenance {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  return {
+    configHash: configHash(config),
+    packageVersion: pkg.version,
+    gitCommit: gitCommit(),
+    node: process.version,
+  };
+}
+
+/** Run ids are workflow ids and artifact key segments: keep them to a safe, bounded alphabet. */
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function checkRunIdArg(runId: string): string {
+  if (!RUN_ID.test(runId))
+    throw new Error(
+      `run id ${JSON.stringify(runId)}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  return runId;
+}
+
+export function newRunId(config: PipelineConfig): string {
+  const name =
+    config.name
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64)
+      .replace(/^[^A-Za-z0-9]+/, '') || 'run';
+  return `${name}-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
 }
 
 function workflowUrl(uiAddress: string, namespace: string, workflowId: string): string {
@@ -98,6 +177,8 @@ function untilAborted(signal: AbortSignal | undefined): Promise<never> {
 /** What a job does once the cluster and both workers are up. */
 type Job<T> = (ctx: {
   client: Client;
+  namespace: string;
+  store: ArtifactStore;
   runId: string;
   workflowId: string;
   /** Starts the workflow with the run's search attributes and prints its address. */
@@ -110,7 +191,10 @@ type Job<T> = (ctx: {
  * Resolves Temporal, starts both workers in this process, runs `job` and shuts everything down,
  * whatever happened.
  */
-async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & ClusterRun> {
+export async function withCluster<T>(
+  options: RunJobOptions,
+  job: Job<T>,
+): Promise<T & ClusterRun & { namespace: string; client: Client }> {
   const out = options.out ?? ((line: string) => console.log(line));
   const log = options.logger ?? rootLogger();
   const { config } = options;
@@ -143,17 +227,19 @@ async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & 
   try {
     // Signals are handled by the caller, which stops the workers and the server in order.
     installRuntime({ logger: log, shutdownSignals: [] });
-    workerConnection = await connectWorker(address);
     const activities = createActivities({ store, logger: log });
-    for (const [taskQueue, concurrency] of [
-      [TASK_QUEUES.gpu, config.workers.gpuConcurrency],
-      [TASK_QUEUES.cpu, config.workers.cpuConcurrency],
-    ] as const) {
+    for (const [queue, taskQueue, concurrency] of options.workers === false
+      ? []
+      : ([
+          ['gpu', TASK_QUEUES.gpu, config.workers.gpuConcurrency],
+          ['cpu', TASK_QUEUES.cpu, config.workers.cpuConcurrency],
+        ] as const)) {
+      workerConnection ??= await connectWorker(address);
       const worker = await createWorker({
         connection: workerConnection,
         namespace,
         taskQueue,
-        activities,
+        activities: activitiesForQueue(queue, activities),
         maxConcurrentActivityTaskExecutions: concurrency,
         logger: log,
       });
@@ -166,16 +252,20 @@ async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & 
 
     clientConnection = await Connection.connect({ address });
     const client = new Client({ connection: clientConnection, namespace });
-    const runId = options.runId ?? `${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
-    // A continued run gets a fresh workflow id: the earlier execution may still be open.
-    const workflowId = `${config.name}-${runId}${options.runId ? `-${randomUUID().slice(0, 4)}` : ''}`;
+    const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
+    const workflowId = runId;
     // A failed worker would otherwise leave the wait for the result hanging.
-    const workerFailed = Promise.race(running).then(() => {
-      throw new Error('a worker stopped before the workflow finished');
-    });
+    const workerFailed =
+      running.length === 0
+        ? new Promise<never>(() => undefined)
+        : Promise.race(running).then(() => {
+            throw new Error('a worker stopped before the workflow finished');
+          });
     workerFailed.catch(() => undefined);
     const done = await job({
       client,
+      namespace,
+      store,
       runId,
       workflowId,
       announce: () =>
@@ -188,7 +278,7 @@ async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & 
         return Promise.race([inFlight, untilAborted(options.signal), workerFailed]);
       },
     });
-    return { ...done, workflowId, address, uiAddress };
+    return { ...done, workflowId, address, uiAddress, namespace, client };
   } finally {
     calls.abort();
     await Promise.all(pending);
@@ -202,11 +292,48 @@ async function withCluster<T>(options: RunJobOptions, job: Job<T>): Promise<T & 
   }
 }
 
-function searchAttributes(runId: string, config: PipelineConfig) {
+export function searchAttributes(runId: string, config: PipelineConfig, commit = gitCommit()) {
   return [
     { key: DRO_RUN_ID, value: runId },
     { key: DRO_CONFIG_HASH, value: configHash(config) },
+    { key: DRO_CONFIG_NAME, value: config.name },
+    { key: DRO_GIT_COMMIT, value: commit },
   ];
+}
+
+/** A run id that is taken: what the user can do about it. */
+export class RunExistsError extends Error {
+  override name = 'RunExistsError';
+}
+
+/**
+ * Starts the pipeline workflow whose id is the run id. One live run per id: a running run is
+ * refused, and so is a completed one (its results stand); a failed, cancelled or terminated run
+ * of that id is continued (its finished stages come from the stage cache).
+ */
+export async function startPipeline(
+  client: Client,
+  input: PipelineInput,
+): Promise<WorkflowHandle<typeof pipelineWorkflow>> {
+  const prov = input.provenance ?? provenance(input.config);
+  try {
+    return await client.workflow.start(pipelineWorkflow, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId: input.runId,
+      args: [{ ...input, provenance: prov }],
+      typedSearchAttributes: searchAttributes(input.runId, input.config, prov.gitCommit),
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    const status = (await client.workflow.getHandle(input.runId).describe()).status.name;
+    throw new RunExistsError(
+      status === 'RUNNING'
+        ? `run ${input.runId} is already running; follow it with \`dro status ${input.runId} --follow\` or stop it with \`dro cancel ${input.runId}\``
+        : `run ${input.runId} already ${status.toLowerCase()}; its results stand (\`dro runs show ${input.runId}\`). Start a new run without --run-id, or force stages with --rerun`,
+    );
+  }
 }
 
 /** The smoke workflow on the cluster: proves workers, queues, store and history fit together. */
@@ -227,7 +354,19 @@ export async function runSmokeJob(options: RunJobOptions): Promise<SmokeJobResul
   });
 }
 
-function formatSeconds(seconds: number): string {
+/** One line per stage: status, wall time, cache hit and its source, note. */
+export function stageTable(stages: readonly StageRecord[]): string[] {
+  const lines = ['stage        status    seconds  cache            note'];
+  for (const s of stages) {
+    const cache = s.cache ? (s.cache.hit ? `hit (${s.cache.fromRun ?? '?'})` : 'miss') : '-';
+    lines.push(
+      `${s.stage.padEnd(12)} ${s.status.padEnd(9)} ${(s.seconds !== undefined ? s.seconds.toFixed(1) : '-').padStart(7)}  ${cache.slice(0, 16).padEnd(16)} ${s.note ?? ''}`.trimEnd(),
+    );
+  }
+  return lines;
+}
+
+export function formatSeconds(seconds: number): string {
   return seconds < 90
     ? `${seconds.toFixed(1)} s`
     : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
@@ -238,7 +377,7 @@ function formatSeconds(seconds: number): string {
  * (the detailed progress lines come from the activities' logs, see commandLogger). Resolves when
  * `stop` fires.
  */
-async function followProgress(
+export async function followProgress(
   handle: WorkflowHandle,
   out: (line: string) => void,
   stop: AbortSignal,
@@ -304,15 +443,14 @@ export function lossSummary(summary: unknown): LossSummary | undefined {
 export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   const out = options.out ?? ((line: string) => console.log(line));
   const store = options.store ?? openStore(options.config.storage);
-  return withCluster({ ...options, store }, async ({ client, runId, workflowId, announce, guard }) => {
-    const handle = await client.workflow.start(pipelineWorkflow, {
-      taskQueue: WORKFLOW_TASK_QUEUE,
-      workflowId,
-      args: [{ runId, config: options.config }],
-      typedSearchAttributes: searchAttributes(runId, options.config),
+  return withCluster({ ...options, store }, async ({ client, runId, announce, guard }) => {
+    const handle = await startPipeline(client, {
+      runId,
+      config: options.config,
+      ...(options.rerun !== undefined && { rerun: options.rerun }),
     });
     announce(handle);
-    out(`Run:      ${runId} (artifacts under ${store.baseUri}/runs/${runId}/)`);
+    out(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
     const stopFollowing = new AbortController();
     const following = followProgress(handle, out, stopFollowing.signal);
     let result: PipelineResult;
@@ -328,7 +466,9 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
       const bytes = await store.get(droSummary.uri, droSummary.sha256);
       droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
     }
+    for (const line of stageTable(result.stages)) out(line);
     out(`Report:    ${result.report.uri}`);
+    out(`Manifest:  ${result.manifest.uri}`);
     out(`DRO model: ${result.models.dro.uri}`);
     if (droLoss) {
       const fmt = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toExponential(3));
@@ -341,7 +481,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   });
 }
 
-function loadConfig(file: string | undefined): PipelineConfig {
+export function loadConfig(file: string | undefined): PipelineConfig {
   return loadConfigFile(file ?? DEMO_CONFIG_FILE);
 }
 
@@ -368,7 +508,7 @@ const PROGRESS_MESSAGES = new Set([
   'reward model epoch',
 ]);
 
-const stdoutLine = (line: string): void => console.log(line);
+export const stdoutLine = (line: string): void => console.log(line);
 
 /** A one-line summary of a progress log entry, or undefined for other entries. */
 export function progressLine(entry: Record<string, unknown>): string | undefined {
@@ -437,7 +577,7 @@ function pinoLevel(name: string): number {
   return levels[name] ?? 40;
 }
 
-async function runInterruptibly(run: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+export async function runInterruptibly(run: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
   const interrupt = interruptSignal();
   try {
     await run(interrupt.signal);
@@ -461,15 +601,21 @@ export function registerRunCommand(program: Command): void {
       'run the pipeline on the embedded Temporal dev server (or TEMPORAL_ADDRESS) with both workers',
     )
     .option('-c, --config <file>', 'pipeline config file (JSON); default: the embedded config/demo.json')
-    .option('--run-id <id>', 'continue an earlier run: finished stages return their artifacts')
-    .action(async (options: { config?: string; runId?: string }) => {
+    .option('--run-id <id>', 'the run id (default: <name>-<date>-<random>); an earlier failed run continues')
+    .option('--no-cache', 'compute every stage again, ignoring the stage cache (nothing is overwritten)')
+    .option('--rerun <stage...>', `compute these stages again although cached (${STAGE_NAMES.join(', ')})`)
+    .action(async (options: { config?: string; runId?: string; cache: boolean; rerun?: string[] }) => {
       const config = loadConfig(options.config);
+      for (const stage of options.rerun ?? [])
+        if (!(STAGE_NAMES as readonly string[]).includes(stage))
+          throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
       await runInterruptibly((signal) =>
         runJob({
           config,
           signal,
           logger: commandLogger(stdoutLine),
           ...(options.runId ? { runId: options.runId } : {}),
+          ...(!options.cache ? { rerun: 'all' as const } : options.rerun ? { rerun: options.rerun } : {}),
         }),
       );
     });

@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createActivities, type Activities } from '../../activities';
 import { TASK_QUEUES, type TaskQueue } from '../../config/task-queues';
 import { createLogger, type Logger } from '../../infra/logger';
 import { startDevServer, type DevServer } from '../../infra/temporal-server';
@@ -35,6 +35,8 @@ export interface StartWorkersOptions {
   store: ArtifactStore;
   /** Default: both queues. */
   taskQueues?: TaskQueue[];
+  /** Replaces activities by name (to make one fail on purpose). */
+  override?: (activities: Activities) => Partial<Activities>;
 }
 
 export interface TemporalHarness {
@@ -103,7 +105,8 @@ export async function startTemporalHarness(options: TemporalHarnessOptions = {})
     logger,
     dir,
     async startWorkers(options) {
-      const activities = createActivities({ store: options.store, logger });
+      const real = createActivities({ store: options.store, logger });
+      const activities = { ...real, ...options.override?.(real) };
       const workers: Worker[] = [];
       for (const taskQueue of options.taskQueues ?? [TASK_QUEUES.gpu, TASK_QUEUES.cpu]) {
         workers.push(

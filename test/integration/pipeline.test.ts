@@ -2,7 +2,9 @@
  * The whole pipeline on a real Temporal dev server with both workers and a real store: a tiny
  * built-in-world configuration (demo UNet at 16 px, a handful of steps per stage) runs base-model
  * preparation + pretraining, simulated preferences, the preference reward model, sharded expert
- * ranking, SFT and DRO, and writes the run report. Every artifact must exist and verify.
+ * ranking, SFT and DRO, and writes the run report. Every artifact must exist and verify. Then
+ * the stage cache: a second run of the same config computes nothing, and a run that failed in its
+ * last stage, resumed under the same run id, runs only that stage.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,9 +17,13 @@ import { TASK_QUEUES } from '../../config/task-queues';
 import { decodeImageDataset } from '../../engine/io/image-dataset';
 import type { ExpertSet } from '../../engine/ranking/expert-ranking';
 import { LocalArtifactStore, S3ArtifactStore, type ArtifactRef, type ArtifactStore } from '../../storage';
-import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
-import { pipelineWorkflow, trainingWorkflowId } from '../../workflows/pipeline';
-import { pipelineProgressQuery, type RunReport } from '../../workflows/pipeline-types';
+import { trainingWorkflowId } from '../../workflows/pipeline';
+import { pipelineProgressQuery, type RunManifest, type RunReport } from '../../workflows/pipeline-types';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Activities } from '../../activities';
+import { runsQuery, verifyManifest } from '../../cli/commands/runs';
+import { configHash, startPipeline } from '../../cli/commands/run';
+import type { temporal as temporalProto } from '@temporalio/proto';
 import { startS3Server, type S3TestServer } from '../harness/s3-server';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 import { DRO_RUN_ID, DRO_STAGE } from '../../config/search-attributes';
@@ -70,20 +76,31 @@ async function readJson<T>(store: ArtifactStore, ref: ArtifactRef): Promise<T> {
   return JSON.parse(new TextDecoder().decode(await store.get(ref.uri, ref.sha256))) as T;
 }
 
+type History = temporalProto.api.history.v1.IHistory;
+
+/** Activity types scheduled in a history, in order. */
+function activitiesIn(history: History): string[] {
+  return (history.events ?? [])
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter((n): n is string => n != null);
+}
+
+function childrenIn(history: History): string[] {
+  return (history.events ?? [])
+    .map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId)
+    .filter((id): id is string => id != null);
+}
+
 async function runPipeline(
   temporal: TemporalHarness,
   store: ArtifactStore,
   runId: string,
   config: PipelineConfig = tinyPipelineConfig(),
-  workflowId = `pipeline-${runId}`,
+  override?: (activities: Activities) => Partial<Activities>,
 ) {
-  const workers = await temporal.startWorkers({ store });
+  const workers = await temporal.startWorkers({ store, ...(override && { override }) });
   try {
-    const handle = await temporal.client.workflow.start(pipelineWorkflow, {
-      taskQueue: WORKFLOW_TASK_QUEUE,
-      workflowId,
-      args: [{ runId, config }],
-    });
+    const handle = await startPipeline(temporal.client, { runId, config });
     const result = await handle.result();
     const progress = await handle.query(pipelineProgressQuery);
     const description = await handle.describe();
@@ -136,14 +153,18 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     const scheduled = (history.events ?? [])
       .map((e) => e.activityTaskScheduledEventAttributes)
       .filter((a) => a != null)
-      .map((a) => [a.activityType?.name, a.taskQueue?.name]);
+      .map((a) => [a.activityType?.name, a.taskQueue?.name])
+      .filter(([name]) => name !== 'lookupStage' && name !== 'commitStage');
     assert.deepEqual(scheduled, [
       ['prepareWorld', TASK_QUEUES.gpu],
       ['simulatePreferences', TASK_QUEUES.gpu],
       ['trainRewardModel', TASK_QUEUES.gpu],
       ['rankExperts', TASK_QUEUES.gpu],
       ['writeRunReport', TASK_QUEUES.cpu],
+      ['writeRunManifest', TASK_QUEUES.cpu],
     ]);
+    // Every cached stage asked the cache first and missed (a fresh store).
+    assert.ok(progress.stages.filter((s) => s.cache).every((s) => s.cache!.hit === false));
     const children = (history.events ?? [])
       .map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId)
       .filter((id) => id != null);
@@ -157,7 +178,10 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     const refs = progress.stages.flatMap((s) => Object.values(s.artifacts ?? {}));
     assert.ok(refs.length >= 14, `only ${refs.length} artifacts recorded`);
     for (const ref of refs) {
-      assert.ok(ref.uri.startsWith(`${store.baseUri}/runs/${runId}/`), ref.uri);
+      assert.match(
+        ref.uri,
+        new RegExp(`^${store.baseUri}/(stages/[a-z]+/[0-9a-f]{16}/a|runs/${runId}/executions/[^/]+)/`),
+      );
       const bytes = await store.get(ref.uri, ref.sha256);
       assert.equal(bytes.byteLength, ref.size, ref.uri);
     }
@@ -178,7 +202,8 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     assert.equal(set.total, 2 * config.data.prompts);
     assert.equal(set.rewardModel.name, 'world-preference');
     assert.match(set.rewardModel.digest ?? '', /^sha256:[0-9a-f]{64}$/);
-    const shards = await store.list(`runs/${runId}/ranking/shards/`);
+    const rankingPrefix = ranking.ranking!.uri.slice(store.baseUri.length + 1).replace(/ranking\.json$/, '');
+    const shards = await store.list(`${rankingPrefix}shards-${config.ranking.shardSize}/`);
     assert.equal(shards.length, Math.ceil(set.total / config.ranking.shardSize));
 
     // The DRO summary holds the loss history with the reference implementation's logged terms.
@@ -197,12 +222,93 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     assert.ok(report.rewardModel.accuracyPairs >= 1);
     assert.ok(report.stages.every((s) => s.status === 'skipped' || typeof s.seconds === 'number'));
 
-    // A second pipeline with the same run id continues the run: every stage finds its artifacts.
+    // The manifest records the config hash, every stage's cache outcome and every artifact.
+    const manifest = await readJson<RunManifest>(store, result.manifest);
+    assert.equal(manifest.status, 'completed');
+    assert.equal(manifest.provenance?.configHash, configHash(config));
+    assert.deepEqual(
+      (await verifyManifest(manifest)).filter((r) => r.status !== 'ok'),
+      [],
+    );
+
+    // A second run of the same config computes nothing: every stage is a verified cache hit, no
+    // compute activity and no training child is started, and the models are the same artifacts.
     const expertsWritten = (await store.head(ranking.experts!.uri))!.metadata.createdAt;
-    const again = await runPipeline(temporal, store, runId, config, `pipeline-${runId}-again`);
-    assert.deepEqual(again.result.report, result.report);
-    assert.deepEqual(again.result.models, result.models);
+    const second = await runPipeline(temporal, store, `${runId}-second`, config);
+    assert.deepEqual(childrenIn(second.history), []);
+    assert.deepEqual(
+      activitiesIn(second.history).filter((a) => a !== 'lookupStage'),
+      ['writeRunReport', 'writeRunManifest'],
+    );
+    const cached = second.progress.stages.filter((s) => s.cache);
+    assert.ok(cached.length >= 6);
+    for (const s of cached)
+      assert.deepEqual([s.stage, s.cache!.hit, s.cache!.fromRun], [s.stage, true, runId]);
+    assert.deepEqual(second.result.models, result.models);
     assert.equal((await store.head(ranking.experts!.uri))!.metadata.createdAt, expertsWritten);
+
+    // Runs are found by their result-determining config hash.
+    const listed: string[] = [];
+    for await (const w of temporal.client.workflow.list({
+      query: runsQuery({ configHash: configHash(config) }),
+    }))
+      listed.push(w.workflowId);
+    assert.deepEqual(listed.sort(), [runId, `${runId}-second`]);
+
+    // A changed artifact is caught by the audit.
+    const dro = manifest.artifacts.find((a) => a.stage === 'dro' && a.role === 'model')!;
+    const file = new URL(dro.uri);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    fs.writeFileSync(file, bytes);
+    const audit = await verifyManifest(manifest);
+    assert.deepEqual(
+      audit.filter((r) => r.status !== 'ok').map((r) => [r.stage, r.role, r.status]),
+      [['dro', 'model', 'changed']],
+    );
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    fs.writeFileSync(file, bytes);
+  });
+
+  test('a run that failed in its last stage resumes running only that stage', async () => {
+    const store = new LocalArtifactStore({ root: path.join(dir, 'resume') });
+    const runId = 'tiny-resume';
+    const config = tinyPipelineConfig({ name: 'resume-test' });
+    await assert.rejects(
+      runPipeline(temporal, store, runId, config, () => ({
+        writeRunReport: () =>
+          Promise.reject(ApplicationFailure.nonRetryable('report disk full', 'PipelineBadInput')),
+      })),
+      /Workflow execution failed/,
+    );
+    const failed = await temporal.client.workflow.getHandle(runId).describe();
+    assert.equal(failed.status.name, 'FAILED');
+    const firstHistory = await temporal.client.workflow.getHandle(runId, failed.runId).fetchHistory();
+    assert.ok(childrenIn(firstHistory).length === 3, 'the first execution trained pretrain, sft and dro');
+
+    // Same run id again: the reuse policy lets a failed run continue; only the report runs.
+    const resumed = await runPipeline(temporal, store, runId, config);
+    assert.notEqual(resumed.description.runId, failed.runId);
+    assert.deepEqual(childrenIn(resumed.history), [], 'no training child was started again');
+    assert.deepEqual(
+      activitiesIn(resumed.history).filter((a) => a !== 'lookupStage'),
+      ['writeRunReport', 'writeRunManifest'],
+    );
+    assert.ok(resumed.progress.stages.filter((s) => s.cache).every((s) => s.cache!.hit));
+    // The failed execution left a manifest saying so.
+    const manifests = (await store.list(`runs/${runId}/executions/`)).filter((k) =>
+      k.endsWith('manifest.json'),
+    );
+    assert.equal(manifests.length, 2);
+    const statuses = await Promise.all(
+      manifests.map(
+        async (k) => (JSON.parse(new TextDecoder().decode(await store.get(k))) as RunManifest).status,
+      ),
+    );
+    assert.deepEqual(statuses.sort(), ['completed', 'failed']);
+
+    // A completed run id is refused.
+    await assert.rejects(startPipeline(temporal.client, { runId, config }), /already completed/);
   });
 });
 
@@ -240,11 +346,19 @@ describe('pipeline workflow with an S3 artifact store', { timeout: 300_000 }, ()
       },
     });
     const { result, progress } = await runPipeline(temporal, store, runId, config);
-    assert.equal(progress.stages.find((s) => s.stage === 'dpo')?.status, 'done');
+    const stage = (name: string) => progress.stages.find((s) => s.stage === name)!;
+    assert.equal(stage('dpo').status, 'done');
+    // DPO needs only the base and the preferences: it starts beside the reward -> ranking -> SFT ->
+    // DRO branch instead of after it, so the two branches overlap in time.
+    assert.ok(
+      stage('dpo').startedAtMs! < stage('ranking').finishedAtMs!,
+      `DPO started at ${stage('dpo').startedAtMs}, after ranking finished at ${stage('ranking').finishedAtMs}`,
+    );
+    assert.ok(stage('dpo').finishedAtMs! > stage('reward').startedAtMs!);
     assert.ok(result.models.dpo && result.summaries.dpo);
     const refs = progress.stages.flatMap((s) => Object.values(s.artifacts ?? {}));
     for (const ref of refs) {
-      assert.ok(ref.uri.startsWith(`s3://${s3.bucket}/dro/runs/${runId}/`), ref.uri);
+      assert.ok(ref.uri.startsWith(`s3://${s3.bucket}/dro/`), ref.uri);
       assert.equal((await store.get(ref.uri, ref.sha256)).byteLength, ref.size);
     }
     const report = await readJson<RunReport>(store, result.report);

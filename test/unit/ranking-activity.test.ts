@@ -128,7 +128,7 @@ describe('rankExperts activity', { timeout: 120_000 }, () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('with shard 0 committed, a ranking scores only shards 1 and 2 and uses the stored scores', async () => {
-    const committer = new StoreShardCommitter(store, 'runs/r/ranking/shards');
+    const committer = new StoreShardCommitter(store, 'runs/r/ranking/shards-4');
     const items = rankingItemsFromPickapic(await readPreferenceRows(deps, preferences));
     // Scores no detector can give (it scores in [0, 1]): if shard 0 were rescored they would vanish.
     await committer.commit(0, {
@@ -137,7 +137,7 @@ describe('rankExperts activity', { timeout: 120_000 }, () => {
       scores: [10, 11, 12, 13],
       rewardModel: detectorIdentity,
     });
-    const counting = countingStore(store, 'runs/r/ranking/shards/');
+    const counting = countingStore(store, 'runs/r/ranking/shards-4/');
     const ranking = createRankingActivities({ store: counting, logger });
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));

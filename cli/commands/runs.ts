@@ -1,0 +1,518 @@
+/**
+ * Operating runs: `dro status`, `dro cancel`, `dro resume`, `dro runs list|show|verify`,
+ * `dro schedule ...` and `dro worker`. Each talks to the configured cluster (the embedded dev
+ * server, started on the same history file, when nothing else is configured); every command takes
+ * `--json` for scripts.
+ */
+import { ScheduleOverlapPolicy, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { Command } from 'commander';
+import type { PipelineConfig } from '../../config/schemas';
+import { TASK_QUEUES } from '../../config/task-queues';
+import { logger as rootLogger } from '../../infra/logger';
+import { openStore, storeForUri, type ArtifactStore } from '../../storage';
+import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
+import { runStandaloneWorker, WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
+import { pipelineWorkflow } from '../../workflows/pipeline';
+import {
+  pipelineProgressQuery,
+  type PipelineInput,
+  type PipelineProgress,
+  type RunManifest,
+} from '../../workflows/pipeline-types';
+import {
+  checkRunIdArg,
+  commandLogger,
+  configHash,
+  followProgress,
+  loadConfig,
+  provenance,
+  runInterruptibly,
+  searchAttributes,
+  stageTable,
+  startPipeline,
+  stdoutLine,
+  withCluster,
+} from './run';
+
+/** Thrown for a command that cannot do what was asked; main prints the message and exits 1. */
+export class RunCommandError extends Error {
+  override name = 'RunCommandError';
+}
+
+interface CommonOptions {
+  config?: string;
+  json?: boolean;
+}
+
+function emit(json: boolean | undefined, value: unknown, lines: () => string[]): void {
+  if (json) console.log(JSON.stringify(value, null, 2));
+  else for (const line of lines()) console.log(line);
+}
+
+/** Connects to the cluster without workers and runs `fn` with a client and the store. */
+async function withClient<T>(
+  options: CommonOptions,
+  fn: (ctx: {
+    client: Client;
+    store: ArtifactStore;
+    config: PipelineConfig;
+    uiAddress?: string;
+    namespace: string;
+  }) => Promise<T>,
+): Promise<T> {
+  const config = loadConfig(options.config);
+  // Status lines of the cluster go to stderr so that --json output stays parseable.
+  const result = await withCluster(
+    { config, workers: false, out: (line) => process.stderr.write(`${line}\n`) },
+    async ({ client, store, namespace }) => ({ value: await fn({ client, store, config, namespace }) }),
+  );
+  return result.value;
+}
+
+async function describeRun(client: Client, runId: string): Promise<WorkflowExecutionDescription> {
+  try {
+    return await client.workflow.getHandle(checkRunIdArg(runId)).describe();
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError')
+      throw new RunCommandError(`no run ${runId} on this cluster (see \`dro runs list\`)`);
+    throw err;
+  }
+}
+
+/** The newest manifest of a run in the store, if any execution finished. */
+async function newestManifest(store: ArtifactStore, runId: string): Promise<RunManifest | undefined> {
+  const keys = (await store.list(`runs/${runId}/executions/`))
+    .filter((k) => k.endsWith('/manifest.json'))
+    .sort();
+  const key = keys.at(-1);
+  if (key === undefined) return undefined;
+  return JSON.parse(new TextDecoder().decode(await store.get(key))) as RunManifest;
+}
+
+/** The pipeline input the run was first started with, from its history. */
+async function startedInput(client: Client, runId: string): Promise<PipelineInput> {
+  const history = await client.workflow.getHandle(runId).fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  if (!payload) throw new RunCommandError(`run ${runId}: its history holds no pipeline input`);
+  return defaultPayloadConverter.fromPayload<PipelineInput>(payload);
+}
+
+async function progressOf(client: Client, runId: string): Promise<PipelineProgress | undefined> {
+  try {
+    return await client.workflow.getHandle(runId).query(pipelineProgressQuery);
+  } catch {
+    return undefined;
+  }
+}
+
+function quoteVisibility(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The visibility query of `dro runs list`. */
+export function runsQuery(filters: {
+  status?: string;
+  since?: string;
+  configHash?: string;
+  name?: string;
+}): string {
+  const clauses = [`WorkflowType = 'pipelineWorkflow'`];
+  if (filters.status) {
+    const statuses: Record<string, string> = {
+      running: 'Running',
+      completed: 'Completed',
+      failed: 'Failed',
+      cancelled: 'Canceled',
+      canceled: 'Canceled',
+      terminated: 'Terminated',
+      'timed-out': 'TimedOut',
+    };
+    const s = statuses[filters.status.toLowerCase()];
+    if (!s)
+      throw new RunCommandError(`--status ${filters.status}: use one of ${Object.keys(statuses).join(', ')}`);
+    clauses.push(`ExecutionStatus = '${s}'`);
+  }
+  if (filters.since) {
+    const t = Date.parse(filters.since);
+    if (Number.isNaN(t))
+      throw new RunCommandError(`--since ${filters.since}: not a date (e.g. 2026-11-30 or an ISO time)`);
+    clauses.push(`StartTime >= '${new Date(t).toISOString()}'`);
+  }
+  if (filters.configHash) clauses.push(`DroConfigHash = ${quoteVisibility(filters.configHash)}`);
+  if (filters.name) clauses.push(`DroConfigName = ${quoteVisibility(filters.name)}`);
+  return clauses.join(' AND ');
+}
+
+/** `1d`, `12h`, `30m`, `45s` -> a Temporal duration string; a clear error otherwise. */
+export function parseEvery(every: string): string {
+  const m = /^(\d+)\s*(s|m|h|d)$/.exec(every.trim());
+  if (!m || Number(m[1]) <= 0)
+    throw new RunCommandError(
+      `--every ${JSON.stringify(every)}: use a positive number with s, m, h or d (e.g. 1d, 6h)`,
+    );
+  const unit = { s: 'seconds', m: 'minutes', h: 'hours', d: 'days' }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return `${m[1]} ${unit}`;
+}
+
+/** Checks the shape of a 5-field cron expression (the server checks the values). */
+export function checkCron(cron: string): string {
+  const fields = cron.trim().split(/\s+/);
+  if (fields.length !== 5 || !fields.every((f) => /^[\d*/,\-A-Za-z?]+$/.test(f)))
+    throw new RunCommandError(
+      `--cron ${JSON.stringify(cron)}: use 5 fields "minute hour day-of-month month day-of-week", e.g. "0 3 * * *"`,
+    );
+  return fields.join(' ');
+}
+
+export interface VerifyResult {
+  uri: string;
+  stage: string;
+  role: string;
+  status: 'ok' | 'missing' | 'changed';
+  detail?: string;
+}
+
+/** Re-hashes every artifact of a manifest, each in the store its URI names. */
+export async function verifyManifest(manifest: RunManifest): Promise<VerifyResult[]> {
+  const out: VerifyResult[] = [];
+  for (const a of manifest.artifacts) {
+    const where = { uri: a.uri, stage: a.stage, role: a.role };
+    try {
+      await storeForUri(a.uri, manifest.config.storage).get(a.uri, a.sha256);
+      out.push({ ...where, status: 'ok' });
+    } catch (err) {
+      if (err instanceof ArtifactNotFoundError)
+        out.push({ ...where, status: 'missing', detail: err.message });
+      else if (err instanceof DigestMismatchError)
+        out.push({ ...where, status: 'changed', detail: err.message });
+      else throw err;
+    }
+  }
+  return out;
+}
+
+export function registerRunsCommands(program: Command): void {
+  const common = (cmd: Command): Command =>
+    cmd
+      .option(
+        '-c, --config <file>',
+        'config file for the cluster and store (default: the embedded demo config)',
+      )
+      .option('--json', 'print JSON');
+
+  common(program.command('status <runId>').description("a run's state and its stages"))
+    .option('-f, --follow', 'keep printing stage changes until the run ends')
+    .action(async (runId: string, options: CommonOptions & { follow?: boolean }) => {
+      await withClient(options, async ({ client }) => {
+        const d = await describeRun(client, runId);
+        const progress = await progressOf(client, runId);
+        emit(
+          options.json,
+          { runId, status: d.status.name, startTime: d.startTime, closeTime: d.closeTime, progress },
+          () => [
+            `Run ${runId}: ${d.status.name.toLowerCase()} (started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''})`,
+            ...(progress
+              ? stageTable(progress.stages)
+              : ['(no stage progress: the run has no worker or has closed)']),
+          ],
+        );
+        if (options.follow && d.status.name === 'RUNNING') {
+          const stop = new AbortController();
+          const following = followProgress(client.workflow.getHandle(runId), stdoutLine, stop.signal, 15_000);
+          await client.workflow
+            .getHandle(runId)
+            .result()
+            .catch(() => undefined);
+          stop.abort();
+          await following;
+          console.log(`Run ${runId}: ${(await describeRun(client, runId)).status.name.toLowerCase()}`);
+        }
+      });
+    });
+
+  common(
+    program
+      .command('cancel <runId>')
+      .description('ask a running run to stop (training stops at a checkpoint)'),
+  )
+    .option('--force', 'terminate at once (for a run whose workers are gone)')
+    .action(async (runId: string, options: CommonOptions & { force?: boolean }) => {
+      await withClient(options, async ({ client }) => {
+        const d = await describeRun(client, runId);
+        if (d.status.name !== 'RUNNING')
+          throw new RunCommandError(
+            `run ${runId} is ${d.status.name.toLowerCase()}, not running: nothing to cancel`,
+          );
+        const handle = client.workflow.getHandle(runId);
+        if (options.force) await handle.terminate('dro cancel --force');
+        else await handle.cancel();
+        emit(options.json, { runId, requested: options.force ? 'terminate' : 'cancel' }, () => [
+          options.force
+            ? `Run ${runId} terminated; \`dro resume ${runId}\` continues it from its finished stages.`
+            : `Cancellation of run ${runId} requested; it stops once its workers see it.`,
+        ]);
+      });
+    });
+
+  common(
+    program
+      .command('resume <runId>')
+      .description('continue a failed, cancelled or interrupted run with its own config'),
+  ).action(async (runId: string, options: CommonOptions) => {
+    const found = await withClient(options, async ({ client }) => {
+      const d = await describeRun(client, runId);
+      if (d.status.name === 'RUNNING')
+        throw new RunCommandError(
+          `run ${runId} is running; follow it with \`dro status ${runId} --follow\` (if its workers are gone: \`dro cancel ${runId} --force\`, then resume)`,
+        );
+      if (d.status.name === 'COMPLETED')
+        throw new RunCommandError(`run ${runId} completed; nothing to resume (\`dro runs show ${runId}\`)`);
+      return startedInput(client, runId);
+    });
+    const config = found.config;
+    await runInterruptibly(async (signal) => {
+      await withCluster(
+        { config, runId, signal, logger: commandLogger(stdoutLine) },
+        async ({ client, announce, guard }) => {
+          const handle = await startPipeline(client, { runId, config, provenance: provenance(config) });
+          announce(handle);
+          const stop = new AbortController();
+          const following = followProgress(handle, stdoutLine, stop.signal);
+          try {
+            const result = await guard(handle.result());
+            for (const line of stageTable(result.stages)) console.log(line);
+            console.log(`Report:    ${result.report.uri}`);
+            console.log(`Manifest:  ${result.manifest.uri}`);
+            return result;
+          } finally {
+            stop.abort();
+            await following;
+          }
+        },
+      );
+    });
+  });
+
+  const runs = program.command('runs').description('list, show and verify runs');
+  common(runs.command('list').description('runs on the cluster, newest first'))
+    .option('--status <status>', 'running, completed, failed, cancelled, terminated, timed-out')
+    .option('--since <date>', 'started at or after this date')
+    .option('--config-hash <sha256>', 'runs of this result-determining config (see `dro runs show`)')
+    .option('--name <name>', "runs of this config's name")
+    .action(
+      async (
+        options: CommonOptions & { status?: string; since?: string; configHash?: string; name?: string },
+      ) => {
+        const query = runsQuery(options);
+        await withClient(options, async ({ client }) => {
+          const rows: {
+            runId: string;
+            status: string;
+            startTime: string;
+            configHash?: string;
+            name?: string;
+          }[] = [];
+          for await (const w of client.workflow.list({ query })) {
+            const attrs = w.typedSearchAttributes;
+            rows.push({
+              runId: w.workflowId,
+              status: w.status.name.toLowerCase(),
+              startTime: w.startTime.toISOString(),
+              configHash: attrs.getAll().find((p) => p.key.name === 'DroConfigHash')?.value as
+                string | undefined,
+              name: attrs.getAll().find((p) => p.key.name === 'DroConfigName')?.value as string | undefined,
+            });
+            if (rows.length >= 200) break;
+          }
+          emit(options.json, rows, () =>
+            rows.length === 0
+              ? ['no runs match']
+              : [
+                  'run id                                   status      started                   config hash',
+                  ...rows.map(
+                    (r) =>
+                      `${r.runId.padEnd(40)} ${r.status.padEnd(11)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12)}`,
+                  ),
+                ],
+          );
+        });
+      },
+    );
+
+  common(
+    runs
+      .command('show <runId>')
+      .description("a run's manifest: config hash, stages with timings and cache hits, artifacts"),
+  ).action(async (runId: string, options: CommonOptions) => {
+    await withClient(options, async ({ client, store }) => {
+      const d = await describeRun(client, runId);
+      const manifest = await newestManifest(store, runId);
+      const progress = manifest ? undefined : await progressOf(client, runId);
+      emit(
+        options.json,
+        { runId, status: d.status.name, manifest: manifest ?? null, progress: progress ?? null },
+        () => [
+          `Run:          ${runId} (${d.status.name.toLowerCase()})`,
+          ...(manifest
+            ? [
+                `Config:       ${manifest.name}, hash ${manifest.provenance?.configHash ?? '-'}`,
+                `Code:         dro-pipeline ${manifest.provenance?.packageVersion ?? '?'} at ${manifest.provenance?.gitCommit ?? '?'}, Node ${manifest.provenance?.node ?? '?'}`,
+                `Execution:    ${manifest.execution}, ${manifest.status} in ${manifest.wallSeconds.toFixed(1)} s`,
+                ...(manifest.error
+                  ? [`Error:        ${manifest.error.stage}: ${manifest.error.message}`]
+                  : []),
+                ...stageTable(manifest.stages),
+                'Artifacts:',
+                ...manifest.artifacts.map(
+                  (a) => `  ${`${a.stage}.${a.role}`.padEnd(24)} ${a.sha256.slice(0, 16)}  ${a.uri}`,
+                ),
+              ]
+            : ['(no manifest yet: the run has not ended)', ...(progress ? stageTable(progress.stages) : [])]),
+        ],
+      );
+    });
+  });
+
+  common(
+    runs
+      .command('verify <runId>')
+      .description("re-hash every artifact in the run's manifest; exit 1 on any missing or changed"),
+  ).action(async (runId: string, options: CommonOptions) => {
+    const config = loadConfig(options.config);
+    const manifest = await newestManifest(openStore(config.storage), checkRunIdArg(runId));
+    if (!manifest)
+      throw new RunCommandError(
+        `run ${runId}: no manifest in ${openStore(config.storage).baseUri}/runs/${runId}/executions/`,
+      );
+    const results = await verifyManifest(manifest);
+    const bad = results.filter((r) => r.status !== 'ok');
+    emit(
+      options.json,
+      { runId, execution: manifest.execution, checked: results.length, problems: bad },
+      () => [
+        ...bad.map(
+          (r) => `${r.status.toUpperCase()}  ${r.stage}.${r.role}  ${r.uri}\n         ${r.detail ?? ''}`,
+        ),
+        `${results.length - bad.length} of ${results.length} artifacts of run ${runId} (execution ${manifest.execution}) verified` +
+          (bad.length ? `; ${bad.length} missing or changed` : ''),
+      ],
+    );
+    if (bad.length) process.exitCode = 1;
+  });
+
+  const schedule = program.command('schedule').description('runs on a schedule (Temporal Schedules)');
+  common(
+    schedule
+      .command('create <name>')
+      .description(
+        'run a config every interval or on a cron spec; cached stages return at once, so a re-run redoes only what changed',
+      ),
+  )
+    .option('--every <interval>', 'e.g. 1d, 6h, 30m')
+    .option('--cron <spec>', 'a 5-field cron spec, e.g. "0 3 * * *"')
+    .action(async (name: string, options: CommonOptions & { every?: string; cron?: string }) => {
+      checkRunIdArg(name);
+      if ((options.every === undefined) === (options.cron === undefined))
+        throw new RunCommandError('schedule create: give exactly one of --every and --cron');
+      const spec =
+        options.every !== undefined
+          ? { intervals: [{ every: parseEvery(options.every) }] }
+          : { cronExpressions: [checkCron(options.cron!)] };
+      await withClient(options, async ({ client, config }) => {
+        const input: PipelineInput = { runId: '', config, provenance: provenance(config) };
+        await client.schedule.create({
+          scheduleId: name,
+          spec,
+          policies: { overlap: ScheduleOverlapPolicy.SKIP },
+          action: {
+            type: 'startWorkflow',
+            workflowType: pipelineWorkflow,
+            workflowId: name,
+            taskQueue: WORKFLOW_TASK_QUEUE,
+            args: [input],
+            typedSearchAttributes: searchAttributes(name, config),
+          },
+        });
+        emit(options.json, { schedule: name, spec, configHash: configHash(config) }, () => [
+          `Schedule ${name} created: ${options.every ? `every ${options.every}` : `cron "${options.cron}"`}; runs are named ${name}-<time>.`,
+        ]);
+      });
+    });
+  common(schedule.command('list').description('schedules on the cluster')).action(
+    async (options: CommonOptions) => {
+      await withClient(options, async ({ client }) => {
+        const rows: { schedule: string; paused: boolean; next?: string }[] = [];
+        for await (const s of client.schedule.list()) {
+          rows.push({
+            schedule: s.scheduleId,
+            paused: s.state.paused,
+            next: s.info.nextActionTimes[0]?.toISOString(),
+          });
+        }
+        emit(options.json, rows, () =>
+          rows.length === 0
+            ? ['no schedules']
+            : rows.map(
+                (r) => `${r.schedule.padEnd(32)} ${r.paused ? 'paused ' : 'active '} next ${r.next ?? '-'}`,
+              ),
+        );
+      });
+    },
+  );
+  for (const [verb, what] of [
+    ['pause', 'pause a schedule'],
+    ['unpause', 'unpause a schedule'],
+    ['trigger', 'start a run of a schedule now'],
+    ['delete', 'delete a schedule (its runs stay)'],
+  ] as const) {
+    common(schedule.command(`${verb} <name>`).description(what)).action(
+      async (name: string, options: CommonOptions) => {
+        await withClient(options, async ({ client }) => {
+          const handle = client.schedule.getHandle(name);
+          try {
+            await handle.describe();
+          } catch (err) {
+            if ((err as Error).name === 'ScheduleNotFoundError')
+              throw new RunCommandError(`no schedule ${name} (see \`dro schedule list\`)`);
+            throw err;
+          }
+          if (verb === 'pause') await handle.pause();
+          else if (verb === 'unpause') await handle.unpause();
+          else if (verb === 'trigger') await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+          else await handle.delete();
+          emit(options.json, { schedule: name, done: verb }, () => [`Schedule ${name}: ${verb} done.`]);
+        });
+      },
+    );
+  }
+
+  program
+    .command('worker')
+    .description(
+      "run one task queue's worker as its own process (joins TEMPORAL_ADDRESS, temporal.address or a running `dro server`)",
+    )
+    .requiredOption('--queue <queue>', 'gpu (compute activities) or cpu (I/O activities and workflows)')
+    .option('--concurrency <n>', 'activities run at once (default: workers.gpuConcurrency / cpuConcurrency)')
+    .option('-c, --config <file>', 'config file for the cluster and store')
+    .action(async (options: { queue: string; concurrency?: string; config?: string }) => {
+      if (options.queue !== 'gpu' && options.queue !== 'cpu')
+        throw new RunCommandError(`--queue ${JSON.stringify(options.queue)}: use gpu or cpu`);
+      let concurrency: number | undefined;
+      if (options.concurrency !== undefined) {
+        concurrency = Number(options.concurrency);
+        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+          throw new RunCommandError(`--concurrency ${options.concurrency}: use a whole number from 1 to 64`);
+      }
+      await runStandaloneWorker(TASK_QUEUES[options.queue], {
+        ...(options.config !== undefined && { configFile: options.config }),
+        ...(concurrency !== undefined && { concurrency }),
+        onStarted: (address) =>
+          console.log(
+            `worker for ${TASK_QUEUES[options.queue as 'gpu' | 'cpu']} started on ${address}; SIGTERM stops it after a checkpoint`,
+          ),
+      });
+      rootLogger().info('worker exited');
+    });
+}
