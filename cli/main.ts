@@ -2,32 +2,62 @@
  * The `dro` command.
  *
  *   dro doctor              what will run here: Node, TF.js backend, Temporal, S3, Go
- *   dro validate <file>     check a config; every problem with its JSON path
+ *   dro validate <file>     check a config and the files it names; every problem with its JSON path
  *   dro run [--config f]    run the pipeline on an embedded or existing Temporal cluster
  *   dro server              the embedded Temporal dev server in the foreground
+ *   dro status|cancel|resume <runId>, dro runs list|show|verify, dro schedule ..., dro worker
  */
 import { Command } from 'commander';
-import { registerDoctorCommand } from './commands/doctor';
-import { registerRunCommand, registerServerCommand } from './commands/run';
-import { registerValidateCommand } from './commands/validate';
+import type * as DoctorCommand from './commands/doctor';
+import type * as RunCommand from './commands/run';
+import type * as RunsCommand from './commands/runs';
+import type * as ValidateCommand from './commands/validate';
+import { escapeControl, formatErrorChain } from './terminal-text';
 
-export function buildProgram(): Command {
+/* eslint-disable @typescript-eslint/no-require-imports -- commands load on demand: `dro validate`
+   starts without the workers, TF.js and the AWS SDK that `dro run` and `dro doctor` need. */
+const registerValidate = (program: Command) =>
+  (require('./commands/validate') as typeof ValidateCommand).registerValidateCommand(program);
+const registerDoctor = (program: Command) =>
+  (require('./commands/doctor') as typeof DoctorCommand).registerDoctorCommand(program);
+
+/** Commands that stand alone. */
+const STANDALONE: Record<string, (program: Command) => void> = {
+  validate: registerValidate,
+  doctor: registerDoctor,
+};
+
+/** The whole program, or only `command` when it is one that stands alone (a faster start). */
+export function buildProgram(command?: string): Command {
   const program = new Command('dro')
     .description('Diffusion-DRO preference alignment as a durable Temporal pipeline')
-    .showHelpAfterError();
-  registerDoctorCommand(program);
-  registerValidateCommand(program);
-  registerRunCommand(program);
-  registerServerCommand(program);
+    .showHelpAfterError()
+    // Commander echoes unknown commands and options back: escape what the user typed.
+    .configureOutput({ outputError: (text, write) => write(escapeControl(text)) });
+  const standalone = command === undefined ? undefined : STANDALONE[command];
+  if (standalone) {
+    standalone(program);
+    return program;
+  }
+  registerDoctor(program);
+  registerValidate(program);
+  const run = require('./commands/run') as typeof RunCommand;
+  run.registerRunCommand(program);
+  run.registerServerCommand(program);
+  (require('./commands/runs') as typeof RunsCommand).registerRunsCommands(program);
   return program;
 }
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Runs the command line; resolves to the process exit code. */
 export async function main(argv: string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(argv[2]).parseAsync(argv);
   } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
+    // The cause chain carries the message that names the problem (an activity's own error sits
+    // under Temporal's WorkflowFailedError and ActivityFailure); stacks stay out of the user's way.
+    console.error(formatErrorChain(err));
+    if (process.env.DRO_LOG_LEVEL === 'debug' && err instanceof Error && err.stack) console.error(err.stack);
     process.exitCode = 1;
   }
 }

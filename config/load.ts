@@ -50,14 +50,37 @@ export function parseConfig(value: unknown, source = 'config'): PipelineConfig {
   );
 }
 
+/**
+ * Largest config file read (16 MiB). A config travels as the workflow's input, which Temporal
+ * limits to 2 MiB; a bigger file is refused before it is read into memory.
+ */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 /** Reads, parses and validates a JSON config file. */
 export function loadConfigFile(file: string): PipelineConfig {
   let text: string;
   try {
+    const stat = fs.statSync(file);
+    if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (stat.size > MAX_CONFIG_BYTES)
+      throw new ConfigError(file, [
+        { path: '$', message: `file is ${stat.size} bytes; a config may have at most ${MAX_CONFIG_BYTES}` },
+      ]);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${(err as Error).message}` }]);
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (err as Error).message;
+    throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${reason}` }]);
   }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -5,19 +5,89 @@
  * Hyperparameter defaults are the Diffusion-DRO reference implementation's (DESIGN.md section 1).
  */
 import { z } from 'zod';
+import { UNET_CONFIGS } from '../engine/models/unet-config';
 import { StorageConfig } from '../storage/config';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 const probability = z.number().min(0).max(1);
 
+/**
+ * Upper bounds of every size in a config. They are far above any run this pipeline is meant for
+ * (the paper's SD1.5 setting included) and far below what would exhaust memory or overflow a
+ * timer before the first check inside a stage could catch it. `cli/preflight.ts` additionally
+ * checks the memory a run will need against the machine.
+ */
+export const LIMITS = {
+  /** Training micro-steps of one stage, and checkpoint / activity intervals. */
+  steps: 10_000_000,
+  /** Micro-batch size and samples per buffer refill. */
+  batchSize: 1024,
+  /** Micro-steps accumulated per optimizer update. */
+  gradientAccumulation: 1024,
+  /** Prompts simulated for the built-in world (two images each). */
+  prompts: 100_000,
+  /** Captioned images in the pretraining corpus. */
+  corpusSize: 1_000_000,
+  /** Expert demonstrations kept by the ranking. */
+  topK: 1_000_000,
+  /** Images per ranking shard. */
+  shardSize: 100_000,
+  /** Trajectories in the DRO replay buffer. */
+  bufferSize: 1024,
+  /** Sampler (DPM-Solver++, evaluation) steps per image. */
+  samplerSteps: 1000,
+  /** Classifier-free guidance scale. */
+  guidanceScale: 100,
+  /** Prompts of an evaluation or of the user study. */
+  evalPrompts: 100_000,
+  /** Images per evaluation prompt. */
+  imagesPerPrompt: 64,
+  /** Bootstrap resamples for confidence intervals. */
+  bootstrapSamples: 1_000_000,
+  /** Concurrent activities of one worker. */
+  concurrency: 256,
+  /** Seconds between heartbeats (an hour; the activity's heartbeat timeout derives from it). */
+  heartbeatSeconds: 3600,
+  /** Characters of the run name (the workflow id is `<name>-<runId>`; Temporal allows 1000). */
+  nameLength: 200,
+  /** Characters of a path or URI. */
+  pathLength: 4096,
+  /** Entries of `data.paths`. */
+  paths: 10_000,
+} as const;
+
+/** Smallest image side at which the built-in world's detector (and so its rewards) work. */
+export const MIN_WORLD_RESOLUTION = 16;
+
+const count = (max: number) => positiveInt.max(max);
+/** No C0/C1 control characters: names and paths are echoed into terminals and logs. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const printable = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !CONTROL_CHARS.test(s), { message: 'must not contain control characters' });
+/** `host:port`, `[v6]:port`; port 1-65535. */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):(\d{1,5})$/;
+export function isHostPort(address: string): boolean {
+  const m = HOST_PORT.exec(address);
+  return m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 65535;
+}
+
 /** Which Temporal cluster runs the pipeline. */
 export const TemporalConfig = z
   .strictObject({
     /** `host:port` of an existing cluster; empty means the embedded dev server. Env TEMPORAL_ADDRESS wins. */
-    address: z.string().default(''),
+    address: z
+      .string()
+      .refine((a) => a === '' || isHostPort(a), {
+        message: "must be '' (embedded server) or host:port, e.g. temporal.example.internal:7233",
+      })
+      .default(''),
     /** Temporal namespace. Default `default`. */
-    namespace: z.string().min(1).default('default'),
+    namespace: printable(255).min(1).default('default'),
     /** gRPC port of the embedded dev server; 0 picks a free one. Default 7233. */
     embeddedPort: z.number().int().min(0).max(65535).default(7233),
     /** Web UI port of the embedded dev server. Default 8233. */
@@ -34,11 +104,11 @@ export const WorkersConfig = z.strictObject({
   /** TF.js backend for compute activities; `auto` tries tfjs-node-gpu, tfjs-node, wasm, cpu. Default `auto`. */
   backend: TfBackend.default('auto'),
   /** Compute activities one worker runs at once. Default 1 (one model on one device). */
-  gpuConcurrency: positiveInt.default(1),
+  gpuConcurrency: count(LIMITS.concurrency).default(1),
   /** I/O activities one worker runs at once. Default 4. */
-  cpuConcurrency: positiveInt.default(4),
-  /** Seconds between activity heartbeats. Default 10. */
-  heartbeatSeconds: z.number().positive().default(10),
+  cpuConcurrency: count(LIMITS.concurrency).default(4),
+  /** Seconds between activity heartbeats, at most 3600. Default 10. */
+  heartbeatSeconds: z.number().positive().max(LIMITS.heartbeatSeconds).default(10),
 });
 export type WorkersConfig = z.infer<typeof WorkersConfig>;
 
@@ -47,7 +117,7 @@ export const ModelConfig = z.strictObject({
   /** UNet configuration: `tiny` (tests), `demo` (the built-in world on CPU), `sd15`. Default `demo`. */
   unet: z.enum(['tiny', 'demo', 'sd15']).default('demo'),
   /** Base checkpoint (safetensors URI); empty means pretrain one on the built-in world. Default empty. */
-  baseCheckpoint: z.string().default(''),
+  baseCheckpoint: printable(LIMITS.pathLength).default(''),
   /** Image side in pixels for the built-in world. Default 16. */
   resolution: z.number().int().min(8).max(1024).default(16),
 });
@@ -58,9 +128,9 @@ export const DataConfig = z.strictObject({
   /** `world`: simulate implicit feedback in the built-in world; `pickapic`: parquet shards; `folder`: caption/image pairs. Default `world`. */
   source: z.enum(['world', 'pickapic', 'folder']).default('world'),
   /** Parquet shards or folder (URIs or paths) for `pickapic` / `folder`. Default none. */
-  paths: z.array(z.string().min(1)).default([]),
-  /** Number of prompts to simulate for `world`. Default 256. */
-  prompts: positiveInt.default(256),
+  paths: z.array(printable(LIMITS.pathLength).min(1)).max(LIMITS.paths).default([]),
+  /** Number of prompts to simulate for `world` (two images each), at most 100,000. Default 256. */
+  prompts: count(LIMITS.prompts).default(256),
   /** Share of pretraining captions that are wrong or partial, as web data is. Default 0.3. */
   captionNoise: probability.default(0.3),
   /** What to do with a bad row: skip it and count it, or fail the import. Default `fail`. */
@@ -73,28 +143,28 @@ export const RankingConfig = z.strictObject({
   /** Reward model used to rank. Default `preference` (the learned Bradley-Terry model). */
   rewardModel: z.enum(['preference', 'detector', 'onnx']).default('preference'),
   /** ONNX model URI when `rewardModel` is `onnx`. Default empty. */
-  onnxModel: z.string().default(''),
-  /** How many top-scored images become expert demonstrations (reference: 500). Default 500. */
-  topK: positiveInt.default(500),
-  /** Images scored and committed per shard; a restart resumes at the last committed shard. Default 64. */
-  shardSize: positiveInt.default(64),
+  onnxModel: printable(LIMITS.pathLength).default(''),
+  /** How many top-scored images become expert demonstrations (reference: 500), at most 1,000,000. Default 500. */
+  topK: count(LIMITS.topK).default(500),
+  /** Images scored and committed per shard; a restart resumes at the last committed shard. At most 100,000. Default 64. */
+  shardSize: count(LIMITS.shardSize).default(64),
 });
 export type RankingConfig = z.infer<typeof RankingConfig>;
 
 /** Optimizer and bookkeeping shared by SFT, DRO and DPO. */
 const TrainingCommon = {
-  /** Micro-steps (forward/backward passes) to run. */
-  steps: positiveInt,
+  /** Micro-steps (forward/backward passes) to run, at most 10,000,000. */
+  steps: count(LIMITS.steps),
   /** AdamW learning rate, constant. Default 1e-4. */
   learningRate: z.number().gt(0).max(1).default(1e-4),
   /** AdamW weight decay. Default 1e-2. */
   weightDecay: z.number().min(0).max(1).default(1e-2),
-  /** Micro-batch size. Default 4. */
-  batchSize: positiveInt.default(4),
-  /** Micro-steps accumulated per optimizer update. Default 16. */
-  gradientAccumulation: positiveInt.default(16),
-  /** Global gradient-norm clip. Default 1.0. */
-  maxGradNorm: z.number().positive().default(1.0),
+  /** Micro-batch size, at most 1024. Default 4. */
+  batchSize: count(LIMITS.batchSize).default(4),
+  /** Micro-steps accumulated per optimizer update, at most 1024. Default 16. */
+  gradientAccumulation: count(LIMITS.gradientAccumulation).default(16),
+  /** Global gradient-norm clip, at most 1e6. Default 1.0. */
+  maxGradNorm: z.number().positive().max(1e6).default(1.0),
   /** Probability of replacing the prompt with "" (classifier-free guidance training). Default 0.2. */
   promptDropout: probability.default(0.2),
   /** Random horizontal flip of expert images. Default true. */
@@ -102,9 +172,9 @@ const TrainingCommon = {
   /** EMA decay of the trained weights (the exported model). Default 0.9999. */
   emaDecay: z.number().min(0).lt(1).default(0.9999),
   /** Micro-steps between checkpoints; a multiple of gradientAccumulation. Default 1280. */
-  checkpointEvery: positiveInt.default(1280),
+  checkpointEvery: count(LIMITS.steps).default(1280),
   /** Micro-steps one activity runs before handing over to the next (history stays small). Default 1280. */
-  stepsPerActivity: positiveInt.default(1280),
+  stepsPerActivity: count(LIMITS.steps).default(1280),
 };
 
 /**
@@ -114,20 +184,20 @@ const TrainingCommon = {
  * follows prompts only roughly: the misaligned starting point that alignment improves.
  */
 export const PretrainConfig = z.strictObject({
-  /** Micro-steps. Default 2000. */
-  steps: positiveInt.default(2000),
+  /** Micro-steps, at most 10,000,000. Default 2000. */
+  steps: count(LIMITS.steps).default(2000),
   /** AdamW learning rate, constant. Default 1e-3 (a from-scratch run, not a fine-tune). */
   learningRate: z.number().gt(0).max(1).default(1e-3),
-  /** Micro-batch size. Default 16. */
-  batchSize: positiveInt.default(16),
-  /** Micro-steps accumulated per optimizer update. Default 1. */
-  gradientAccumulation: positiveInt.default(1),
+  /** Micro-batch size, at most 1024. Default 16. */
+  batchSize: count(LIMITS.batchSize).default(16),
+  /** Micro-steps accumulated per optimizer update, at most 1024. Default 1. */
+  gradientAccumulation: count(LIMITS.gradientAccumulation).default(1),
   /** Micro-steps between checkpoints; a multiple of gradientAccumulation. Default 500. */
-  checkpointEvery: positiveInt.default(500),
+  checkpointEvery: count(LIMITS.steps).default(500),
   /** Micro-steps one activity runs before handing over to the next. Default 500. */
-  stepsPerActivity: positiveInt.default(500),
-  /** Captioned images rendered for the corpus. Default 4000. */
-  corpusSize: positiveInt.default(4000),
+  stepsPerActivity: count(LIMITS.steps).default(500),
+  /** Captioned images rendered for the corpus, at most 1,000,000. Default 4000. */
+  corpusSize: count(LIMITS.corpusSize).default(4000),
   /** EMA decay of the exported base weights. Default 0.999. */
   emaDecay: z.number().min(0).lt(1).default(0.999),
   /** Probability of an empty prompt, so the base model supports classifier-free guidance. Default 0.1. */
@@ -139,7 +209,7 @@ export const SftConfig = z.strictObject({
   /** Run the SFT warm start before DRO. Default true. */
   enabled: z.boolean().default(true),
   ...TrainingCommon,
-  steps: positiveInt.default(2000),
+  steps: count(LIMITS.steps).default(2000),
 });
 export type SftConfig = z.infer<typeof SftConfig>;
 
@@ -147,21 +217,21 @@ export type SftConfig = z.infer<typeof SftConfig>;
 export const DroConfig = z.strictObject({
   ...TrainingCommon,
   /** Reference: 25,600 micro-steps. */
-  steps: positiveInt.default(25600),
+  steps: count(LIMITS.steps).default(25600),
   /** Hinge margin; the paper's ablation finds 1e-3 best. Default 1e-3. */
   margin: z.number().min(0).max(1).default(1e-3),
-  /** Trajectories kept in the replay buffer. Default 4. */
-  bufferSize: positiveInt.default(4),
-  /** Trajectories sampled per buffer refill (one DPM-Solver++ batch). Default 4. */
-  bufferBatchSize: positiveInt.default(4),
+  /** Trajectories kept in the replay buffer, at most 1024. Default 4. */
+  bufferSize: count(LIMITS.bufferSize).default(4),
+  /** Trajectories sampled per buffer refill (one DPM-Solver++ batch), at most 1024. Default 4. */
+  bufferBatchSize: count(LIMITS.batchSize).default(4),
   /** Training steps between new batches of trajectories. Default 1. */
-  bufferSampleSteps: positiveInt.default(1),
+  bufferSampleSteps: count(LIMITS.steps).default(1),
   /** Training steps between refreshes of the sampling policy from phi. Default 16. */
-  bufferUpdateSteps: positiveInt.default(16),
-  /** DPM-Solver++ steps per trajectory. Default 20. */
-  samplerSteps: positiveInt.default(20),
-  /** Guidance scale when sampling the buffer. Default 1.0. */
-  bufferGuidanceScale: z.number().min(0).default(1.0),
+  bufferUpdateSteps: count(LIMITS.steps).default(16),
+  /** DPM-Solver++ steps per trajectory, at most 1000. Default 20. */
+  samplerSteps: count(LIMITS.samplerSteps).default(20),
+  /** Guidance scale when sampling the buffer, at most 100. Default 1.0. */
+  bufferGuidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(1.0),
 });
 export type DroConfig = z.infer<typeof DroConfig>;
 
@@ -170,35 +240,35 @@ export const DpoConfig = z.strictObject({
   /** Train the DPO baseline for comparison. Default false. */
   enabled: z.boolean().default(false),
   ...TrainingCommon,
-  steps: positiveInt.default(2000),
+  steps: count(LIMITS.steps).default(2000),
   /** KL strength beta (diffusers example: 2500; SD1.5 paper runs up to 5000). Default 2500. */
-  beta: z.number().positive().default(2500),
+  beta: z.number().positive().max(1e6).default(2500),
 });
 export type DpoConfig = z.infer<typeof DpoConfig>;
 
 export const EvalConfig = z.strictObject({
-  /** GenEval-style prompts evaluated. Default 96. */
-  genevalPrompts: positiveInt.default(96),
-  /** Images per GenEval prompt. Default 4. */
-  imagesPerPrompt: positiveInt.default(4),
-  /** Win-rate prompts. Default 64. */
-  winratePrompts: positiveInt.default(64),
-  /** Images per win-rate prompt; the median-reward one is kept. Default 5. */
-  winrateSamples: positiveInt.default(5),
-  /** Sampler steps for evaluation images. Default 20. */
-  samplerSteps: positiveInt.default(20),
-  /** Classifier-free guidance scale at evaluation. Default 7.5. */
-  guidanceScale: z.number().min(0).default(7.5),
-  /** Bootstrap resamples for confidence intervals. Default 10000. */
-  bootstrapSamples: positiveInt.default(10000),
+  /** GenEval-style prompts evaluated, at most 100,000. Default 96. */
+  genevalPrompts: count(LIMITS.evalPrompts).default(96),
+  /** Images per GenEval prompt, at most 64. Default 4. */
+  imagesPerPrompt: count(LIMITS.imagesPerPrompt).default(4),
+  /** Win-rate prompts, at most 100,000. Default 64. */
+  winratePrompts: count(LIMITS.evalPrompts).default(64),
+  /** Images per win-rate prompt; the median-reward one is kept. At most 64. Default 5. */
+  winrateSamples: count(LIMITS.imagesPerPrompt).default(5),
+  /** Sampler steps for evaluation images, at most 1000. Default 20. */
+  samplerSteps: count(LIMITS.samplerSteps).default(20),
+  /** Classifier-free guidance scale at evaluation, at most 100. Default 7.5. */
+  guidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(7.5),
+  /** Bootstrap resamples for confidence intervals, at most 1,000,000. Default 10000. */
+  bootstrapSamples: count(LIMITS.bootstrapSamples).default(10000),
   /** Methods compared against the DRO model. Default base and SFT. */
   baselines: z.array(z.enum(['base', 'sft', 'dpo'])).default(['base', 'sft']),
 });
 export type EvalConfig = z.infer<typeof EvalConfig>;
 
 export const UserStudyConfig = z.strictObject({
-  /** Prompts in the exported study. Default 32. */
-  prompts: positiveInt.default(32),
+  /** Prompts in the exported study, at most 100,000. Default 32. */
+  prompts: count(LIMITS.evalPrompts).default(32),
   /** Share of attention-check pairs with a known answer. Default 0.1. */
   attentionCheckRate: probability.default(0.1),
 });
@@ -209,8 +279,8 @@ export const PipelineConfig = z
   .strictObject({
     /** JSON Schema reference for editors; ignored by the pipeline. */
     $schema: z.string().optional(),
-    /** Human-readable run name. Default `dro-run`. */
-    name: z.string().min(1).default('dro-run'),
+    /** Human-readable run name (it starts the workflow id), at most 200 characters. Default `dro-run`. */
+    name: printable(LIMITS.nameLength).min(1).default('dro-run'),
     /** Root seed; every RNG in the run derives from it. Default 0. */
     seed: nonNegativeInt.default(0),
     temporal: TemporalConfig.default(TemporalConfig.parse({})),
@@ -233,6 +303,57 @@ export const PipelineConfig = z
         path: ['data', 'paths'],
         message: `data.source '${config.data.source}' needs at least one path`,
       });
+    }
+    if (config.data.source !== 'world' && !config.model.baseCheckpoint) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'baseCheckpoint'],
+        message: `data.source '${config.data.source}' needs model.baseCheckpoint: only the built-in world (data.source 'world') can pretrain its own base model`,
+      });
+    }
+    if (config.data.source === 'world' && !config.model.baseCheckpoint) {
+      // The built-in world pretrains in RGB pixel space at model.resolution.
+      const unet = UNET_CONFIGS[config.model.unet];
+      if (unet.in_channels !== 3) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['model', 'unet'],
+          message: `model.unet '${config.model.unet}' takes ${unet.in_channels}-channel latents; the built-in world trains in RGB pixel space: use 'demo' (or give model.baseCheckpoint)`,
+        });
+      }
+      const factor = 2 ** (unet.block_out_channels.length - 1);
+      if (config.model.resolution < MIN_WORLD_RESOLUTION || config.model.resolution % factor !== 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['model', 'resolution'],
+          message: `model.resolution ${config.model.resolution}: the built-in world needs at least ${MIN_WORLD_RESOLUTION} px, divisible by ${factor} for model.unet '${config.model.unet}'`,
+        });
+      }
+      const images = 2 * config.data.prompts;
+      if (config.ranking.topK > images) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ranking', 'topK'],
+          message: `ranking.topK (${config.ranking.topK}) is more than the ${images} images the run will have (2 per prompt, data.prompts ${config.data.prompts})`,
+        });
+      }
+    }
+    if (config.data.source === 'folder') {
+      if (config.data.paths.length > 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['data', 'paths'],
+          message: `data.source 'folder' takes exactly one folder, got ${config.data.paths.length}`,
+        });
+      }
+      if (config.ranking.rewardModel === 'preference') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ranking', 'rewardModel'],
+          message:
+            "ranking.rewardModel 'preference' learns from preference pairs, which a caption folder (data.source 'folder') does not have: use 'detector' or 'onnx'",
+        });
+      }
     }
     if (config.ranking.rewardModel === 'onnx' && !config.ranking.onnxModel) {
       ctx.addIssue({

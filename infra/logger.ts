@@ -20,6 +20,11 @@ export const REDACT_PATHS = [
 
 export type Logger = pino.Logger;
 
+/** Errors (with their cause chain) as `{type, message, stack, cause...}`; anything else as is. */
+function errorSerializer(value: unknown): unknown {
+  return value instanceof Error ? pino.stdSerializers.errWithCause(value) : value;
+}
+
 export interface LoggerOptions {
   level?: string;
   /** Human-readable output; defaults to whether stdout is a terminal. */
@@ -35,6 +40,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // The Temporal SDK logs failures under `error` ("Activity failed", { error }); pino's default
+    // serializer covers only `err`, and JSON.stringify of an Error keeps neither message nor stack.
+    serializers: { err: errorSerializer, error: errorSerializer },
     base: { pid: process.pid },
   };
   if (pretty) {

@@ -1,12 +1,16 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { defaultConfig, loadConfigFile } from '../../config/load';
-import type { PipelineConfig } from '../../config/schemas';
+import { isHostPort, type PipelineConfig } from '../../config/schemas';
 import { describeBackends } from '../../engine/backend';
 import { TEMPORAL_CLI, VERSITYGW } from '../../infra/binaries';
 import { cachedBinaryPath, goVersion, locateBinary, type GoBinarySpec } from '../../infra/go-binary';
 import { waitForTemporal } from '../../infra/temporal-server';
 import type { StorageConfig } from '../../storage/config';
 import { checkS3Access } from '../../storage/s3-store';
+import { stateDir } from '../../infra/paths';
+import { localRootProblem, preflight } from '../preflight';
+import { escapeControl } from '../terminal-text';
 
 /** One line of the report. `ok: false` on a required item makes `dro doctor` exit non-zero. */
 export interface DoctorCheck {
@@ -76,6 +80,15 @@ async function temporalCheck(
   const address = process.env.TEMPORAL_ADDRESS || config.address;
   if (!address) return binaryCheck('temporal', TEMPORAL_CLI, go, true);
   const namespace = process.env.TEMPORAL_NAMESPACE ?? config.namespace;
+  if (!isHostPort(address)) {
+    const from = process.env.TEMPORAL_ADDRESS ? 'TEMPORAL_ADDRESS' : 'temporal.address';
+    return {
+      name: 'temporal',
+      ok: false,
+      required: true,
+      detail: `${from} ${JSON.stringify(address)} is malformed: expected host:port, e.g. temporal.example.internal:7233`,
+    };
+  }
   try {
     await waitForTemporal(address, namespace, 5000);
     return {
@@ -91,11 +104,13 @@ async function temporalCheck(
 
 async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
   if (storage.kind === 'local') {
+    const root = storage.root ?? path.join(stateDir(), 'artifacts');
+    const problem = await localRootProblem(root);
     return {
       name: 'artifact store',
-      ok: true,
+      ok: problem === undefined,
       required: true,
-      detail: `local filesystem (${storage.root ?? '.dro/artifacts'})`,
+      detail: problem === undefined ? `local filesystem (${storage.root ?? root})` : problem,
     };
   }
   const where = `s3://${storage.bucket}/${storage.prefix} at ${storage.endpoint ?? 'AWS S3'}`;
@@ -111,11 +126,28 @@ async function storageCheck(storage: StorageConfig): Promise<DoctorCheck> {
   };
 }
 
+/** The pre-flight checks of the config (its files, Temporal's limits, memory), as one line. */
+async function configCheck(config: PipelineConfig, configFile: string | undefined): Promise<DoctorCheck> {
+  // The artifact root has its own line.
+  const problems = (await preflight(config)).filter((p) => !p.message.startsWith('artifact root:'));
+  const name = configFile ?? 'the default config';
+  return {
+    name: 'config',
+    ok: problems.length === 0,
+    required: true,
+    detail:
+      problems.length === 0
+        ? `${name}: its files and this machine's memory fit`
+        : `${name}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+  };
+}
+
 export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
   const go = goVersion();
   const config = configFile ? loadConfigFile(configFile) : defaultConfig();
   return [
     nodeCheck(),
+    await configCheck(config, configFile),
     backendCheck(),
     await temporalCheck(go, config.temporal),
     await storageCheck(config.storage),
@@ -140,7 +172,7 @@ export function registerDoctorCommand(program: Command): void {
       const width = Math.max(...checks.map((c) => c.name.length));
       for (const c of checks) {
         const mark = c.ok ? 'ok  ' : c.required ? 'FAIL' : 'warn';
-        console.log(`${mark}  ${c.name.padEnd(width)}  ${c.detail}`);
+        console.log(`${mark}  ${c.name.padEnd(width)}  ${escapeControl(c.detail, false)}`);
       }
       if (checks.some((c) => c.required && !c.ok)) process.exitCode = 1;
     });

@@ -29,6 +29,36 @@ export interface FolderImportOptions {
   minImageSide?: number;
 }
 
+/** Largest files read: image, caption, manifest. Bigger ones are refused before they are read. */
+export const FOLDER_FILE_LIMITS = {
+  imageBytes: 256 * 1024 * 1024,
+  captionBytes: 1024 * 1024,
+  manifestBytes: 64 * 1024 * 1024,
+} as const;
+
+/** Reads a file after checking its size against `limit`; errors name the file. */
+async function readBounded(file: string, limit: number, what: string): Promise<Buffer> {
+  let size: number;
+  try {
+    size = (await fs.stat(file)).size;
+  } catch (err) {
+    throw new FolderImportError(
+      file,
+      `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  if (size > limit)
+    throw new FolderImportError(file, `${what} is ${size} bytes, more than the ${limit} allowed`);
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw new FolderImportError(
+      file,
+      `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+}
+
 /** A folder that does not follow the layout. Permanent. */
 export class FolderImportError extends Error {
   override readonly name = 'FolderImportError';
@@ -44,7 +74,7 @@ const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg']);
 export const MANIFEST_NAME = 'metadata.jsonl';
 
 async function loadImage(file: string, minSide: number): Promise<RgbImage> {
-  const bytes = await fs.readFile(file);
+  const bytes = await readBounded(file, FOLDER_FILE_LIMITS.imageBytes, 'image');
   try {
     return decodeImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
       source: file,
@@ -58,7 +88,7 @@ async function loadImage(file: string, minSide: number): Promise<RgbImage> {
 async function captionPairs(dir: string, names: string[]): Promise<{ fileName: string; caption: string }[]> {
   const manifest = path.join(dir, MANIFEST_NAME);
   if (names.includes(MANIFEST_NAME)) {
-    const text = await fs.readFile(manifest, 'utf8');
+    const text = (await readBounded(manifest, FOLDER_FILE_LIMITS.manifestBytes, 'manifest')).toString('utf8');
     const seen = new Set<string>();
     const pairs: { fileName: string; caption: string }[] = [];
     text.split('\n').forEach((raw, i) => {
@@ -119,7 +149,9 @@ async function captionPairs(dir: string, names: string[]): Promise<{ fileName: s
     const captionFile = path.join(dir, `${stem}.txt`);
     if (!captions.has(stem))
       throw new FolderImportError(path.join(dir, fileName), `image without caption file ${stem}.txt`);
-    const caption = (await fs.readFile(captionFile, 'utf8')).trim();
+    const caption = (await readBounded(captionFile, FOLDER_FILE_LIMITS.captionBytes, 'caption'))
+      .toString('utf8')
+      .trim();
     if (caption === '') throw new FolderImportError(captionFile, 'empty caption');
     pairs.push({ fileName, caption });
   }
@@ -128,11 +160,11 @@ async function captionPairs(dir: string, names: string[]): Promise<{ fileName: s
   return pairs;
 }
 
-/** Reads and validates a folder of image/caption pairs (see the layouts above). */
-export async function importCaptionFolder(
-  dir: string,
-  options: FolderImportOptions = {},
-): Promise<FolderItem[]> {
+/**
+ * The folder's image/caption pairs with the layout and captions validated but no image read:
+ * what a pre-flight check counts. Sorted by file name.
+ */
+export async function listCaptionFolder(dir: string): Promise<{ fileName: string; caption: string }[]> {
   let names: string[];
   try {
     names = (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
@@ -140,7 +172,15 @@ export async function importCaptionFolder(
     throw new FolderImportError(dir, `cannot read folder (${(err as Error).message})`);
   }
   names.sort();
-  const pairs = await captionPairs(dir, names);
+  return captionPairs(dir, names);
+}
+
+/** Reads and validates a folder of image/caption pairs (see the layouts above). */
+export async function importCaptionFolder(
+  dir: string,
+  options: FolderImportOptions = {},
+): Promise<FolderItem[]> {
+  const pairs = await listCaptionFolder(dir);
   pairs.sort((a, b) => (a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0));
   const minSide = options.minImageSide ?? 16;
   const items: FolderItem[] = [];

@@ -52,15 +52,75 @@ export interface DecodeOptions {
   matte?: readonly [number, number, number];
 }
 
+/**
+ * Width and height as the header declares them (PNG IHDR, JPEG SOF), without decoding pixels;
+ * undefined when the header cannot be found. Lets a decoder refuse a huge image before it
+ * allocates the pixels.
+ */
+export function readImageDimensions(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const format = sniffImageFormat(bytes);
+  const u16 = (i: number) => ((bytes[i] as number) << 8) | (bytes[i + 1] as number);
+  if (format === 'png') {
+    // Signature (8), then the IHDR chunk: length (4), type (4), width (4), height (4).
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return undefined;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return { width: view.getUint32(16), height: view.getUint32(20) };
+  }
+  if (format === 'jpeg') {
+    let i = 2;
+    while (i + 4 <= bytes.length) {
+      if (bytes[i] !== 0xff) return undefined;
+      const marker = bytes[i + 1] as number;
+      if (marker === 0xff) {
+        i++; // fill byte
+        continue;
+      }
+      // Standalone markers carry no length.
+      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+        i += 2;
+        continue;
+      }
+      if (marker === 0xd9 || marker === 0xda) return undefined; // end of image, or scan before any frame
+      const length = u16(i + 2);
+      const isFrame =
+        marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+      if (isFrame) {
+        if (i + 9 > bytes.length) return undefined;
+        return { height: u16(i + 5), width: u16(i + 7) };
+      }
+      if (length < 2) return undefined;
+      i += 2 + length;
+    }
+  }
+  return undefined;
+}
+
 export function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): RgbImage {
   const source = options.source ?? 'image';
   const minSide = options.minSide ?? 1;
   const maxMp = options.maxMegapixels ?? 64;
   const format = sniffImageFormat(bytes);
   let image: RgbImage;
-  if (format === undefined) {
+  if (format === undefined)
     throw new ImageDecodeError(source, bytes.length === 0 ? 'empty' : 'neither PNG nor JPEG signature');
-  } else if (format === 'png') {
+  // The declared size is checked before any pixel is allocated: a small file can claim a huge image.
+  const declared = readImageDimensions(bytes);
+  if (declared === undefined)
+    throw new ImageDecodeError(
+      source,
+      format === 'png' ? 'PNG without an IHDR header' : 'JPEG without a frame (SOF) header',
+    );
+  if (declared.width * declared.height > maxMp * 1e6)
+    throw new ImageDecodeError(
+      source,
+      `${format.toUpperCase()} declares ${declared.width}x${declared.height}, larger than ${maxMp} megapixels`,
+    );
+  if (declared.width === 0 || declared.height === 0)
+    throw new ImageDecodeError(
+      source,
+      `${format.toUpperCase()} declares ${declared.width}x${declared.height}`,
+    );
+  if (format === 'png') {
     let png: PNG;
     try {
       png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));

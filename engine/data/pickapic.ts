@@ -15,7 +15,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { RgbImage } from './image';
 import { ImageDecodeError, ImageTooSmallError, decodeImage, sniffImageFormat } from './image-codec';
@@ -129,6 +129,42 @@ export interface ReadResult extends SkipReport {
 
 const LABELS = new Set([0, 0.5, 1]);
 
+/** What a value is, for messages: `null`, `string "1"`, `number 5`, `bytes (12)`. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (value instanceof Uint8Array) return `bytes (${value.length})`;
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  if (typeof value === 'bigint') return `integer ${value}`;
+  if (typeof value === 'object') return value.constructor?.name ?? 'object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/** "empty or null" for a missing value, "a number 5, not text" for a value of the wrong type. */
+function missingOrWrongType(value: unknown, expected: string): string {
+  if (
+    value === null ||
+    value === undefined ||
+    value === '' ||
+    (value instanceof Uint8Array && value.length === 0)
+  )
+    return 'empty or null';
+  return `${describeValue(value)}, not ${expected}`;
+}
+
+/** Physical parquet types each required column may have; anything else is refused by column. */
+const COLUMN_TYPES: Record<(typeof PICKAPIC_REQUIRED_COLUMNS)[number], readonly string[]> = {
+  caption: ['BYTE_ARRAY'],
+  image_0_uid: ['BYTE_ARRAY', 'FIXED_LEN_BYTE_ARRAY'],
+  image_1_uid: ['BYTE_ARRAY', 'FIXED_LEN_BYTE_ARRAY'],
+  jpg_0: ['BYTE_ARRAY'],
+  jpg_1: ['BYTE_ARRAY'],
+  label_0: ['DOUBLE', 'FLOAT'],
+  label_1: ['DOUBLE', 'FLOAT'],
+  user_id: ['INT32', 'INT64'],
+  ranking_id: ['INT32', 'INT64'],
+};
+
 function asText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (value instanceof Uint8Array) return new TextDecoder('utf-8', { fatal: false }).decode(value);
@@ -169,22 +205,28 @@ export function validatePickapicRecord(
     throw new PickapicRowError(file, row, field, reason, detail);
   };
   const caption = asText(raw.caption);
-  if (caption === undefined || caption.trim() === '') fail('caption', 'missing_caption', 'empty or null');
+  if (caption === undefined || caption.trim() === '')
+    fail(
+      'caption',
+      'missing_caption',
+      caption === undefined ? missingOrWrongType(raw.caption, 'text') : 'empty or null',
+    );
   const uids = (['image_0_uid', 'image_1_uid'] as const).map((field) => {
     const v = asText(raw[field]);
-    if (v === undefined || v === '') fail(field, 'missing_field', 'empty or null');
+    if (v === undefined || v === '') fail(field, 'missing_field', missingOrWrongType(raw[field], 'text'));
     return v as string;
   });
   const ids = (['user_id', 'ranking_id'] as const).map((field) => {
     const v = asInteger(raw[field]);
-    if (v === undefined) fail(field, 'missing_field', `not an integer: ${String(raw[field])}`);
+    if (v === undefined) fail(field, 'missing_field', `${describeValue(raw[field])}, not an integer`);
     return v as number;
   });
   const mode = options.images ?? 'validate';
   const minSide = options.minImageSide ?? 16;
   const images = (['jpg_0', 'jpg_1'] as const).map((field) => {
     const bytes = asBytes(raw[field]);
-    if (bytes === undefined || bytes.length === 0) fail(field, 'missing_image', 'empty or null');
+    if (bytes === undefined || bytes.length === 0)
+      fail(field, 'missing_image', missingOrWrongType(raw[field], 'image bytes'));
     const b = bytes as Uint8Array;
     if (mode === 'signature') {
       if (!sniffImageFormat(b)) fail(field, 'undecodable_image', 'neither PNG nor JPEG signature');
@@ -203,7 +245,7 @@ export function validatePickapicRecord(
   const labels = (['label_0', 'label_1'] as const).map((field) => {
     const v = raw[field];
     if (typeof v !== 'number' || !LABELS.has(v))
-      fail(field, 'bad_label', `must be 0, 0.5 or 1, got ${String(v)}`);
+      fail(field, 'bad_label', `must be the number 0, 0.5 or 1, got ${describeValue(v)}`);
     return v as PreferenceLabel;
   });
   const [l0, l1] = labels as [PreferenceLabel, PreferenceLabel];
@@ -250,35 +292,110 @@ export async function* iteratePickapicShard(
   } catch (err) {
     throw new PickapicFileError(file, `not a readable parquet file (${(err as Error).message})`);
   }
+  const columns = checkPickapicSchema(file, metadata);
+  const groups = rowGroupSizes(file, metadata);
+  const batch = options.batchRows ?? 256;
+  const maxExamples = options.maxExamples ?? 20;
+  let groupStart = 0;
+  for (const groupRows of groups) {
+    for (let offset = 0; offset < groupRows; offset += batch) {
+      const start = groupStart + offset;
+      const end = groupStart + Math.min(groupRows, offset + batch);
+      const records = await parquetReadObjects({
+        file: buffer,
+        metadata,
+        columns,
+        rowStart: start,
+        rowEnd: end,
+        utf8: false,
+      });
+      // A footer that promises more rows than the pages hold must end the read, not spin on it.
+      if (records.length !== end - start)
+        throw new PickapicFileError(
+          file,
+          `rows ${start}-${end - 1} are declared in the footer but ${records.length} could be read`,
+        );
+      for (let i = 0; i < records.length; i++) {
+        const row = start + i;
+        try {
+          yield validatePickapicRecord(records[i] as Record<string, unknown>, file, row, options);
+        } catch (err) {
+          if (!(err instanceof PickapicRowError) || (options.onBadRow ?? 'fail') === 'fail') throw err;
+          report.skipped++;
+          report.byReason[err.reason] = (report.byReason[err.reason] ?? 0) + 1;
+          if (report.examples.length < maxExamples) report.examples.push(err);
+        }
+      }
+      // Give timers, heartbeats and signal handlers a turn between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    groupStart += groupRows;
+  }
+}
+
+/**
+ * Checks that a shard's schema has every required column with a usable physical type; returns the
+ * columns to read (required, then the optional ones present).
+ */
+export function checkPickapicSchema(file: string, metadata: Pick<FileMetaData, 'schema'>): string[] {
   const present = new Set(metadata.schema.map((el) => el.name));
   const missing = PICKAPIC_REQUIRED_COLUMNS.filter((c) => !present.has(c));
   if (missing.length) throw new PickapicFileError(file, `missing required column(s): ${missing.join(', ')}`);
-  const columns = [...PICKAPIC_REQUIRED_COLUMNS, ...PICKAPIC_OPTIONAL_COLUMNS.filter((c) => present.has(c))];
-  const total = Number(metadata.num_rows);
-  const batch = options.batchRows ?? 256;
-  const maxExamples = options.maxExamples ?? 20;
-  for (let start = 0; start < total; start += batch) {
-    const end = Math.min(total, start + batch);
-    const records = await parquetReadObjects({
-      file: buffer,
-      metadata,
-      columns,
-      rowStart: start,
-      rowEnd: end,
-      utf8: false,
-    });
-    for (let i = 0; i < records.length; i++) {
-      const row = start + i;
-      try {
-        yield validatePickapicRecord(records[i] as Record<string, unknown>, file, row, options);
-      } catch (err) {
-        if (!(err instanceof PickapicRowError) || (options.onBadRow ?? 'fail') === 'fail') throw err;
-        report.skipped++;
-        report.byReason[err.reason] = (report.byReason[err.reason] ?? 0) + 1;
-        if (report.examples.length < maxExamples) report.examples.push(err);
-      }
+  for (const column of PICKAPIC_REQUIRED_COLUMNS) {
+    const el = metadata.schema.find((e) => e.name === column);
+    const allowed = COLUMN_TYPES[column];
+    if (el?.type === undefined || !allowed.includes(el.type)) {
+      const isString = el?.converted_type === 'UTF8' || el?.logical_type?.type === 'STRING';
+      const has =
+        el?.type === undefined ? 'a group' : isString ? `string values (${el.type})` : `type ${el.type}`;
+      throw new PickapicFileError(file, `column ${column} holds ${has}, expected ${allowed.join(' or ')}`);
     }
   }
+  return [...PICKAPIC_REQUIRED_COLUMNS, ...PICKAPIC_OPTIONAL_COLUMNS.filter((c) => present.has(c))];
+}
+
+/**
+ * Rows of each row group, checked against what the footer can vouch for: the file's row count
+ * must equal the groups' sum, and no group may claim more rows than its column chunks hold values.
+ */
+export function rowGroupSizes(
+  file: string,
+  metadata: Pick<FileMetaData, 'num_rows' | 'row_groups'>,
+): number[] {
+  const sizes = metadata.row_groups.map((group, g) => {
+    const rows = group.num_rows;
+    for (const chunk of group.columns) {
+      const values = chunk.meta_data?.num_values;
+      // Flat columns hold one value (or null) per row.
+      if (values !== undefined && values < rows && (chunk.meta_data?.path_in_schema.length ?? 0) === 1)
+        throw new PickapicFileError(
+          file,
+          `row group ${g} claims ${rows} rows but column ${chunk.meta_data?.path_in_schema.join('.')} holds ${values} values`,
+        );
+    }
+    if (rows < 0n || rows > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new PickapicFileError(file, `row group ${g} claims ${rows} rows`);
+    return Number(rows);
+  });
+  const sum = sizes.reduce((a, b) => a + b, 0);
+  if (BigInt(sum) !== metadata.num_rows)
+    throw new PickapicFileError(
+      file,
+      `footer claims ${metadata.num_rows} rows but its row groups hold ${sum}`,
+    );
+  return sizes;
+}
+
+/** Rows a shard holds, from its footer alone; the schema and row groups are checked as the reader checks them. */
+export async function countPickapicRows(file: string): Promise<number> {
+  let metadata;
+  try {
+    metadata = await parquetMetadataAsync(await asyncBufferFromFile(file));
+  } catch (err) {
+    throw new PickapicFileError(file, `not a readable parquet file (${(err as Error).message})`);
+  }
+  checkPickapicSchema(file, metadata);
+  return rowGroupSizes(file, metadata).reduce((a, b) => a + b, 0);
 }
 
 /** Reads and validates every row of the given shards, in order. */

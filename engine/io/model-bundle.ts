@@ -8,14 +8,22 @@
  * `UNet2DConditionModel` loads.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CLIPTextModel, type TextEncoderConfig } from '../models/text-encoder';
-import { WordTokenizer, type WordTokenizerConfig } from '../models/tokenizer';
+import { CLIPTextModel, textEncoderParamSpecs, type TextEncoderConfig } from '../models/text-encoder';
+import { validateWordTokenizerConfig, WordTokenizer, type WordTokenizerConfig } from '../models/tokenizer';
 import { UNet2DConditionModel } from '../models/unet';
 import { validateUNetConfig, type UNetConfig } from '../models/unet-config';
+import { unetParamSpecs } from '../models/unet-params';
 import { toDiffusersLayout, type ParameterSet } from '../nn/params';
 import { Rng } from '../rng';
 import type { DiffusionModel } from '../training/diffusion-model';
-import { assertFinite, parseSafetensors, serializeSafetensors, type TensorToWrite } from './safetensors';
+import {
+  assertFinite,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  serializeSafetensors,
+  type SafetensorsHeader,
+  type TensorToWrite,
+} from './safetensors';
 
 export const MODEL_FORMAT = 'dro-pipeline/model@1';
 
@@ -100,23 +108,138 @@ function parseMeta<T>(meta: Record<string, string>, key: string, source: string)
   }
 }
 
-/** Builds the model a bundle describes; the caller owns (and disposes) both networks. */
-export function decodeModelBundle(bytes: Uint8Array, source = 'model'): DiffusionModel {
-  const file = parseSafetensors(bytes, source);
-  if (file.metadata.format !== MODEL_FORMAT) {
+/** Bounds of a text-encoder config read from a file (CLIP ViT-L/14's text tower fits well inside). */
+export const TEXT_ENCODER_LIMITS = {
+  vocabSize: 1_000_000,
+  hiddenSize: 8192,
+  intermediateSize: 32768,
+  layers: 64,
+  heads: 256,
+  positions: 4096,
+} as const;
+
+function validateTextEncoderConfig(value: unknown): TextEncoderConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error(`must be an object, got ${JSON.stringify(value)}`);
+  const c = value as Record<string, unknown>;
+  const L = TEXT_ENCODER_LIMITS;
+  const bounds: [keyof TextEncoderConfig, number][] = [
+    ['vocab_size', L.vocabSize],
+    ['hidden_size', L.hiddenSize],
+    ['intermediate_size', L.intermediateSize],
+    ['num_hidden_layers', L.layers],
+    ['num_attention_heads', L.heads],
+    ['max_position_embeddings', L.positions],
+  ];
+  for (const [key, max] of bounds) {
+    const v = c[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+      throw new Error(`${key} must be an integer in [1, ${max}], got ${JSON.stringify(v)}`);
+  }
+  if (typeof c.layer_norm_eps !== 'number' || !(c.layer_norm_eps > 0 && c.layer_norm_eps < 1))
+    throw new Error(`layer_norm_eps must be a number in (0, 1), got ${JSON.stringify(c.layer_norm_eps)}`);
+  if ((c.hidden_size as number) % (c.num_attention_heads as number) !== 0)
+    throw new Error(`hidden_size ${c.hidden_size} is not divisible by ${c.num_attention_heads} heads`);
+  return value as unknown as TextEncoderConfig;
+}
+
+/** The configs a bundle's metadata declares, validated and consistent with each other. */
+export interface ModelBundleConfigs {
+  unet: UNetConfig;
+  textEncoder: TextEncoderConfig;
+  tokenizer: WordTokenizerConfig;
+}
+
+/** How many mismatching tensors an error lists by name. */
+const LISTED = 3;
+
+function listNames(names: string[]): string {
+  const shown = names.slice(0, LISTED).map((n) => `'${n}'`);
+  return names.length > LISTED ? `${shown.join(', ')} and ${names.length - LISTED} more` : shown.join(', ');
+}
+
+/**
+ * Checks a bundle from its safetensors header alone, before any weight is decoded or any network
+ * is built: the format tag, every metadata config (types, bounds, consistency) and every tensor
+ * name and shape against what those configs need. Throws ModelBundleError naming `source`.
+ */
+export function checkModelBundleHeader(header: SafetensorsHeader, source = 'model'): ModelBundleConfigs {
+  const meta = header.metadata;
+  if (meta.format !== MODEL_FORMAT) {
     throw new ModelBundleError(
-      `${source} is not a model bundle (format '${file.metadata.format ?? 'none'}')`,
+      `${source} is not a model bundle (format '${meta.format ?? 'none'}', expected '${MODEL_FORMAT}')`,
     );
   }
-  assertFinite(file.tensors, source);
-  const unetConfig = parseMeta<UNetConfig>(file.metadata, 'unet_config', source);
+  const unet = parseMeta<UNetConfig>(meta, 'unet_config', source);
   try {
-    validateUNetConfig(unetConfig);
+    validateUNetConfig(unet);
   } catch (err) {
     throw new ModelBundleError(`${source}: unet_config: ${(err as Error).message}`);
   }
-  const textConfig = parseMeta<TextEncoderConfig>(file.metadata, 'text_encoder_config', source);
-  const tokenizer = new WordTokenizer(parseMeta<WordTokenizerConfig>(file.metadata, 'tokenizer', source));
+  let textEncoder: TextEncoderConfig;
+  try {
+    textEncoder = validateTextEncoderConfig(parseMeta<unknown>(meta, 'text_encoder_config', source));
+  } catch (err) {
+    if (err instanceof ModelBundleError) throw err;
+    throw new ModelBundleError(`${source}: text_encoder_config: ${(err as Error).message}`);
+  }
+  let tokenizer: WordTokenizerConfig;
+  let vocabSize: number;
+  try {
+    tokenizer = validateWordTokenizerConfig(parseMeta<unknown>(meta, 'tokenizer', source));
+    vocabSize = new WordTokenizer(tokenizer).vocabSize;
+  } catch (err) {
+    if (err instanceof ModelBundleError) throw err;
+    throw new ModelBundleError(`${source}: tokenizer: ${(err as Error).message}`);
+  }
+  if (textEncoder.vocab_size !== vocabSize)
+    throw new ModelBundleError(
+      `${source}: text_encoder_config.vocab_size ${textEncoder.vocab_size} differs from the tokenizer's ${vocabSize} entries`,
+    );
+  if (textEncoder.max_position_embeddings < tokenizer.maxLength)
+    throw new ModelBundleError(
+      `${source}: text_encoder_config.max_position_embeddings ${textEncoder.max_position_embeddings} is less than the tokenizer's maxLength ${tokenizer.maxLength}`,
+    );
+  if (textEncoder.hidden_size !== unet.cross_attention_dim)
+    throw new ModelBundleError(
+      `${source}: text_encoder_config.hidden_size ${textEncoder.hidden_size} differs from unet_config.cross_attention_dim ${unet.cross_attention_dim}`,
+    );
+
+  const parts = [
+    { prefix: 'unet/', specs: unetParamSpecs(unet) },
+    { prefix: 'text_encoder/', specs: textEncoderParamSpecs(textEncoder) },
+  ];
+  for (const { prefix, specs } of parts) {
+    const part = `${source}: ${prefix.slice(0, -1)}`;
+    const missing = specs.filter((spec) => !header.tensors.has(prefix + spec.name)).map((spec) => spec.name);
+    if (missing.length)
+      throw new ModelBundleError(
+        `${part}: ${missing.length} of the ${specs.length} tensors its config needs are missing: ${listNames(missing)}`,
+      );
+    for (const spec of specs) {
+      const got = header.tensors.get(prefix + spec.name)!.shape;
+      if (got.length !== spec.shape.length || got.some((d, i) => d !== spec.shape[i]))
+        throw new ModelBundleError(
+          `${part}: tensor '${spec.name}' has shape [${got.join(', ')}], its config needs [${spec.shape.join(', ')}]`,
+        );
+    }
+  }
+  const known = new Set(parts.flatMap(({ prefix, specs }) => specs.map((spec) => prefix + spec.name)));
+  const extra = [...header.tensors.keys()].filter((name) => !known.has(name));
+  if (extra.length)
+    throw new ModelBundleError(`${source}: ${extra.length} unexpected tensor(s): ${listNames(extra)}`);
+  return { unet, textEncoder, tokenizer };
+}
+
+/** Builds the model a bundle describes; the caller owns (and disposes) both networks. */
+export function decodeModelBundle(bytes: Uint8Array, source = 'model'): DiffusionModel {
+  // Everything the header can tell is checked before a weight is decoded or a network built.
+  const configs = checkModelBundleHeader(parseSafetensorsHeader(bytes, source), source);
+  const file = parseSafetensors(bytes, source);
+  assertFinite(file.tensors, source);
+  const unetConfig = configs.unet;
+  const textConfig = configs.textEncoder;
+  const tokenizer = new WordTokenizer(configs.tokenizer);
   // Initial values are overwritten at once; the seed only makes construction deterministic.
   const unet = UNet2DConditionModel.create(unetConfig, new Rng(0), false);
   const text = CLIPTextModel.create(textConfig, new Rng(0), false);

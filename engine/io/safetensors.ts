@@ -118,9 +118,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Validates the header in `bytes`. `dataLength` is the size of the data section when `bytes`
+ * holds only the header (read from disk); by default the data section is the rest of `bytes`.
+ */
 function parseHeader(
   file: string,
   bytes: Uint8Array,
+  dataLength?: number,
 ): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
   if (bytes.byteLength < 8)
     throw new SafetensorsError(
@@ -130,6 +135,13 @@ function parseHeader(
     );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError(
+      file,
+      undefined,
+      `header length ${n} is more than the ${MAX_HEADER_BYTES} bytes allowed`,
+    );
+  }
   if (n > BigInt(bytes.byteLength - 8)) {
     throw new SafetensorsError(
       file,
@@ -223,7 +235,7 @@ function parseHeader(
     cursor = e.end;
   }
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = dataLength ?? bytes.byteLength - dataStart;
   if (dataLen < cursor) {
     const cut = sorted.find((e) => e.end > dataLen);
     throw new SafetensorsError(
@@ -235,6 +247,81 @@ function parseHeader(
   if (dataLen > cursor)
     throw new SafetensorsError(file, undefined, `${dataLen - cursor} extra bytes after the last tensor`);
   return { entries, metadata, dataStart };
+}
+
+/** A tensor as the header describes it, before any data is read. */
+export interface TensorHeader {
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
+/** What a safetensors header declares: tensor names, dtypes and shapes, and `__metadata__`. */
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorHeader>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Largest header accepted, as the reference implementation (100 MB): a header length above it
+ * is a corrupt or hostile file, rejected before the header is read.
+ */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+function toHeader(entries: HeaderEntry[], metadata: Record<string, string>): SafetensorsHeader {
+  return {
+    tensors: new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])),
+    metadata,
+  };
+}
+
+/** Validates the header of a safetensors file held in memory without decoding any tensor. */
+export function parseSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
+  const { entries, metadata } = parseHeader(file, bytes);
+  return toHeader(entries, metadata);
+}
+
+/**
+ * Reads and validates only the header of a safetensors file on disk (the data section is checked
+ * for its length, not read), so a multi-gigabyte file costs a few reads.
+ */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(file, 'r');
+    const size = (await handle.stat()).size;
+    const prefix = new Uint8Array(8);
+    const { bytesRead } = await handle.read(prefix, 0, 8, 0);
+    if (bytesRead < 8)
+      throw new SafetensorsError(
+        file,
+        undefined,
+        `file is ${size} bytes, shorter than the 8-byte header length`,
+      );
+    const n = new DataView(prefix.buffer).getBigUint64(0, true);
+    if (n > BigInt(Math.min(size - 8, MAX_HEADER_BYTES))) {
+      throw new SafetensorsError(
+        file,
+        undefined,
+        n > BigInt(MAX_HEADER_BYTES)
+          ? `header length ${n} is more than the ${MAX_HEADER_BYTES} bytes allowed`
+          : `header length ${n} runs past the end of the ${size}-byte file`,
+      );
+    }
+    const headerBytes = new Uint8Array(8 + Number(n));
+    headerBytes.set(prefix);
+    await handle.read(headerBytes, 8, Number(n), 8);
+    const { entries, metadata } = parseHeader(file, headerBytes, size - 8 - Number(n));
+    return toHeader(entries, metadata);
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw err;
+    throw new SafetensorsError(
+      file,
+      undefined,
+      `cannot read file (${err instanceof Error ? err.message : String(err)})`,
+    );
+  } finally {
+    await handle?.close();
+  }
 }
 
 function decode(entry: HeaderEntry, bytes: Uint8Array, dataStart: number): Float32Array {

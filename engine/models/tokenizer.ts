@@ -26,6 +26,43 @@ export class TokenizerError extends Error {
   override name = 'TokenizerError';
 }
 
+/** Bounds of a tokenizer config read from a file. */
+export const TOKENIZER_LIMITS = { words: 1_000_000, wordLength: 256, maxLength: 1024 } as const;
+
+/**
+ * Checks that `value` is a WordTokenizerConfig (as parsed from JSON) within the bounds above;
+ * throws TokenizerError naming the key.
+ */
+export function validateWordTokenizerConfig(value: unknown): WordTokenizerConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new TokenizerError(`tokenizer config must be an object, got ${JSON.stringify(value)}`);
+  const c = value as Record<string, unknown>;
+  const L = TOKENIZER_LIMITS;
+  if (!Array.isArray(c.words)) throw new TokenizerError('tokenizer words must be a list of strings');
+  if (c.words.length > L.words)
+    throw new TokenizerError(`tokenizer words has ${c.words.length} entries, at most ${L.words}`);
+  c.words.forEach((w, i) => {
+    if (typeof w !== 'string' || w === '' || w.length > L.wordLength)
+      throw new TokenizerError(`tokenizer words[${i}] must be a string of 1-${L.wordLength} characters`);
+  });
+  if (
+    typeof c.maxLength !== 'number' ||
+    !Number.isInteger(c.maxLength) ||
+    c.maxLength < 2 ||
+    c.maxLength > L.maxLength
+  )
+    throw new TokenizerError(
+      `tokenizer maxLength must be an integer in [2, ${L.maxLength}], got ${JSON.stringify(c.maxLength)}`,
+    );
+  for (const key of ['bosToken', 'eosToken', 'padToken', 'unkToken'] as const) {
+    const t = c[key];
+    if (t === undefined && key === 'unkToken') continue;
+    if (typeof t !== 'string' || t === '' || t.length > L.wordLength)
+      throw new TokenizerError(`tokenizer ${key} must be a string of 1-${L.wordLength} characters`);
+  }
+  return value as WordTokenizerConfig;
+}
+
 export class WordTokenizer {
   readonly vocab: string[];
   private readonly ids = new Map<string, number>();
@@ -35,7 +72,7 @@ export class WordTokenizer {
   readonly unkId: number | undefined;
 
   constructor(readonly config: WordTokenizerConfig) {
-    if (config.maxLength < 2) throw new TokenizerError(`maxLength must be >= 2, got ${config.maxLength}`);
+    validateWordTokenizerConfig(config);
     const specials = [config.bosToken, config.eosToken, config.padToken, config.unkToken].filter(
       (t): t is string => t !== undefined,
     );

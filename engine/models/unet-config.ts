@@ -92,10 +92,67 @@ export function headsFor(config: UNetConfig, blockIndex: number): number {
   return v;
 }
 
-/** Validates structural consistency; throws naming the offending key. */
+/**
+ * Bounds of every size in a UNet config read from a file. They admit SD1.5 and SDXL-sized models
+ * with room to spare; beyond them a config is corrupt or hostile, and building it would allocate
+ * without limit before any weight is checked.
+ */
+export const UNET_CONFIG_LIMITS = {
+  channels: 8192,
+  blocks: 8,
+  layersPerBlock: 16,
+  ioChannels: 64,
+  sampleSize: 1024,
+  heads: 256,
+} as const;
+
+function checkInt(value: unknown, key: string, min: number, max: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+    throw new Error(`UNetConfig.${key} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+}
+
+function checkTypes(value: unknown, key: string, allowed: readonly string[], n: number): void {
+  if (!Array.isArray(value) || value.length !== n)
+    throw new Error(
+      `UNetConfig.${key} has ${Array.isArray(value) ? value.length : 'no'} entries, expected ${n}`,
+    );
+  value.forEach((t, i) => {
+    if (!allowed.includes(t as string))
+      throw new Error(`UNetConfig.${key}[${i}] ${JSON.stringify(t)} is not one of ${allowed.join(', ')}`);
+  });
+}
+
+/**
+ * Validates types, bounds and structural consistency of a config (typically parsed from a
+ * file's metadata); throws naming the offending key.
+ */
 export function validateUNetConfig(c: UNetConfig): void {
+  if (typeof c !== 'object' || c === null || Array.isArray(c))
+    throw new Error(`UNetConfig must be an object, got ${JSON.stringify(c)}`);
+  const L = UNET_CONFIG_LIMITS;
+  checkInt(c.in_channels, 'in_channels', 1, L.ioChannels);
+  checkInt(c.out_channels, 'out_channels', 1, L.ioChannels);
+  checkInt(c.layers_per_block, 'layers_per_block', 1, L.layersPerBlock);
+  checkInt(c.cross_attention_dim, 'cross_attention_dim', 1, L.channels);
+  checkInt(c.norm_num_groups, 'norm_num_groups', 1, L.channels);
+  checkInt(c.sample_size, 'sample_size', 1, L.sampleSize);
+  if (!Array.isArray(c.block_out_channels))
+    throw new Error('UNetConfig.block_out_channels must be a list of integers');
   const n = c.block_out_channels.length;
   if (n < 1) throw new Error('UNetConfig.block_out_channels must not be empty');
+  if (n > L.blocks) throw new Error(`UNetConfig.block_out_channels has ${n} entries, at most ${L.blocks}`);
+  c.block_out_channels.forEach((ch, i) => checkInt(ch, `block_out_channels[${i}]`, 1, L.channels));
+  checkTypes(c.down_block_types, 'down_block_types', ['CrossAttnDownBlock2D', 'DownBlock2D'], n);
+  checkTypes(c.up_block_types, 'up_block_types', ['CrossAttnUpBlock2D', 'UpBlock2D'], n);
+  if (Array.isArray(c.attention_head_dim)) {
+    if (c.attention_head_dim.length !== n)
+      throw new Error(
+        `UNetConfig.attention_head_dim has ${c.attention_head_dim.length} entries, expected ${n}`,
+      );
+    c.attention_head_dim.forEach((h, i) => checkInt(h, `attention_head_dim[${i}]`, 1, L.heads));
+  } else {
+    checkInt(c.attention_head_dim, 'attention_head_dim', 1, L.heads);
+  }
   if (c.down_block_types.length !== n) {
     throw new Error(`UNetConfig.down_block_types has ${c.down_block_types.length} entries, expected ${n}`);
   }
