@@ -42,6 +42,8 @@ import {
   type StageRecord,
 } from '../../workflows/pipeline-types';
 import { STAGE_NAMES } from '../../workflows/stage-graph';
+import { preflight } from '../preflight';
+import { escapeControl } from '../terminal-text';
 import { smokeWorkflow, type SmokeResult } from '../../workflows/smoke';
 import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_GIT_COMMIT, DRO_RUN_ID } from '../../config/search-attributes';
 
@@ -481,6 +483,23 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   });
 }
 
+/** A config that cannot run here: every problem, found before any server starts. */
+export class PreflightError extends Error {
+  override name = 'PreflightError';
+}
+
+/** Runs the pre-flight checks that `dro validate` runs; throws PreflightError listing every problem. */
+export async function checkBeforeRun(config: PipelineConfig, runId?: string): Promise<void> {
+  const problems = await preflight(config, runId === undefined ? {} : { runId });
+  if (problems.length === 0) return;
+  throw new PreflightError(
+    [
+      `the config cannot run (${problems.length} problem(s)); nothing was started:`,
+      ...problems.map((p) => `  ${escapeControl(`${p.path}: ${p.message}`, false)}`),
+    ].join('\n'),
+  );
+}
+
 export function loadConfig(file: string | undefined): PipelineConfig {
   return loadConfigFile(file ?? DEMO_CONFIG_FILE);
 }
@@ -583,7 +602,10 @@ export async function runInterruptibly(run: (signal: AbortSignal) => Promise<unk
     await run(interrupt.signal);
   } catch (err) {
     if (err instanceof RunInterruptedError) {
-      console.error('Interrupted; the workflow history is kept on the Temporal cluster.');
+      console.error(
+        'Interrupted: the workers stopped, the run stays open on the Temporal cluster with its history. ' +
+          'Continue it with `dro resume <runId> --attach` (see `dro runs list --status running`).',
+      );
       process.exitCode = 130;
       return;
     }
@@ -609,6 +631,8 @@ export function registerRunCommand(program: Command): void {
       for (const stage of options.rerun ?? [])
         if (!(STAGE_NAMES as readonly string[]).includes(stage))
           throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
+      if (options.runId !== undefined) checkRunIdArg(options.runId);
+      await checkBeforeRun(config, options.runId);
       await runInterruptibly((signal) =>
         runJob({
           config,

@@ -21,6 +21,7 @@ import {
   type RunManifest,
 } from '../../workflows/pipeline-types';
 import {
+  checkBeforeRun,
   checkRunIdArg,
   commandLogger,
   configHash,
@@ -260,40 +261,49 @@ export function registerRunsCommands(program: Command): void {
     program
       .command('resume <runId>')
       .description('continue a failed, cancelled or interrupted run with its own config'),
-  ).action(async (runId: string, options: CommonOptions) => {
-    const found = await withClient(options, async ({ client }) => {
-      const d = await describeRun(client, runId);
-      if (d.status.name === 'RUNNING')
-        throw new RunCommandError(
-          `run ${runId} is running; follow it with \`dro status ${runId} --follow\` (if its workers are gone: \`dro cancel ${runId} --force\`, then resume)`,
+  )
+    .option(
+      '--attach',
+      'for a run still open (its `dro run` was interrupted): start workers here and wait for it',
+    )
+    .action(async (runId: string, options: CommonOptions & { attach?: boolean }) => {
+      const found = await withClient(options, async ({ client }) => {
+        const d = await describeRun(client, runId);
+        if (d.status.name === 'RUNNING' && !options.attach)
+          throw new RunCommandError(
+            `run ${runId} is running; follow it with \`dro status ${runId} --follow\`, or, if its workers stopped (an interrupted \`dro run\`), ` +
+              `run \`dro resume ${runId} --attach\` to start workers here and wait for it`,
+          );
+        if (d.status.name === 'COMPLETED')
+          throw new RunCommandError(`run ${runId} completed; nothing to resume (\`dro runs show ${runId}\`)`);
+        return { input: await startedInput(client, runId), running: d.status.name === 'RUNNING' };
+      });
+      const config = found.input.config;
+      await checkBeforeRun(config, runId);
+      await runInterruptibly(async (signal) => {
+        await withCluster(
+          { config, runId, signal, logger: commandLogger(stdoutLine) },
+          async ({ client, announce, guard }) => {
+            const handle = found.running
+              ? client.workflow.getHandle<typeof pipelineWorkflow>(runId)
+              : await startPipeline(client, { runId, config, provenance: provenance(config) });
+            announce(handle);
+            const stop = new AbortController();
+            const following = followProgress(handle, stdoutLine, stop.signal);
+            try {
+              const result = await guard(handle.result());
+              for (const line of stageTable(result.stages)) console.log(line);
+              console.log(`Report:    ${result.report.uri}`);
+              console.log(`Manifest:  ${result.manifest.uri}`);
+              return result;
+            } finally {
+              stop.abort();
+              await following;
+            }
+          },
         );
-      if (d.status.name === 'COMPLETED')
-        throw new RunCommandError(`run ${runId} completed; nothing to resume (\`dro runs show ${runId}\`)`);
-      return startedInput(client, runId);
+      });
     });
-    const config = found.config;
-    await runInterruptibly(async (signal) => {
-      await withCluster(
-        { config, runId, signal, logger: commandLogger(stdoutLine) },
-        async ({ client, announce, guard }) => {
-          const handle = await startPipeline(client, { runId, config, provenance: provenance(config) });
-          announce(handle);
-          const stop = new AbortController();
-          const following = followProgress(handle, stdoutLine, stop.signal);
-          try {
-            const result = await guard(handle.result());
-            for (const line of stageTable(result.stages)) console.log(line);
-            console.log(`Report:    ${result.report.uri}`);
-            console.log(`Manifest:  ${result.manifest.uri}`);
-            return result;
-          } finally {
-            stop.abort();
-            await following;
-          }
-        },
-      );
-    });
-  });
 
   const runs = program.command('runs').description('list, show and verify runs');
   common(runs.command('list').description('runs on the cluster, newest first'))

@@ -179,7 +179,7 @@ describe('trainChunk', () => {
     );
     f = await run(chunkInput('bad', 2, { startModel: wide.startModel }));
     assert.equal(f.type, 'ModelBundleError');
-    assert.match(f.message, /hidden_size 32 does not match the UNet's cross_attention_dim 16/);
+    assert.match(f.message, /hidden_size 32 differs from unet_config.cross_attention_dim 16/);
 
     f = await run(chunkInput('bad', 2, { stage: 'dpo' }));
     assert.equal(f.type, 'TrainingInputError');
