@@ -1,0 +1,924 @@
+/**
+ * Evaluation activities: GenEval accuracy and reward-model win rates of a set of models.
+ *
+ * - `planEvaluation` (I/O queue): checks every input (model bundles by header, reward descriptors,
+ *   the suite file line by line), builds the prompt suite without training prompts and writes
+ *   `<out>/plan.json`, which every later step reads.
+ * - `evaluateShard` (compute queue): one model, a slice of image slots; generates the images with
+ *   their documented seeds, judges the GenEval ones, scores the win-rate ones with every reward and
+ *   commits `<out>/shards/<n>.json` at once. A committed shard is returned, never recomputed.
+ * - `summarizeEvaluation` (compute queue): reads every shard and writes per model a GenEval
+ *   `results.jsonl`, the report grid's `samples.json` and `evaluation.json` (summaries, paired
+ *   comparisons, win rates, the suite's exclusion counts, settings, seeds, the text tables).
+ *
+ * GenEval judges and the rewards score the 8-bit image, the one a saved PNG holds, so re-judging a
+ * stored sample gives the same verdict.
+ */
+import { Buffer } from 'node:buffer';
+import { canonicalJson } from '../config/config-hash';
+import { toUint8, type RgbImage } from '../engine/data/image';
+import { encodePng } from '../engine/data/image-codec';
+import { fromModelSpace } from '../engine/data/pretraining-corpus';
+import { TAGS, type PromptMetadata, type Tag } from '../engine/data/world';
+import { judgeImage } from '../engine/eval/geneval';
+import {
+  compareGeneval,
+  genevalResultRow,
+  summarizeGeneval,
+  toResultsJsonl,
+  type GenevalComparison,
+  type GenevalResultRow,
+  type GenevalSummary,
+} from '../engine/eval/geneval-summary';
+import { genevalImagePath } from '../engine/eval/seeds';
+import { buildWorldSuite, EvalSuiteError, normalizePrompt, parseSuite } from '../engine/eval/suite';
+import { winRateTable, type RewardScores, type WinRateRow } from '../engine/eval/win-rate';
+import { generateImages } from '../engine/generate';
+import { checkModelBundleHeader, decodeModelBundle } from '../engine/io/model-bundle';
+import { parseSafetensorsHeader } from '../engine/io/safetensors';
+import { formatRunTables, genevalRow, type GenEvalRow, type SampleGrid } from '../engine/report';
+import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../engine/rewards';
+import type { DiffusionModel } from '../engine/training/diffusion-model';
+import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import {
+  DEFAULT_EVAL_SHARD_SIZE,
+  DEFAULT_GRID_PROMPTS,
+  planShards,
+  type EvalJob,
+  type EvaluateShardInput,
+  type EvaluateShardResult,
+  type EvaluationSettings,
+  type PlanEvaluationInput,
+  type PlanEvaluationResult,
+  type SummarizeEvaluationInput,
+  type SummarizeEvaluationResult,
+} from '../workflows/evaluation-types';
+import { activityLogger, keySegment } from './common';
+import { readPreferenceRows } from './preferences';
+import { loadRewardModel, REWARD_DESCRIPTOR_FORMAT, type RewardDescriptor, type RewardKind } from './reward';
+import {
+  badInput,
+  checkPositiveInt,
+  checkRef,
+  checkRunId,
+  encodeJson,
+  finished,
+  heartbeat,
+  outputKey,
+  permanentFailure,
+  putArtifact,
+  readArtifact,
+  readJsonArtifact,
+  stageCall,
+  useBackend,
+  type StageDeps,
+} from './stage';
+import { MIN_WORLD_RESOLUTION } from './world';
+
+export const EVAL_PLAN_FORMAT = 'dro-pipeline/eval-plan@1';
+export const EVAL_SHARD_FORMAT = 'dro-pipeline/eval-shard@1';
+export const EVAL_SAMPLES_FORMAT = 'dro-pipeline/eval-samples@1';
+export const EVALUATION_FORMAT = 'dro-pipeline/evaluation@1';
+
+/** Name of the built-in world's detector score among the rewards; reserved. */
+export const DETECTOR_REWARD_NAME = 'detector';
+
+/** Failure type of a bad suite file (engine/eval/suite.ts EvalSuiteError). */
+export const EVAL_SUITE_ERROR = 'EvalSuiteError';
+
+/** Solver batch: small enough that a heartbeat follows every few seconds on a CPU. */
+const GENERATION_BATCH = 8;
+
+type FullSettings = Required<Omit<EvaluationSettings, 'baseline'>> & { baseline: string };
+
+/** Where the suite came from and what was removed from it. */
+export interface EvaluationSuiteInfo {
+  /** `built-in (seed ...)` or the suite artifact's URI. */
+  source: string;
+  /** Distinct prompts before training prompts were removed. */
+  drawn: number;
+  /** Prompts removed because a training caption equals them (case and spacing ignored). */
+  excluded: number;
+  excludedPerTag: Record<Tag, number>;
+  excludedPrompts: string[];
+  /** Tags without any GenEval prompt: the overall score averages fewer than six tags. */
+  missingTags: Tag[];
+  /** Distinct training captions compared against. */
+  trainingPrompts: number;
+  genevalPrompts: number;
+  winratePrompts: number;
+}
+
+/** `<out>/plan.json`. */
+export interface EvaluationPlan {
+  format: typeof EVAL_PLAN_FORMAT;
+  runId: string;
+  /** What the plan was made from; a plan for other inputs under the same `out` is refused. */
+  fingerprint: unknown;
+  models: { name: string; model: ArtifactRef; sampleSize: number }[];
+  rewards: { name: string; kind: RewardKind; identity: RewardModelIdentity; reward?: ArtifactRef }[];
+  settings: FullSettings;
+  seeds: { root: number; geneval: number; winrate: number };
+  suite: EvaluationSuiteInfo;
+  /** The selected prompts: GenEval uses the first `genevalPrompts`, win rates the first `winratePrompts`. */
+  prompts: PromptMetadata[];
+  gridPrompts: number;
+}
+
+/** `<out>/shards/<n>.json`: one model's judged and scored image slots. */
+export interface EvaluationShardDocument {
+  format: typeof EVAL_SHARD_FORMAT;
+  shard: number;
+  /** SHA-256 of the plan the shard belongs to. */
+  plan: string;
+  model: string;
+  modelSha256: string;
+  jobs: EvalJob[];
+  geneval: { prompt: number; index: number; seed: number; correct: boolean; reason: string; score: number }[];
+  winrate: { prompt: number; index: number; seed: number; scores: Record<string, number> }[];
+  /** Grid images, PNG as base64. */
+  grid: { prompt: number; index: number; seed: number; png: string }[];
+  seconds: number;
+}
+
+/** `<out>/samples.json`: the report grid, `methods[m].images[i]` is model m's PNG (base64) of prompts[i]. */
+export interface EvaluationSamples {
+  format: typeof EVAL_SAMPLES_FORMAT;
+  prompts: string[];
+  seeds: number[];
+  methods: { method: string; images: string[] }[];
+}
+
+/** `<out>/evaluation.json`. */
+export interface EvaluationDocument {
+  format: typeof EVALUATION_FORMAT;
+  runId: string;
+  models: { name: string; model: ArtifactRef }[];
+  baseline: string;
+  rewards: { name: string; kind: RewardKind; identity: RewardModelIdentity }[];
+  settings: FullSettings;
+  seeds: { root: number; geneval: number; winrate: number; schedule: { geneval: string; winrate: string } };
+  suite: EvaluationSuiteInfo;
+  geneval: {
+    summaries: Record<string, GenevalSummary>;
+    /** Every pair, the later model of `models` as A. */
+    comparisons: ({ a: string; b: string } & GenevalComparison)[];
+    /** The report's rows; the p value is McNemar's exact test against the baseline. */
+    table: GenEvalRow[];
+  };
+  winRates: WinRateRow[];
+  results: Record<string, ArtifactRef>;
+  samples: ArtifactRef;
+  tables: string;
+}
+
+/** The report grid of a samples.json artifact, PNGs decoded from base64. */
+export function decodeEvaluationSamples(samples: EvaluationSamples): SampleGrid {
+  if (samples.format !== EVAL_SAMPLES_FORMAT) throw new RangeError(`not an evaluation samples file`);
+  return {
+    prompts: samples.prompts,
+    seeds: samples.seeds,
+    methods: samples.methods.map((m) => ({
+      method: m.method,
+      images: m.images.map((b64) => new Uint8Array(Buffer.from(b64, 'base64'))),
+    })),
+  };
+}
+
+/** What the run report takes from an evaluation (ReportData's baseline, geneval and winRates). */
+export function evaluationReportData(doc: EvaluationDocument): {
+  baseline: string;
+  geneval: GenEvalRow[];
+  winRates: WinRateRow[];
+} {
+  return { baseline: doc.baseline, geneval: doc.geneval.table, winRates: doc.winRates };
+}
+
+/** `<out>/shards/<n, 6 digits>.json`: where shard `n` of an evaluation is committed. */
+export function shardKey(input: { runId: string; out?: string }, shard: number): string {
+  return outputKey(input, 'eval', `shards/${String(shard).padStart(6, '0')}.json`);
+}
+
+// ----- input checks -----
+
+const NAME = /^[\x21-\x7e]{1,64}$/;
+
+function checkSettings(s: EvaluationSettings | undefined, models: readonly string[]): FullSettings {
+  if (!s || typeof s !== 'object') throw badInput('field "settings" is required');
+  if (!Number.isSafeInteger(s.seed) || s.seed < 0)
+    throw badInput(`field "settings.seed" must be a non-negative integer, got ${JSON.stringify(s.seed)}`);
+  for (const f of [
+    'genevalPrompts',
+    'imagesPerPrompt',
+    'winratePrompts',
+    'winrateSamples',
+    'samplerSteps',
+    'bootstrapSamples',
+  ] as const)
+    checkPositiveInt(s[f], `settings.${f}`);
+  if (typeof s.guidanceScale !== 'number' || !(s.guidanceScale >= 0) || !Number.isFinite(s.guidanceScale))
+    throw badInput(
+      `field "settings.guidanceScale" must be a number >= 0, got ${JSON.stringify(s.guidanceScale)}`,
+    );
+  const shardSize = checkPositiveInt(s.shardSize ?? DEFAULT_EVAL_SHARD_SIZE, 'settings.shardSize');
+  const gridPrompts = s.gridPrompts ?? DEFAULT_GRID_PROMPTS;
+  if (!Number.isInteger(gridPrompts) || gridPrompts < 0)
+    throw badInput(
+      `field "settings.gridPrompts" must be a non-negative integer, got ${JSON.stringify(gridPrompts)}`,
+    );
+  const baseline = s.baseline ?? models[0]!;
+  if (!models.includes(baseline))
+    throw badInput(
+      `field "settings.baseline": "${baseline}" is not one of the models (${models.join(', ')})`,
+    );
+  return {
+    seed: s.seed,
+    genevalPrompts: s.genevalPrompts,
+    imagesPerPrompt: s.imagesPerPrompt,
+    winratePrompts: s.winratePrompts,
+    winrateSamples: s.winrateSamples,
+    samplerSteps: s.samplerSteps,
+    guidanceScale: s.guidanceScale,
+    bootstrapSamples: s.bootstrapSamples,
+    shardSize,
+    gridPrompts,
+    baseline,
+  };
+}
+
+function checkNames(items: unknown, field: string, reserved: readonly string[] = []): string[] {
+  if (!Array.isArray(items)) throw badInput(`field "${field}" must be a list`);
+  const seen = new Map<string, string>();
+  return items.map((item: { name?: unknown }, i) => {
+    const name = item?.name;
+    if (typeof name !== 'string' || !NAME.test(name))
+      throw badInput(
+        `field "${field}.${i}.name" must be 1-64 printable characters without spaces, got ${JSON.stringify(name)}`,
+      );
+    if (reserved.includes(name))
+      throw badInput(`field "${field}.${i}.name": "${name}" is reserved for the built-in detector score`);
+    // Names become file names (results/<name>.jsonl): two may not map to the same one.
+    const segment = keySegment(name);
+    const earlier = seen.get(segment);
+    if (earlier !== undefined)
+      throw badInput(`field "${field}.${i}.name": "${name}" repeats or collides with "${earlier}"`);
+    seen.set(segment, name);
+    return name;
+  });
+}
+
+/** Runs `fn`, turning a suite error into a non-retryable failure naming the file and line. */
+async function suiteCall<T>(fn: () => T): Promise<T> {
+  try {
+    return await Promise.resolve(fn());
+  } catch (err) {
+    if (err instanceof EvalSuiteError) throw permanentFailure(err.message, EVAL_SUITE_ERROR, err);
+    throw err;
+  }
+}
+
+/**
+ * A given suite without training prompts, chosen like the built-in one: tags take turns (GenEval's
+ * tag order, each in file order) until `limit` prompts are chosen.
+ */
+export function selectSuitePrompts(
+  prompts: readonly PromptMetadata[],
+  training: ReadonlySet<string>,
+  limit: number,
+  file: string,
+): Omit<EvaluationSuiteInfo, 'source' | 'trainingPrompts' | 'genevalPrompts' | 'winratePrompts'> & {
+  prompts: PromptMetadata[];
+} {
+  const excludedPerTag = Object.fromEntries(TAGS.map((t) => [t, 0])) as Record<Tag, number>;
+  const excludedPrompts: string[] = [];
+  const byTag = new Map<Tag, PromptMetadata[]>(TAGS.map((t) => [t, []]));
+  for (const meta of prompts) {
+    if (training.has(normalizePrompt(meta.prompt))) {
+      excludedPerTag[meta.tag]++;
+      excludedPrompts.push(meta.prompt);
+    } else byTag.get(meta.tag)!.push(meta);
+  }
+  const chosen: PromptMetadata[] = [];
+  for (let round = 0; chosen.length < limit; round++) {
+    let took = false;
+    for (const tag of TAGS) {
+      const next = byTag.get(tag)![round];
+      if (next === undefined || chosen.length >= limit) continue;
+      chosen.push(next);
+      took = true;
+    }
+    if (!took) break;
+  }
+  if (chosen.length === 0)
+    throw new EvalSuiteError(
+      file,
+      undefined,
+      `all ${prompts.length} prompts occur in the training data; nothing is left to evaluate`,
+    );
+  const present = new Set(chosen.map((p) => p.tag));
+  return {
+    prompts: chosen,
+    drawn: prompts.length,
+    excluded: excludedPrompts.length,
+    excludedPerTag,
+    excludedPrompts,
+    missingTags: TAGS.filter((t) => !present.has(t)),
+  };
+}
+
+async function readPlan(store: ArtifactStore, ref: ArtifactRef): Promise<EvaluationPlan> {
+  const plan = await readJsonArtifact<EvaluationPlan>(store, checkRef(ref, 'plan'));
+  if (plan.format !== EVAL_PLAN_FORMAT) throw badInput(`${ref.uri} is not an evaluation plan`);
+  return plan;
+}
+
+function checkJobs(jobs: unknown, plan: EvaluationPlan): EvalJob[] {
+  if (!Array.isArray(jobs) || jobs.length === 0) throw badInput('field "jobs" must be a non-empty list');
+  return jobs.map((job: Partial<EvalJob>, i) => {
+    const limit =
+      job?.kind === 'geneval'
+        ? plan.suite.genevalPrompts
+        : job?.kind === 'winrate'
+          ? plan.suite.winratePrompts
+          : 0;
+    const images = job?.kind === 'geneval' ? plan.settings.imagesPerPrompt : plan.settings.winrateSamples;
+    if (
+      limit === 0 ||
+      !Number.isInteger(job.prompt) ||
+      job.prompt! < 0 ||
+      job.prompt! >= limit ||
+      !Number.isInteger(job.index) ||
+      job.index! < 0 ||
+      job.index! >= images ||
+      !Number.isSafeInteger(job.seed)
+    )
+      throw badInput(`field "jobs.${i}" is not an image slot of this plan: ${JSON.stringify(job)}`);
+    return job as EvalJob;
+  });
+}
+
+// ----- model cache -----
+
+interface CachedModel {
+  sha256: string;
+  model: DiffusionModel;
+  users: number;
+  stale: boolean;
+}
+
+/**
+ * The decoded model of the last shard, kept so the next shard of the same model (the planner puts
+ * a model's shards next to each other) does not decode it again. Sampling never changes it.
+ */
+class ModelCache {
+  private entry?: CachedModel;
+
+  constructor(private readonly store: ArtifactStore) {}
+
+  async acquire(ref: ArtifactRef, what: string): Promise<{ model: DiffusionModel; release: () => void }> {
+    let entry = this.entry;
+    if (!entry || entry.sha256 !== ref.sha256) {
+      const bytes = await readArtifact(this.store, ref);
+      const model = await stageCall(what, () => Promise.resolve(decodeModelBundle(bytes, ref.uri)));
+      if (this.entry) this.retire(this.entry);
+      entry = { sha256: ref.sha256, model, users: 0, stale: false };
+      this.entry = entry;
+    }
+    const held = entry;
+    held.users++;
+    return {
+      model: held.model,
+      release: () => {
+        held.users--;
+        if (held.stale && held.users === 0) dispose(held.model);
+      },
+    };
+  }
+
+  private retire(entry: CachedModel): void {
+    this.entry = undefined;
+    if (entry.users === 0) dispose(entry.model);
+    else entry.stale = true;
+  }
+}
+
+function dispose(model: DiffusionModel): void {
+  model.unet.dispose();
+  model.text.dispose();
+}
+
+function sameJobs(a: readonly EvalJob[], b: readonly EvalJob[]): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+// ----- activities -----
+
+export function createEvaluationActivities(deps: StageDeps) {
+  const { store } = deps;
+  const models = new ModelCache(store);
+
+  return {
+    /** Checks the inputs, builds the suite and writes plan.json; a plan already written is returned. */
+    async planEvaluation(input: PlanEvaluationInput): Promise<PlanEvaluationResult> {
+      const log = activityLogger(deps.logger);
+      const runId = checkRunId(input.runId);
+      const key = outputKey(input, 'eval', 'plan.json');
+      const modelNames = checkNames(input.models, 'models');
+      if (modelNames.length === 0) throw badInput('field "models" must name at least one model');
+      input.models.forEach((m, i) => checkRef(m.model, `models.${i}.model`));
+      checkNames(input.rewards, 'rewards', [DETECTOR_REWARD_NAME]);
+      input.rewards.forEach((r, i) => checkRef(r.reward, `rewards.${i}.reward`));
+      if (input.suite !== undefined) checkRef(input.suite, 'suite');
+      if (input.trainingPrompts !== undefined) checkRef(input.trainingPrompts, 'trainingPrompts');
+      const settings = checkSettings(input.settings, modelNames);
+      const fingerprint = {
+        models: input.models.map((m) => ({ name: m.name, sha256: m.model.sha256 })),
+        rewards: input.rewards.map((r) => ({ name: r.name, sha256: r.reward.sha256 })),
+        suite: input.suite?.sha256 ?? null,
+        trainingPrompts: input.trainingPrompts?.sha256 ?? null,
+        settings,
+      };
+      const resultOf = (plan: EvaluationPlan, ref: ArtifactRef): PlanEvaluationResult => ({
+        plan: ref,
+        genevalPrompts: plan.suite.genevalPrompts,
+        winratePrompts: plan.suite.winratePrompts,
+        gridPrompts: plan.gridPrompts,
+        genevalRoot: plan.seeds.geneval,
+        winrateRoot: plan.seeds.winrate,
+        rewards: plan.rewards.map((r) => r.name),
+      });
+
+      const done = await finished(store, key);
+      if (done) {
+        const plan = await readPlan(store, done.ref);
+        if (canonicalJson(plan.fingerprint) !== canonicalJson(fingerprint))
+          throw badInput(
+            `${done.ref.uri} plans an evaluation of other models, rewards, suite or settings; ` +
+              `evaluate under another "out" prefix`,
+          );
+        log.info({ plan: done.ref.uri }, 'evaluation already planned');
+        return resultOf(plan, done.ref);
+      }
+
+      const planModels: EvaluationPlan['models'] = [];
+      for (const [i, m] of input.models.entries()) {
+        const what = `models.${i} (${m.name})`;
+        const bytes = await readArtifact(store, m.model);
+        const configs = await stageCall(what, () =>
+          Promise.resolve(checkModelBundleHeader(parseSafetensorsHeader(bytes, m.model.uri), m.model.uri)),
+        );
+        const { in_channels: channels, sample_size: size } = configs.unet;
+        if (channels !== 3)
+          throw badInput(
+            `${what}: ${m.model.uri} takes ${channels}-channel latents; evaluation judges 3-channel pixel ` +
+              `images and a model bundle carries no VAE to decode latents`,
+          );
+        if (size < MIN_WORLD_RESOLUTION)
+          throw badInput(
+            `${what}: ${m.model.uri} draws ${size} px images; the judge needs at least ${MIN_WORLD_RESOLUTION} px`,
+          );
+        planModels.push({ name: m.name, model: m.model, sampleSize: size });
+      }
+
+      const planRewards: EvaluationPlan['rewards'] = [];
+      for (const [i, r] of input.rewards.entries()) {
+        let descriptor: RewardDescriptor;
+        try {
+          descriptor = await readJsonArtifact<RewardDescriptor>(store, r.reward);
+        } catch (err) {
+          if (err instanceof SyntaxError)
+            throw badInput(
+              `rewards.${i} (${r.name}): ${r.reward.uri} is not a reward-model descriptor (not JSON)`,
+            );
+          throw err;
+        }
+        if (descriptor?.format !== REWARD_DESCRIPTOR_FORMAT)
+          throw badInput(
+            `rewards.${i} (${r.name}): ${r.reward.uri} is not a reward-model descriptor (format ${JSON.stringify(descriptor?.format)})`,
+          );
+        planRewards.push({
+          name: r.name,
+          kind: descriptor.kind,
+          identity: descriptor.identity,
+          reward: r.reward,
+        });
+      }
+      const detector = new DetectorReward();
+      planRewards.push({
+        name: DETECTOR_REWARD_NAME,
+        kind: 'detector',
+        identity: { name: detector.name, version: detector.version },
+      });
+
+      const training = new Set<string>();
+      if (input.trainingPrompts) {
+        heartbeat({ phase: 'reading training prompts' });
+        for (const row of await readPreferenceRows(deps, input.trainingPrompts))
+          training.add(normalizePrompt(row.caption));
+      }
+      const wanted = Math.max(settings.genevalPrompts, settings.winratePrompts);
+      let selection: ReturnType<typeof selectSuitePrompts>;
+      let source: string;
+      if (input.suite) {
+        const suite = input.suite;
+        source = suite.uri;
+        const bytes = await readArtifact(store, suite);
+        const parsed = await suiteCall(() => parseSuite(bytes, suite.uri));
+        selection = await suiteCall(() => selectSuitePrompts(parsed, training, wanted, suite.uri));
+      } else {
+        const seed = `geneval-suite:${settings.seed}`;
+        source = `built-in (seed ${seed})`;
+        selection = await suiteCall(() =>
+          buildWorldSuite({ seed, prompts: wanted, trainingPrompts: training }),
+        );
+      }
+      const genevalPrompts = Math.min(settings.genevalPrompts, selection.prompts.length);
+      const winratePrompts = Math.min(settings.winratePrompts, selection.prompts.length);
+      const genevalRoot = settings.seed;
+      const winrateRoot = settings.seed + genevalPrompts * settings.imagesPerPrompt;
+      if (!Number.isSafeInteger(winrateRoot + winratePrompts * settings.winrateSamples))
+        throw badInput(`field "settings.seed" ${settings.seed} is too large for ${wanted} prompts' seeds`);
+      const plan: EvaluationPlan = {
+        format: EVAL_PLAN_FORMAT,
+        runId,
+        fingerprint,
+        models: planModels,
+        rewards: planRewards,
+        settings,
+        seeds: { root: settings.seed, geneval: genevalRoot, winrate: winrateRoot },
+        suite: {
+          source,
+          drawn: selection.drawn,
+          excluded: selection.excluded,
+          excludedPerTag: selection.excludedPerTag,
+          excludedPrompts: selection.excludedPrompts,
+          // Tags missing among the GenEval prompts, which may be fewer than the selection.
+          missingTags: TAGS.filter(
+            (t) => !selection.prompts.slice(0, genevalPrompts).some((p) => p.tag === t),
+          ),
+          trainingPrompts: training.size,
+          genevalPrompts,
+          winratePrompts,
+        },
+        prompts: selection.prompts.slice(0, Math.max(genevalPrompts, winratePrompts)),
+        gridPrompts: Math.min(settings.gridPrompts, genevalPrompts),
+      };
+      const ref = await putArtifact(store, key, encodeJson(plan), {
+        kind: 'evaluation-plan',
+        producer: 'planEvaluation',
+        inputs: [
+          ...input.models.map((m) => m.model.sha256),
+          ...input.rewards.map((r) => r.reward.sha256),
+          ...(input.suite ? [input.suite.sha256] : []),
+          ...(input.trainingPrompts ? [input.trainingPrompts.sha256] : []),
+        ],
+        extra: { genevalPrompts, winratePrompts, excluded: selection.excluded },
+      });
+      log.info(
+        { plan: ref.uri, genevalPrompts, winratePrompts, excluded: selection.excluded, source },
+        'evaluation planned',
+      );
+      return resultOf(plan, ref);
+    },
+
+    /** Generates, judges and scores one shard's images and commits them; a committed shard is returned. */
+    async evaluateShard(input: EvaluateShardInput): Promise<EvaluateShardResult> {
+      const log = activityLogger(deps.logger);
+      checkRunId(input.runId);
+      if (!Number.isInteger(input.shard) || input.shard < 0)
+        throw badInput(`field "shard" must be a non-negative integer, got ${JSON.stringify(input.shard)}`);
+      const key = shardKey(input, input.shard);
+      const plan = await readPlan(store, input.plan);
+      const jobs = checkJobs(input.jobs, plan);
+      const entry = plan.models.find((m) => m.name === input.model);
+      if (!entry) throw badInput(`field "model": "${input.model}" is not a model of ${input.plan.uri}`);
+
+      const done = await finished(store, key);
+      if (done) {
+        const doc = await readJsonArtifact<EvaluationShardDocument>(store, done.ref);
+        if (
+          doc.format !== EVAL_SHARD_FORMAT ||
+          doc.plan !== input.plan.sha256 ||
+          doc.model !== input.model ||
+          !sameJobs(doc.jobs, jobs)
+        )
+          throw badInput(
+            `${done.ref.uri} holds shard ${input.shard} of another evaluation plan; evaluate under another "out" prefix`,
+          );
+        log.info({ shard: input.shard, uri: done.ref.uri }, 'evaluation shard already committed');
+        return { shard: done.ref, computed: false, images: doc.jobs.length };
+      }
+
+      await useBackend(input.backend);
+      const started = Date.now();
+      heartbeat({ shard: input.shard, phase: 'loading', images: 0, total: jobs.length });
+      const { model, release } = await models.acquire(entry.model, `model ${entry.name}`);
+      const rewards: { name: string; model: RewardModel; dispose: () => Promise<void> }[] = [];
+      try {
+        const meta = (job: EvalJob): PromptMetadata => plan.prompts[job.prompt]!;
+        // The detector reads each prompt's metadata from the plan, so any valid suite prompt scores.
+        const metadata = new Map(plan.prompts.map((p) => [p.prompt, p]));
+        const hasWinrate = jobs.some((j) => j.kind === 'winrate');
+        if (hasWinrate)
+          for (const r of plan.rewards) {
+            if (r.reward === undefined) {
+              rewards.push({
+                name: r.name,
+                model: new DetectorReward({ metadata }),
+                dispose: async () => {},
+              });
+            } else {
+              const loaded = await loadRewardModel(deps, r.reward);
+              rewards.push({ name: r.name, model: loaded.model, dispose: loaded.dispose });
+            }
+          }
+        const size = model.unet.config.sample_size;
+        const generated = await stageCall(`shard ${input.shard}`, () =>
+          generateImages(
+            model,
+            jobs.map((j) => meta(j).prompt),
+            {
+              seeds: jobs.map((j) => j.seed),
+              steps: plan.settings.samplerSteps,
+              guidanceScale: plan.settings.guidanceScale,
+              batchSize: GENERATION_BATCH,
+              onProgress: (images, total) =>
+                heartbeat({ shard: input.shard, phase: 'generating', images, total }),
+            },
+          ),
+        );
+        const images: RgbImage[] = generated.map((x) =>
+          toUint8({ width: size, height: size, data: fromModelSpace(x) }),
+        );
+        heartbeat({ shard: input.shard, phase: 'judging', images: jobs.length, total: jobs.length });
+        const geneval: EvaluationShardDocument['geneval'] = [];
+        const grid: EvaluationShardDocument['grid'] = [];
+        const winIdx: number[] = [];
+        jobs.forEach((job, i) => {
+          if (job.kind === 'geneval') {
+            const j = judgeImage(images[i]!, meta(job));
+            geneval.push({
+              prompt: job.prompt,
+              index: job.index,
+              seed: job.seed,
+              correct: j.correct,
+              reason: j.reason,
+              score: j.score,
+            });
+          } else winIdx.push(i);
+          if (job.grid)
+            grid.push({
+              prompt: job.prompt,
+              index: job.index,
+              seed: job.seed,
+              png: Buffer.from(encodePng(images[i]!)).toString('base64'),
+            });
+        });
+        const winrate: EvaluationShardDocument['winrate'] = winIdx.map((i) => ({
+          prompt: jobs[i]!.prompt,
+          index: jobs[i]!.index,
+          seed: jobs[i]!.seed,
+          scores: {},
+        }));
+        for (const r of rewards) {
+          const scores = await stageCall(`reward ${r.name}`, () =>
+            r.model.score(
+              winIdx.map((i) => images[i]!),
+              winIdx.map((i) => meta(jobs[i]!).prompt),
+            ),
+          );
+          scores.forEach((s, k) => (winrate[k]!.scores[r.name] = s));
+        }
+        const doc: EvaluationShardDocument = {
+          format: EVAL_SHARD_FORMAT,
+          shard: input.shard,
+          plan: input.plan.sha256,
+          model: input.model,
+          modelSha256: entry.model.sha256,
+          jobs,
+          geneval,
+          winrate,
+          grid,
+          seconds: (Date.now() - started) / 1000,
+        };
+        const ref = await putArtifact(store, key, encodeJson(doc), {
+          kind: 'evaluation-shard',
+          producer: 'evaluateShard',
+          inputs: [input.plan.sha256, entry.model.sha256],
+          extra: { shard: input.shard, model: input.model, images: jobs.length },
+          // Two attempts of one shard compute the same verdicts; whichever committed first stands.
+          ifExists: 'keep',
+        });
+        log.info(
+          { shard: input.shard, model: input.model, images: jobs.length, seconds: doc.seconds },
+          'evaluation shard committed',
+        );
+        return { shard: ref, computed: true, images: jobs.length };
+      } finally {
+        release();
+        for (const r of rewards) await r.dispose();
+      }
+    },
+
+    /** Reads every shard and writes results.jsonl per model, samples.json and evaluation.json. */
+    async summarizeEvaluation(input: SummarizeEvaluationInput): Promise<SummarizeEvaluationResult> {
+      const log = activityLogger(deps.logger);
+      const runId = checkRunId(input.runId);
+      const key = outputKey(input, 'eval', 'evaluation.json');
+      const done = await finished(store, key);
+      if (done) {
+        const doc = await readJsonArtifact<EvaluationDocument>(store, done.ref);
+        log.info({ uri: done.ref.uri }, 'evaluation already summarized');
+        return { evaluation: done.ref, results: doc.results, samples: doc.samples, tables: doc.tables };
+      }
+      const plan = await readPlan(store, input.plan);
+      const { settings } = plan;
+      const names = plan.models.map((m) => m.name);
+      const expected = planShards({
+        models: names,
+        genevalPrompts: plan.suite.genevalPrompts,
+        imagesPerPrompt: settings.imagesPerPrompt,
+        winratePrompts: plan.suite.winratePrompts,
+        winrateSamples: settings.winrateSamples,
+        genevalRoot: plan.seeds.geneval,
+        winrateRoot: plan.seeds.winrate,
+        shardSize: settings.shardSize,
+        gridPrompts: plan.gridPrompts,
+      });
+      if (!Array.isArray(input.shards) || input.shards.length !== expected.length)
+        throw badInput(
+          `field "shards" must list all ${expected.length} shards of the plan, got ${input.shards?.length}`,
+        );
+
+      const rows = new Map<string, GenevalResultRow[]>(names.map((n) => [n, []]));
+      // scores[reward][model][prompt][sample]
+      const scores = new Map<string, Map<string, number[][]>>(
+        plan.rewards.map((r) => [
+          r.name,
+          new Map(names.map((n) => [n, Array.from({ length: plan.suite.winratePrompts }, () => [])])),
+        ]),
+      );
+      const grid = new Map<string, Map<number, { seed: number; png: string }>>(
+        names.map((n) => [n, new Map()]),
+      );
+      for (const [n, ref] of input.shards.entries()) {
+        const doc = await readJsonArtifact<EvaluationShardDocument>(store, checkRef(ref, `shards.${n}`));
+        const want = expected[n]!;
+        if (
+          doc.format !== EVAL_SHARD_FORMAT ||
+          doc.plan !== input.plan.sha256 ||
+          doc.shard !== n ||
+          doc.model !== want.model ||
+          !sameJobs(doc.jobs, want.jobs)
+        )
+          throw badInput(`shards.${n}: ${ref.uri} is not shard ${n} of ${input.plan.uri}`);
+        for (const g of doc.geneval)
+          rows.get(doc.model)!.push(
+            genevalResultRow({
+              meta: plan.prompts[g.prompt]!,
+              judgement: { correct: g.correct, reason: g.reason, score: g.score },
+              filename: genevalImagePath(g.prompt, g.index),
+              promptIndex: g.prompt,
+              imageIndex: g.index,
+              seed: g.seed,
+            }),
+          );
+        for (const w of doc.winrate)
+          for (const r of plan.rewards) {
+            const s = w.scores[r.name];
+            if (typeof s !== 'number')
+              throw badInput(
+                `shards.${n}: ${ref.uri} has no "${r.name}" score for win-rate prompt ${w.prompt} sample ${w.index}`,
+              );
+            scores.get(r.name)!.get(doc.model)![w.prompt]![w.index] = s;
+          }
+        for (const g of doc.grid) grid.get(doc.model)!.set(g.prompt, { seed: g.seed, png: g.png });
+        heartbeat({ phase: 'reading shards', shards: n + 1, total: input.shards.length });
+      }
+
+      const results: Record<string, ArtifactRef> = {};
+      const summaries: Record<string, GenevalSummary> = {};
+      for (const name of names) {
+        const list = rows
+          .get(name)!
+          .sort((a, b) => a.promptIndex - b.promptIndex || a.imageIndex - b.imageIndex);
+        results[name] = await putArtifact(
+          store,
+          outputKey(input, 'eval', `results/${keySegment(name)}.jsonl`),
+          new TextEncoder().encode(toResultsJsonl(list)),
+          {
+            kind: 'geneval-results',
+            producer: 'summarizeEvaluation',
+            inputs: [input.plan.sha256],
+            extra: { model: name, images: list.length },
+          },
+        );
+        summaries[name] = summarizeGeneval(list);
+      }
+
+      // Later models first: rows read "dro vs base", as the paper's tables.
+      const order = [...names].reverse();
+      const comparisons: EvaluationDocument['geneval']['comparisons'] = [];
+      for (let i = 0; i < order.length; i++)
+        for (let j = i + 1; j < order.length; j++) {
+          const [a, b] = [order[i]!, order[j]!];
+          comparisons.push({
+            a,
+            b,
+            ...compareGeneval(rows.get(a)!, rows.get(b)!, {
+              seed: `geneval:${settings.seed}:${a}:${b}`,
+              resamples: settings.bootstrapSamples,
+            }),
+          });
+        }
+      const vsBaseline = (name: string): number | undefined =>
+        name === settings.baseline
+          ? undefined
+          : comparisons.find(
+              (c) =>
+                (c.a === name && c.b === settings.baseline) || (c.b === name && c.a === settings.baseline),
+            )?.mcnemar.pValue;
+      const table = names.map((n) => genevalRow(n, summaries[n]!, vsBaseline(n)));
+
+      let winRates: WinRateRow[] = [];
+      if (names.length >= 2) {
+        const perReward: RewardScores[] = plan.rewards.map((r) => ({
+          reward: r.name,
+          scores: Object.fromEntries(scores.get(r.name)!),
+        }));
+        winRates = winRateTable(perReward, {
+          methods: order,
+          seed: `winrate:${settings.seed}`,
+          resamples: settings.bootstrapSamples,
+        });
+      }
+
+      const gridPrompts = [...Array(plan.gridPrompts).keys()];
+      const samples: EvaluationSamples = {
+        format: EVAL_SAMPLES_FORMAT,
+        prompts: gridPrompts.map((p) => plan.prompts[p]!.prompt),
+        seeds: gridPrompts.map(
+          (p) => grid.get(names[0]!)!.get(p)?.seed ?? plan.seeds.geneval + p * settings.imagesPerPrompt,
+        ),
+        methods: names.map((name) => ({
+          method: name,
+          images: gridPrompts.map((p) => {
+            const g = grid.get(name)!.get(p);
+            if (!g) throw badInput(`no grid image of model "${name}" for prompt ${p} in the shards`);
+            return g.png;
+          }),
+        })),
+      };
+      const samplesRef = await putArtifact(
+        store,
+        outputKey(input, 'eval', 'samples.json'),
+        encodeJson(samples),
+        {
+          kind: 'evaluation-samples',
+          producer: 'summarizeEvaluation',
+          inputs: [input.plan.sha256],
+          extra: { prompts: samples.prompts.length, models: names.length },
+        },
+      );
+      const tables = formatRunTables({ geneval: table, winRates });
+      const doc: EvaluationDocument = {
+        format: EVALUATION_FORMAT,
+        runId,
+        models: plan.models.map((m) => ({ name: m.name, model: m.model })),
+        baseline: settings.baseline,
+        rewards: plan.rewards.map((r) => ({ name: r.name, kind: r.kind, identity: r.identity })),
+        settings,
+        seeds: {
+          ...plan.seeds,
+          schedule: {
+            geneval: 'geneval + promptIndex * imagesPerPrompt + j',
+            winrate: 'winrate + promptIndex + i * winratePrompts',
+          },
+        },
+        suite: plan.suite,
+        geneval: { summaries, comparisons, table },
+        winRates,
+        results,
+        samples: samplesRef,
+        tables,
+      };
+      const ref = await putArtifact(store, key, encodeJson(doc), {
+        kind: 'evaluation',
+        producer: 'summarizeEvaluation',
+        inputs: [input.plan.sha256, ...input.shards.map((s) => s.sha256)],
+        extra: { models: names, rewards: plan.rewards.map((r) => r.name) },
+      });
+      log.info({ uri: ref.uri, models: names.length, winRates: winRates.length }, 'evaluation written');
+      return { evaluation: ref, results, samples: samplesRef, tables };
+    },
+  };
+}
+
+export type EvaluationActivities = ReturnType<typeof createEvaluationActivities>;
+
+/** The task queue each evaluation activity belongs to (activities/index.ts QUEUE_ACTIVITIES). */
+export const EVALUATION_QUEUES = {
+  planEvaluation: 'cpu',
+  evaluateShard: 'gpu',
+  summarizeEvaluation: 'gpu',
+} as const satisfies Record<keyof EvaluationActivities, 'gpu' | 'cpu'>;
