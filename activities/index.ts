@@ -17,6 +17,7 @@ import { createRankingActivities } from './ranking';
 import { createReportActivities } from './report';
 import { createRewardActivities } from './reward';
 import { createStageCacheActivities } from './stage-cache';
+import { createEvaluationActivities } from './evaluation';
 import { createWorldActivities } from './world';
 
 export type { SmokeArtifact, VerifySmokeInput, WriteSmokeInput } from './smoke';
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRankingActivities(deps),
     ...createReportActivities(deps),
     ...createStageCacheActivities(deps),
+    ...createEvaluationActivities(deps),
   };
 }
 
@@ -54,9 +56,12 @@ export const QUEUE_ACTIVITIES = {
     'simulatePreferences',
     'trainRewardModel',
     'rankExperts',
+    'scoreRankingShards',
     'trainChunk',
     'finalizeTraining',
     'findCheckpoint',
+    'evaluateShard',
+    'summarizeEvaluation',
   ],
   cpu: [
     'verifySmokeArtifact',
@@ -66,6 +71,7 @@ export const QUEUE_ACTIVITIES = {
     'writeRunManifest',
     'lookupStage',
     'commitStage',
+    'planEvaluation',
   ],
 } as const satisfies Record<'gpu' | 'cpu', readonly (keyof Activities)[]>;
 

@@ -13,6 +13,7 @@ import { encodeImageDataset } from '../engine/io/image-dataset';
 import {
   rankExperts as rankExpertsEngine,
   rankingItemsFromPickapic,
+  scoreShards,
   shardCount,
   type ExpertSet,
   type RankingProgress,
@@ -28,6 +29,7 @@ import { activityLogger, storeCall } from './common';
 import { readPreferenceRows } from './preferences';
 import { loadRewardModel } from './reward';
 import {
+  badInput,
   checkPositiveInt,
   checkRef,
   checkRunId,
@@ -128,8 +130,71 @@ export interface RankExpertsResult {
   kthScore: number;
 }
 
+export interface ScoreRankingShardsInput extends RankExpertsInput {
+  /** This call scores the shards s with s % parts === part (the others run beside it). */
+  part: number;
+  parts: number;
+}
+
 export function createRankingActivities(deps: StageDeps) {
   return {
+    /**
+     * Scores one part of the preference set's shards and commits each. The pipeline runs the
+     * parts as separate activities, so several compute workers share the scoring; `rankExperts`
+     * then finds every shard committed and only merges.
+     */
+    async scoreRankingShards(
+      input: ScoreRankingShardsInput,
+    ): Promise<{ scored: number[]; skipped: number[] }> {
+      const log = activityLogger(deps.logger);
+      checkRunId(input.runId);
+      checkRef(input.preferences, 'preferences');
+      checkRef(input.reward, 'reward');
+      const shardSize = checkPositiveInt(input.shardSize, 'shardSize');
+      const parts = checkPositiveInt(input.parts, 'parts');
+      if (!Number.isInteger(input.part) || input.part < 0 || input.part >= parts)
+        throw badInput(`field "part" must be an integer in [0, ${parts}), got ${JSON.stringify(input.part)}`);
+      const rows = await readPreferenceRows(deps, input.preferences);
+      const items = await stageCall('preference set', () => Promise.resolve(rankingItemsFromPickapic(rows)));
+      const mine = [...Array(shardCount(items.length, shardSize)).keys()].filter(
+        (s) => s % parts === input.part,
+      );
+      const committer = new StoreShardCommitter(
+        deps.store,
+        outputKey(input, 'ranking', `shards-${input.shardSize}`),
+      );
+      const committed = await committer.committed();
+      if (mine.every((s) => committed.has(s))) return { scored: [], skipped: mine };
+      await useBackend(input.backend);
+      const reward = await loadRewardModel(deps, input.reward);
+      try {
+        return await stageCall('ranking', () =>
+          scoreShards({
+            items,
+            rewardModel: reward.model,
+            shardSize,
+            committer,
+            shards: mine,
+            onProgress: (p: RankingProgress) => {
+              const progress = {
+                phase: 'scoring',
+                part: input.part,
+                shardsDone: p.shardsDone,
+                shardsTotal: p.shardsTotal,
+                imagesScored: p.imagesScored,
+                imagesPerSecond: Number(p.imagesPerSecond.toFixed(1)),
+                etaSeconds: p.etaSeconds === undefined ? undefined : Math.round(p.etaSeconds),
+              };
+              heartbeat(progress);
+              log.info(progress, 'ranking progress');
+            },
+          }),
+        );
+      } finally {
+        await reward.dispose();
+      }
+    },
+
     /** Scores the preference set shard by shard (resumable) and writes the top-K expert set. */
     async rankExperts(input: RankExpertsInput): Promise<RankExpertsResult> {
       const log = activityLogger(deps.logger);

@@ -1,12 +1,30 @@
 /**
- * Per-execution records of a run: the report (`report.json`) and the manifest (`manifest.json`)
- * under `runs/<runId>/executions/<execution>/`. Each execution of a run (a first try, a resume)
- * writes its own, so none is ever replaced; a retried write of the same execution returns the one
- * already written.
+ * Per-execution records of a run under `runs/<runId>/executions/<execution>/`: the report
+ * (`report.json`, and for people `report.md` + a self-contained `report.html` with the sample
+ * grids and loss curves beside it) and the manifest (`manifest.json`). Each execution of a run (a
+ * first try, a resume) writes its own, so none is ever replaced; a retried write of the same
+ * execution returns what is already there.
  */
+import { renderReport, type ReportData } from '../engine/report';
 import type { ArtifactRef } from '../storage/artifact-store';
+import type { RunReport } from '../workflows/pipeline-types';
 import { activityLogger, keySegment } from './common';
-import { badInput, checkRunId, encodeJson, finished, putArtifact, type StageDeps } from './stage';
+import {
+  decodeEvaluationSamples,
+  evaluationReportData,
+  type EvaluationDocument,
+  type EvaluationSamples,
+} from './evaluation';
+import {
+  badInput,
+  checkRunId,
+  encodeJson,
+  finished,
+  putArtifact,
+  readJsonArtifact,
+  stageCall,
+  type StageDeps,
+} from './stage';
 
 export interface WriteRunRecordInput {
   runId: string;
@@ -17,9 +35,27 @@ export interface WriteRunRecordInput {
   manifest?: Record<string, unknown>;
 }
 
+export interface RunReportFiles {
+  /** report.json */
+  report: ArtifactRef;
+  /** report.md */
+  markdown: ArtifactRef;
+  /** report.html: one file, images inline, renders offline. */
+  html: ArtifactRef;
+}
+
 /** `runs/<runId>/executions/<execution>/<name>`. */
 export function executionKey(runId: string, execution: string, name: string): string {
   return `runs/${keySegment(runId)}/executions/${keySegment(execution)}/${name}`;
+}
+
+/** Loss history of a training summary as (step, loss) points. */
+function lossPoints(summary: {
+  history?: { step?: number; loss?: number }[];
+}): { step: number; loss: number }[] {
+  return (summary.history ?? [])
+    .filter((h) => typeof h.step === 'number' && typeof h.loss === 'number')
+    .map((h) => ({ step: h.step!, loss: h.loss! }));
 }
 
 export function createReportActivities(deps: StageDeps) {
@@ -27,29 +63,89 @@ export function createReportActivities(deps: StageDeps) {
     input: WriteRunRecordInput,
     name: string,
     kind: string,
-    body: unknown,
+    bytes: Uint8Array,
   ): Promise<ArtifactRef> {
-    const log = activityLogger(deps.logger);
-    const runId = checkRunId(input.runId);
+    const key = executionKey(input.runId, input.execution, name);
+    const done = await finished(deps.store, key);
+    if (done) return done.ref;
+    return putArtifact(deps.store, key, bytes, { kind, producer: 'pipelineWorkflow' });
+  }
+  function check(input: WriteRunRecordInput, body: unknown, field: string): void {
+    checkRunId(input.runId);
     if (typeof input.execution !== 'string' || input.execution === '')
       throw badInput('field "execution" must be a non-empty string');
-    if (typeof body !== 'object' || body === null) throw badInput(`field "${kind}" must be an object`);
-    const key = executionKey(runId, input.execution, name);
-    const done = await finished(deps.store, key);
-    if (done) {
-      log.info({ uri: done.ref.uri }, `${kind} already written`);
-      return done.ref;
-    }
-    const ref = await putArtifact(deps.store, key, encodeJson(body), { kind, producer: 'pipelineWorkflow' });
-    log.info({ uri: ref.uri }, `${kind} written`);
-    return ref;
+    if (typeof body !== 'object' || body === null) throw badInput(`field "${field}" must be an object`);
   }
+
+  /** The report's content for people, from the run report and the artifacts it names. */
+  async function reportData(report: RunReport): Promise<ReportData> {
+    const lossCurves = [];
+    for (const [stage, ref] of Object.entries(report.summaries)) {
+      if (!ref) continue;
+      const summary = await readJsonArtifact<{ history?: { step?: number; loss?: number }[] }>(
+        deps.store,
+        ref,
+      );
+      lossCurves.push({ stage, points: lossPoints(summary) });
+    }
+    const data: ReportData = {
+      runId: report.runId,
+      name: report.name,
+      createdAt: report.finishedAt,
+      config: report.config,
+      configHash: report.configHash ?? '',
+      stages: report.stages
+        .filter((s) => s.status === 'done')
+        .map((s) => ({ stage: s.stage, wallSeconds: s.seconds ?? 0, cacheHit: s.cache?.hit ?? false })),
+      artifacts: report.stages.flatMap((s) =>
+        Object.entries(s.artifacts ?? {}).map(([role, ref]) => ({
+          role: `${s.stage}/${role}`,
+          uri: ref.uri,
+          sha256: ref.sha256,
+        })),
+      ),
+      geneval: [],
+      winRates: [],
+      lossCurves,
+    };
+    const reward = report.rewardModel;
+    if (reward?.accuracy != null && reward.identity)
+      data.reward = {
+        name: reward.identity.name,
+        accuracy: reward.accuracy,
+        heldOutPairs: reward.accuracyPairs,
+      };
+    if (report.evaluation) {
+      const doc = await readJsonArtifact<EvaluationDocument>(deps.store, report.evaluation.evaluation);
+      Object.assign(data, evaluationReportData(doc));
+      const samples = await readJsonArtifact<EvaluationSamples>(deps.store, report.evaluation.samples);
+      data.samples = decodeEvaluationSamples(samples);
+    }
+    return data;
+  }
+
   return {
-    async writeRunReport(input: WriteRunRecordInput): Promise<ArtifactRef> {
-      return write(input, 'report.json', 'run-report', input.report);
+    /** Writes report.json, report.md, report.html and the images the report shows. */
+    async writeRunReport(input: WriteRunRecordInput): Promise<RunReportFiles> {
+      const log = activityLogger(deps.logger);
+      check(input, input.report, 'report');
+      const report = input.report as unknown as RunReport;
+      const json = await write(input, 'report.json', 'run-report', encodeJson(report));
+      const files = await stageCall('report', async () => renderReport(await reportData(report)));
+      const refs: Record<string, ArtifactRef> = {};
+      // The HTML and Markdown come last: a report file never names an image that is not written yet.
+      const names = Object.keys(files).sort(
+        (a, b) => Number(a.startsWith('report.')) - Number(b.startsWith('report.')),
+      );
+      for (const name of names) refs[name] = await write(input, name, 'run-report-view', files[name]!);
+      log.info({ html: refs['report.html']?.uri }, 'run report written');
+      return { report: json, markdown: refs['report.md']!, html: refs['report.html']! };
     },
     async writeRunManifest(input: WriteRunRecordInput): Promise<ArtifactRef> {
-      return write(input, 'manifest.json', 'run-manifest', input.manifest);
+      check(input, input.manifest, 'manifest');
+      const ref = await write(input, 'manifest.json', 'run-manifest', encodeJson(input.manifest));
+      activityLogger(deps.logger).info({ uri: ref.uri }, 'run manifest written');
+      return ref;
     },
   };
 }

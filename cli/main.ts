@@ -6,11 +6,13 @@
  *   dro run [--config f]    run the pipeline on an embedded or existing Temporal cluster
  *   dro server              the embedded Temporal dev server in the foreground
  *   dro status|cancel|resume <runId>, dro runs list|show|verify, dro schedule ..., dro worker
+ *   dro eval --model NAME=URI ...    dro study export|import <runId>
  */
 import { Command } from 'commander';
 import type * as DoctorCommand from './commands/doctor';
 import type * as RunCommand from './commands/run';
 import type * as RunsCommand from './commands/runs';
+import type * as EvalCommand from './commands/eval';
 import type * as ValidateCommand from './commands/validate';
 import { escapeControl, formatErrorChain } from './terminal-text';
 
@@ -45,6 +47,7 @@ export function buildProgram(command?: string): Command {
   run.registerRunCommand(program);
   run.registerServerCommand(program);
   (require('./commands/runs') as typeof RunsCommand).registerRunsCommands(program);
+  (require('./commands/eval') as typeof EvalCommand).registerEvalCommands(program);
   return program;
 }
 /* eslint-enable @typescript-eslint/no-require-imports */

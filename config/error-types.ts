@@ -31,6 +31,7 @@ export const ENGINE_PERMANENT_ERRORS = [
   'ImageDecodeError',
   'ImageTooSmallError',
   'TokenizerError',
+  'EvalSuiteError',
   'RangeError',
 ] as const;
 

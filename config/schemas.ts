@@ -135,6 +135,10 @@ export const DataConfig = z.strictObject({
   captionNoise: probability.default(0.3),
   /** What to do with a bad row: skip it and count it, or fail the import. Default `fail`. */
   onBadRow: z.enum(['skip', 'fail']).default('fail'),
+  /** DPM-Solver++ steps of the simulated preference images (`world`), at most 1000. Default 20. */
+  samplerSteps: count(LIMITS.samplerSteps).default(20),
+  /** Guidance scale of the simulated preference images (`world`), at most 100. Default 7.5. */
+  guidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(7.5),
 });
 export type DataConfig = z.infer<typeof DataConfig>;
 
@@ -247,6 +251,8 @@ export const DpoConfig = z.strictObject({
 export type DpoConfig = z.infer<typeof DpoConfig>;
 
 export const EvalConfig = z.strictObject({
+  /** Evaluate the trained models (GenEval accuracy, win rates) after training. Default true. */
+  enabled: z.boolean().default(true),
   /** GenEval-style prompts evaluated, at most 100,000. Default 96. */
   genevalPrompts: count(LIMITS.evalPrompts).default(96),
   /** Images per GenEval prompt, at most 64. Default 4. */
@@ -263,6 +269,8 @@ export const EvalConfig = z.strictObject({
   bootstrapSamples: count(LIMITS.bootstrapSamples).default(10000),
   /** Methods compared against the DRO model. Default base and SFT. */
   baselines: z.array(z.enum(['base', 'sft', 'dpo'])).default(['base', 'sft']),
+  /** Images per evaluation shard activity (shards spread over the compute workers), at most 4096. Default 32. */
+  shardSize: count(4096).default(32),
 });
 export type EvalConfig = z.infer<typeof EvalConfig>;
 

@@ -2,3 +2,4 @@
 export { smokeWorkflow } from './smoke';
 export { trainingWorkflow } from './training';
 export { pipelineWorkflow } from './pipeline';
+export { evaluationWorkflow } from './evaluation';

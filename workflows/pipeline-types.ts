@@ -84,8 +84,12 @@ export interface PipelineResult {
   /** This execution's id: names its folder `runs/<runId>/executions/<execution>/`. */
   execution: string;
   report: ArtifactRef;
+  /** report.md and report.html beside report.json. */
+  reportFiles: { markdown: ArtifactRef; html: ArtifactRef };
   manifest: ArtifactRef;
   stages: StageRecord[];
+  /** The GenEval and win-rate tables as text, when the evaluation ran. */
+  tables?: string;
   models: PipelineModels;
   /** Training summaries (JSON with the loss history) by stage. */
   summaries: Partial<Record<'pretrain' | 'sft' | 'dro' | 'dpo', ArtifactRef>>;
@@ -97,6 +101,7 @@ export interface RunReport {
   runId: string;
   name: string;
   seed: number;
+  config: PipelineConfig;
   configHash: string | null;
   workflowId: string;
   execution: string;
@@ -109,6 +114,10 @@ export interface RunReport {
   preferences: { rows: number; comparisons: number; prompts: number; skipped: number };
   models: PipelineModels;
   summaries: PipelineResult['summaries'];
+  /** The evaluation's artifacts, when it ran. */
+  evaluation?: { evaluation: ArtifactRef; samples: ArtifactRef };
+  /** The GenEval and win-rate tables as text, when the evaluation ran. */
+  tables?: string;
 }
 
 /** What an auditor reads: `runs/<runId>/executions/<execution>/manifest.json`, one per execution. */

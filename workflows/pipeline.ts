@@ -38,9 +38,14 @@ import {
 } from './pipeline-types';
 import { parseInputRef, skippedStages, STAGES, topologicalOrder, type StageName } from './stage-graph';
 import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from './training-types';
+import type { EvaluationInput, EvaluationResult } from './evaluation-types';
 import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_RUN_ID, DRO_STAGE } from '../config/search-attributes';
 
+/** Activities the ranking's shards are split over. */
+const RANKING_PARTS = 4;
+
 type TrainingWorkflowFn = (input: TrainingWorkflowInput) => Promise<TrainingWorkflowResult>;
+type EvaluationWorkflowFn = (input: EvaluationInput) => Promise<EvaluationResult>;
 
 function heartbeatTimeoutSeconds(config: PipelineConfig): number {
   return Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6));
@@ -191,6 +196,12 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     upsertSearchAttributes([{ key: DRO_STAGE, value: running().join(',') || 'done' }]);
   };
 
+  const childAttributes = () => [
+    { key: DRO_RUN_ID, value: runId },
+    { key: DRO_CONFIG_NAME, value: config.name },
+    ...(input.provenance ? [{ key: DRO_CONFIG_HASH, value: input.provenance.configHash }] : []),
+  ];
+
   const forced = (stage: StageName): boolean =>
     input.rerun === 'all' || (Array.isArray(input.rerun) && input.rerun.includes(stage));
 
@@ -204,11 +215,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     records.get(stage)!.childWorkflowId = workflowId;
     const result = await executeChild<TrainingWorkflowFn>('trainingWorkflow', {
       workflowId,
-      typedSearchAttributes: [
-        { key: DRO_RUN_ID, value: runId },
-        { key: DRO_CONFIG_NAME, value: config.name },
-        ...(input.provenance ? [{ key: DRO_CONFIG_HASH, value: input.provenance.configHash }] : []),
-      ],
+      typedSearchAttributes: childAttributes(),
       args: [
         {
           runId,
@@ -280,8 +287,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
               seed: config.seed,
               baseModel: inputs.baseModel!,
               prompts: config.data.prompts,
-              steps: config.eval.samplerSteps,
-              guidanceScale: config.eval.guidanceScale,
+              steps: config.data.samplerSteps,
+              guidanceScale: config.data.guidanceScale,
               backend,
             })
           : await io.importPreferences({
@@ -319,7 +326,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
       };
     },
     ranking: async (inputs, out) => {
-      const r = await compute.rankExperts({
+      const rankInput = {
         runId,
         out,
         preferences: inputs.preferences!,
@@ -328,7 +335,14 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
         shardSize: config.ranking.shardSize,
         resolution: config.model.resolution,
         backend,
-      });
+      };
+      // Shards are scored in parts by separate activities, so every compute worker takes some.
+      await Promise.all(
+        [...Array(RANKING_PARTS).keys()].map((part) =>
+          compute.scoreRankingShards({ ...rankInput, part, parts: RANKING_PARTS }),
+        ),
+      );
+      const r = await compute.rankExperts(rankInput);
       return {
         outputs: { experts: r.experts, ranking: r.ranking },
         details: { k: r.k, total: r.total, topScore: r.topScore, kthScore: r.kthScore },
@@ -338,6 +352,50 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     sft: (inputs, out) => train('sft', inputs, out, config.sft.stepsPerActivity),
     dro: (inputs, out) => train('dro', inputs, out, config.dro.stepsPerActivity),
     dpo: (inputs, out) => train('dpo', inputs, out, config.dpo.stepsPerActivity),
+    eval: async (inputs, out) => {
+      const workflowId = `${runId}-eval`;
+      records.get('eval')!.childWorkflowId = workflowId;
+      const models = (['base', 'sft', 'dro', 'dpo'] as const)
+        .filter((name) => inputs[name] !== undefined)
+        .map((name) => ({ name, model: inputs[name]! }));
+      const r = await executeChild<EvaluationWorkflowFn>('evaluationWorkflow', {
+        workflowId,
+        typedSearchAttributes: childAttributes(),
+        args: [
+          {
+            runId,
+            out,
+            models,
+            // The detector score is always one of the evaluation's rewards; it is not passed twice.
+            rewards:
+              config.ranking.rewardModel === 'detector'
+                ? []
+                : [{ name: config.ranking.rewardModel, reward: inputs.reward! }],
+            trainingPrompts: inputs.preferences!,
+            settings: {
+              seed: config.seed,
+              genevalPrompts: config.eval.genevalPrompts,
+              imagesPerPrompt: config.eval.imagesPerPrompt,
+              winratePrompts: config.eval.winratePrompts,
+              winrateSamples: config.eval.winrateSamples,
+              samplerSteps: config.eval.samplerSteps,
+              guidanceScale: config.eval.guidanceScale,
+              bootstrapSamples: config.eval.bootstrapSamples,
+              shardSize: config.eval.shardSize,
+              baseline: 'base',
+            },
+            backend,
+            heartbeatTimeoutSeconds: heartbeatTimeoutSeconds(config),
+          },
+        ],
+      });
+      const results = Object.fromEntries(Object.entries(r.results).map(([m, ref]) => [`results-${m}`, ref]));
+      return {
+        outputs: { evaluation: r.evaluation, samples: r.samples, ...results },
+        details: { tables: r.tables, shards: r.shards },
+        note: `${models.length} models, ${r.shards.total} shards (${r.shards.reused} reused)`,
+      };
+    },
   };
 
   const inputsOf = (stage: StageName): Record<string, ArtifactRef> => {
@@ -387,6 +445,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
       runId,
       name: config.name,
       seed: config.seed,
+      config,
       configHash: input.provenance?.configHash ?? null,
       workflowId: workflowInfo().workflowId,
       execution,
@@ -405,12 +464,20 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
       },
       summaries,
     };
-    const ref = await io.writeRunReport({
+    const evaluation = outcomes.get('eval');
+    if (evaluation) {
+      report.evaluation = {
+        evaluation: evaluation.outputs.evaluation!,
+        samples: evaluation.outputs.samples!,
+      };
+      report.tables = evaluation.details.tables as string;
+    }
+    const files = await io.writeRunReport({
       runId,
       execution,
       report: report as unknown as Record<string, unknown>,
     });
-    return { outputs: { report: ref }, details: {} };
+    return { outputs: { report: files.report, markdown: files.markdown, html: files.html }, details: {} };
   };
 
   const execStage = async (stage: StageName): Promise<void> => {
@@ -522,7 +589,12 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     runId,
     execution,
     report: outcomes.get('report')!.outputs.report!,
+    reportFiles: {
+      markdown: outcomes.get('report')!.outputs.markdown!,
+      html: outcomes.get('report')!.outputs.html!,
+    },
     manifest: manifestRef,
+    ...(outcomes.get('eval') && { tables: outcomes.get('eval')!.details.tables as string }),
     models: {
       base: (config.model.baseCheckpoint ? model('base') : model('pretrain'))!,
       ...(model('sft') ? { sft: model('sft') } : {}),

@@ -21,6 +21,7 @@ export const STAGE_NAMES = [
   'sft',
   'dro',
   'dpo',
+  'eval',
   'report',
 ] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
@@ -34,8 +35,8 @@ export interface StageDef {
   version: number;
   /** `gpu`: compute activities or a training child workflow; `cpu`: I/O activities. */
   queue: 'gpu' | 'cpu';
-  /** `training` stages run as a child `trainingWorkflow`. */
-  kind: 'activity' | 'training';
+  /** `training` stages run as a child `trainingWorkflow`, `evaluation` as `evaluationWorkflow`. */
+  kind: 'activity' | 'training' | 'evaluation';
   /** Whether the stage's outputs may be reused across runs. The report is per run. */
   cached: boolean;
   /** Outputs it produces (artifact refs by name). */
@@ -121,8 +122,8 @@ export const STAGES: Record<StageName, StageDef> = {
             source: 'world',
             seed: c.seed,
             prompts: c.data.prompts,
-            steps: c.eval.samplerSteps,
-            guidanceScale: c.eval.guidanceScale,
+            steps: c.data.samplerSteps,
+            guidanceScale: c.data.guidanceScale,
           }
         : { source: c.data.source, paths: c.data.paths, onBadRow: c.data.onBadRow },
     external: (c) => (c.data.source === 'world' ? [] : c.data.paths),
@@ -171,13 +172,32 @@ export const STAGES: Record<StageName, StageDef> = {
     disabledBecause: (c) => (c.dpo.enabled ? undefined : 'dpo.enabled is false'),
     slice: (c) => trainingSlice(c, 'dpo'),
   }),
+  eval: {
+    name: 'eval',
+    version: 1,
+    queue: 'gpu',
+    kind: 'evaluation',
+    cached: true,
+    outputs: () => ['evaluation', 'samples'],
+    inputs: (c) => ({
+      base: baseModelInput(c),
+      sft: 'sft.model?',
+      dro: 'dro.model',
+      dpo: 'dpo.model?',
+      reward: 'reward.reward',
+      preferences: 'preferences.preferences',
+    }),
+    disabledBecause: (c) => (c.eval.enabled ? undefined : 'eval.enabled is false'),
+    slice: (c) => ({ seed: c.seed, eval: c.eval, rewardModel: c.ranking.rewardModel }),
+    external: () => [],
+  },
   report: {
     name: 'report',
     version: 1,
     queue: 'cpu',
     kind: 'activity',
     cached: false,
-    outputs: () => ['report'],
+    outputs: () => ['report', 'markdown', 'html'],
     inputs: (c) => ({
       base: baseModelInput(c),
       sft: 'sft.model?',
@@ -185,6 +205,8 @@ export const STAGES: Record<StageName, StageDef> = {
       dpo: 'dpo.model?',
       reward: 'reward.reward',
       ranking: 'ranking.ranking',
+      evaluation: 'eval.evaluation?',
+      samples: 'eval.samples?',
     }),
     disabledBecause: () => undefined,
     slice: (c) => ({ name: c.name }),

@@ -469,7 +469,9 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
       droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
     }
     for (const line of stageTable(result.stages)) out(line);
-    out(`Report:    ${result.report.uri}`);
+    if (result.tables) for (const line of result.tables.trimEnd().split('\n')) out(line);
+    out(`Report:    ${result.reportFiles.html.uri}`);
+    out(`           ${result.reportFiles.markdown.uri}`);
     out(`Manifest:  ${result.manifest.uri}`);
     out(`DRO model: ${result.models.dro.uri}`);
     if (droLoss) {

@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '../../config/load';
-import type { PipelineConfig, PipelineConfigInput } from '../../config/schemas';
+import type { PipelineConfig } from '../../config/schemas';
+import { tinyPipelineConfig } from '../harness/tiny-config';
 import { TASK_QUEUES } from '../../config/task-queues';
 import { decodeImageDataset } from '../../engine/io/image-dataset';
 import type { ExpertSet } from '../../engine/ranking/expert-ranking';
@@ -27,50 +27,6 @@ import type { temporal as temporalProto } from '@temporalio/proto';
 import { startS3Server, type S3TestServer } from '../harness/s3-server';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 import { DRO_RUN_ID, DRO_STAGE } from '../../config/search-attributes';
-
-/** The smallest configuration that still runs every stage for real. */
-export function tinyPipelineConfig(overrides: PipelineConfigInput = {}): PipelineConfig {
-  return parseConfig(
-    {
-      name: 'pipeline-test',
-      seed: 3,
-      model: { unet: 'demo', resolution: 16 },
-      pretrain: {
-        steps: 4,
-        batchSize: 4,
-        gradientAccumulation: 1,
-        checkpointEvery: 2,
-        stepsPerActivity: 2,
-        corpusSize: 32,
-      },
-      data: { source: 'world', prompts: 10 },
-      eval: { samplerSteps: 3, guidanceScale: 3 },
-      ranking: { rewardModel: 'preference', topK: 6, shardSize: 8 },
-      sft: {
-        steps: 2,
-        batchSize: 2,
-        gradientAccumulation: 1,
-        checkpointEvery: 1,
-        stepsPerActivity: 2,
-        randomFlip: false,
-      },
-      dro: {
-        steps: 2,
-        batchSize: 2,
-        gradientAccumulation: 1,
-        checkpointEvery: 1,
-        stepsPerActivity: 2,
-        randomFlip: false,
-        bufferSize: 2,
-        bufferBatchSize: 2,
-        bufferSampleSteps: 2,
-        samplerSteps: 3,
-      },
-      ...overrides,
-    },
-    'tiny pipeline config',
-  );
-}
 
 async function readJson<T>(store: ArtifactStore, ref: ArtifactRef): Promise<T> {
   return JSON.parse(new TextDecoder().decode(await store.get(ref.uri, ref.sha256))) as T;
@@ -142,6 +98,7 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
         ['sft', 'done'],
         ['dro', 'done'],
         ['dpo', 'skipped'],
+        ['eval', 'done'],
         ['report', 'done'],
       ],
     );
@@ -159,6 +116,10 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
       ['prepareWorld', TASK_QUEUES.gpu],
       ['simulatePreferences', TASK_QUEUES.gpu],
       ['trainRewardModel', TASK_QUEUES.gpu],
+      ['scoreRankingShards', TASK_QUEUES.gpu],
+      ['scoreRankingShards', TASK_QUEUES.gpu],
+      ['scoreRankingShards', TASK_QUEUES.gpu],
+      ['scoreRankingShards', TASK_QUEUES.gpu],
       ['rankExperts', TASK_QUEUES.gpu],
       ['writeRunReport', TASK_QUEUES.cpu],
       ['writeRunManifest', TASK_QUEUES.cpu],
@@ -172,6 +133,7 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
       trainingWorkflowId(runId, 'pretrain'),
       trainingWorkflowId(runId, 'sft'),
       trainingWorkflowId(runId, 'dro'),
+      `${runId}-eval`,
     ]);
 
     // Every artifact of every stage exists and verifies against its digest.
@@ -221,6 +183,17 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     assert.equal(report.preferences.rows, config.data.prompts);
     assert.ok(report.rewardModel.accuracyPairs >= 1);
     assert.ok(report.stages.every((s) => s.status === 'skipped' || typeof s.seconds === 'number'));
+
+    // The evaluation ran on base, SFT and DRO; its tables are printed and in the report for people.
+    assert.ok(result.tables, 'no evaluation tables');
+    for (const method of ['base', 'sft', 'dro']) assert.match(result.tables, new RegExp(`\\b${method}\\b`));
+    const html = new TextDecoder().decode(
+      await store.get(result.reportFiles.html.uri, result.reportFiles.html.sha256),
+    );
+    assert.match(html, /GenEval/);
+    assert.doesNotMatch(html, /(src|href)="https?:/);
+    const md = new TextDecoder().decode(await store.get(result.reportFiles.markdown.uri));
+    assert.match(md, /\| *dro *\|/);
 
     // The manifest records the config hash, every stage's cache outcome and every artifact.
     const manifest = await readJson<RunManifest>(store, result.manifest);
@@ -284,7 +257,11 @@ describe('pipeline workflow on a real Temporal dev server', { timeout: 300_000 }
     const failed = await temporal.client.workflow.getHandle(runId).describe();
     assert.equal(failed.status.name, 'FAILED');
     const firstHistory = await temporal.client.workflow.getHandle(runId, failed.runId).fetchHistory();
-    assert.ok(childrenIn(firstHistory).length === 3, 'the first execution trained pretrain, sft and dro');
+    assert.equal(
+      childrenIn(firstHistory).length,
+      4,
+      'the first execution trained pretrain, sft and dro, and evaluated',
+    );
 
     // Same run id again: the reuse policy lets a failed run continue; only the report runs.
     const resumed = await runPipeline(temporal, store, runId, config);

@@ -1,0 +1,351 @@
+/**
+ * `dro eval`: the evaluation workflow on any models given by URI, with the same report a run
+ * gets. `dro study export` / `dro study import`: a blinded pairwise study of a run's evaluation
+ * samples, as static files people open in a browser, and the import of their answers.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { decodeEvaluationSamples, evaluationReportData } from '../../activities/evaluation';
+import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
+import { toUint8 } from '../../engine/data/image';
+import { encodePng } from '../../engine/data/image-codec';
+import { Prng } from '../../engine/data/prng';
+import { renderScene, sceneForMetadata } from '../../engine/data/render';
+import { checkModelBundleHeader } from '../../engine/io/model-bundle';
+import { parseSafetensorsHeader } from '../../engine/io/safetensors';
+import { renderReport, type ReportData } from '../../engine/report';
+import { parseWorldPrompt } from '../../engine/rewards/world-prompts';
+import { attentionChecks, exportStudy, importStudyResults, selectComparisons } from '../../engine/study';
+import { openStore, storeForUri, type ArtifactRef, type ArtifactStore } from '../../storage';
+import { isUri } from '../../storage/uri';
+import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
+import { evaluationWorkflow } from '../../workflows/evaluation';
+import type { RunManifest, RunReport } from '../../workflows/pipeline-types';
+import { checkRunIdArg, commandLogger, loadConfig, runInterruptibly, stdoutLine, withCluster } from './run';
+
+export class EvalCommandError extends Error {
+  override name = 'EvalCommandError';
+}
+
+async function readJson<T>(store: ArtifactStore, ref: ArtifactRef | string): Promise<T> {
+  const bytes = typeof ref === 'string' ? await store.get(ref) : await store.get(ref.uri, ref.sha256);
+  return JSON.parse(new TextDecoder().decode(bytes)) as T;
+}
+
+/** Reads a user-given file or URI; a clear error naming it when it cannot be read. */
+async function readUserSource(source: string, what: string): Promise<Uint8Array> {
+  try {
+    if (!isUri(source) || source.startsWith('file://')) {
+      const file = source.startsWith('file://') ? new URL(source).pathname : path.resolve(source);
+      return new Uint8Array(fs.readFileSync(file));
+    }
+    return await storeForUri(source).get(source);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new EvalCommandError(
+      `${what} ${source}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`,
+    );
+  }
+}
+
+/**
+ * Copies a user file into the store under a content-addressed key, so the workflow's activities
+ * read it like any artifact, verified by its digest.
+ */
+async function importFile(
+  store: ArtifactStore,
+  bytes: Uint8Array,
+  name: string,
+  kind: string,
+): Promise<ArtifactRef> {
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  return store.put(`imports/${sha.slice(0, 32)}/${name}`, bytes, { kind, producer: 'dro eval' });
+}
+
+/** `NAME=URI` pairs of `--model`, checked for unique names. */
+export function parseModelArgs(args: readonly string[]): { name: string; uri: string }[] {
+  if (args.length === 0) throw new EvalCommandError('give at least one --model NAME=URI');
+  const seen = new Set<string>();
+  return args.map((arg) => {
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : '';
+    const uri = eq > 0 ? arg.slice(eq + 1) : '';
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || uri === '')
+      throw new EvalCommandError(
+        `--model ${JSON.stringify(arg)}: use NAME=URI, NAME of letters, digits, '.', '_' or '-'`,
+      );
+    if (name === 'detector')
+      throw new EvalCommandError(`--model ${arg}: the name "detector" is reserved for the detector reward`);
+    if (seen.has(name)) throw new EvalCommandError(`--model ${name}: given twice`);
+    seen.add(name);
+    return { name, uri };
+  });
+}
+
+function reportFromEvaluation(
+  id: string,
+  doc: EvaluationDocument,
+  samples: EvaluationSamples,
+  extra: { config: unknown; artifacts: ReportData['artifacts'] },
+): ReportData {
+  return {
+    runId: id,
+    name: id,
+    createdAt: new Date().toISOString(),
+    config: extra.config,
+    configHash: '',
+    stages: [],
+    artifacts: extra.artifacts,
+    lossCurves: [],
+    ...evaluationReportData(doc),
+    samples: decodeEvaluationSamples(samples),
+  };
+}
+
+async function writeFiles(
+  store: ArtifactStore,
+  prefix: string,
+  files: Record<string, Uint8Array>,
+): Promise<Record<string, ArtifactRef>> {
+  const refs: Record<string, ArtifactRef> = {};
+  const names = Object.keys(files).sort(
+    (a, b) => Number(a.startsWith('report.')) - Number(b.startsWith('report.')),
+  );
+  for (const name of names)
+    refs[name] = await store.put(`${prefix}/${name}`, files[name]!, { kind: 'report-view', producer: 'dro' });
+  return refs;
+}
+
+/** The newest manifest of a run, with its evaluation's artifacts. */
+async function runEvaluation(store: ArtifactStore, runId: string) {
+  const keys = (await store.list(`runs/${runId}/executions/`))
+    .filter((k) => k.endsWith('/manifest.json'))
+    .sort();
+  if (keys.length === 0)
+    throw new EvalCommandError(`run ${runId}: no manifest in ${store.baseUri}/runs/${runId}/executions/`);
+  const manifest = await readJson<RunManifest>(store, keys.at(-1)!);
+  const find = (role: string) => manifest.artifacts.find((a) => a.stage === 'eval' && a.role === role);
+  const evaluation = find('evaluation');
+  const samples = find('samples');
+  if (!evaluation || !samples)
+    throw new EvalCommandError(
+      `run ${runId} has no evaluation (eval.enabled was false, or the run did not reach it)`,
+    );
+  const report = manifest.artifacts.find((a) => a.stage === 'report' && a.role === 'report');
+  return { manifest, evaluation, samples, report };
+}
+
+export function registerEvalCommands(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate models given by URI (GenEval accuracy, win rates) and write the report')
+    .requiredOption(
+      '--model <name=uri...>',
+      'a model bundle to evaluate, e.g. dro=.dro/artifacts/.../model.safetensors (repeat)',
+    )
+    .option('--suite <file>', 'a GenEval evaluation_metadata.jsonl (default: the built-in world suite)')
+    .option(
+      '-c, --config <file>',
+      'config for the cluster, store and eval settings (default: the embedded demo config)',
+    )
+    .action(async (options: { model: string[]; suite?: string; config?: string }) => {
+      const config = loadConfig(options.config);
+      const store = openStore(config.storage);
+      const models = parseModelArgs(options.model);
+      const refs: { name: string; model: ArtifactRef }[] = [];
+      for (const m of models) {
+        const bytes = await readUserSource(m.uri, `--model ${m.name}`);
+        try {
+          checkModelBundleHeader(parseSafetensorsHeader(bytes, m.uri), m.uri);
+        } catch (err) {
+          throw new EvalCommandError(`--model ${m.name}: ${(err as Error).message}`);
+        }
+        refs.push({
+          name: m.name,
+          model: await importFile(store, bytes, 'model.safetensors', 'model-bundle'),
+        });
+      }
+      const suite = options.suite
+        ? await importFile(
+            store,
+            await readUserSource(options.suite, '--suite'),
+            'evaluation_metadata.jsonl',
+            'geneval-suite',
+          )
+        : undefined;
+      const id = `eval-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+      const out = `evaluations/${id}`;
+      await runInterruptibly(async (signal) => {
+        await withCluster(
+          { config, runId: id, signal, store, logger: commandLogger(stdoutLine) },
+          async ({ client, announce, guard }) => {
+            const handle = await client.workflow.start(evaluationWorkflow, {
+              taskQueue: WORKFLOW_TASK_QUEUE,
+              workflowId: id,
+              args: [
+                {
+                  runId: id,
+                  out,
+                  models: refs,
+                  rewards: [],
+                  ...(suite && { suite }),
+                  settings: { seed: config.seed, ...config.eval, baseline: refs[0]!.name },
+                  backend: config.workers.backend,
+                },
+              ],
+            });
+            announce(handle);
+            const result = await guard(handle.result());
+            const doc = await readJson<EvaluationDocument>(store, result.evaluation);
+            const samples = await readJson<EvaluationSamples>(store, result.samples);
+            const files = renderReport(
+              reportFromEvaluation(id, doc, samples, {
+                config: config.eval,
+                artifacts: [
+                  ...refs.map((r) => ({ role: `model/${r.name}`, uri: r.model.uri, sha256: r.model.sha256 })),
+                  { role: 'evaluation', uri: result.evaluation.uri, sha256: result.evaluation.sha256 },
+                ],
+              }),
+            );
+            const written = await writeFiles(store, `${out}/report`, files);
+            for (const line of result.tables.trimEnd().split('\n')) console.log(line);
+            console.log(`Report:   ${written['report.html']!.uri}`);
+            console.log(`          ${written['report.md']!.uri}`);
+            return result;
+          },
+        );
+      });
+    });
+
+  const study = program
+    .command('study')
+    .description('a blinded pairwise user study of a run (static files, no server)');
+  study
+    .command('export <runId>')
+    .description(
+      "write a study of the run's evaluation samples: index.html + images + study.json, and a separate key",
+    )
+    .option('--pairs <n>', 'comparison pairs (default: userStudy.prompts of the config)')
+    .option('--methods <list>', 'methods to compare, comma-separated (default: all evaluated)')
+    .option('--out <dir>', 'folder for the study (default: ./study-<runId>); the key goes beside it')
+    .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
+    .action(
+      async (runId: string, options: { pairs?: string; methods?: string; out?: string; config?: string }) => {
+        checkRunIdArg(runId);
+        const config = loadConfig(options.config);
+        const store = openStore(config.storage);
+        const pairs = options.pairs === undefined ? config.userStudy.prompts : Number(options.pairs);
+        if (!Number.isInteger(pairs) || pairs < 1 || pairs > 10_000)
+          throw new EvalCommandError(`--pairs ${options.pairs}: use a whole number from 1 to 10000`);
+        const { samples } = await runEvaluation(store, runId);
+        const grid = decodeEvaluationSamples(await readJson<EvaluationSamples>(store, samples));
+        const methods = options.methods
+          ?.split(',')
+          .map((m) => m.trim())
+          .filter(Boolean);
+        let comparisons;
+        try {
+          comparisons = selectComparisons(grid, {
+            ...(methods && { methods }),
+            pairs,
+            seed: `${runId}:study`,
+          });
+        } catch (err) {
+          throw new EvalCommandError((err as Error).message);
+        }
+        // Attention checks: a clean render of the prompt against noise, one per ten pairs (at least one).
+        const rng = new Prng(`${runId}:attention`);
+        const checkCount = Math.max(1, Math.round(comparisons.length * config.userStudy.attentionCheckRate));
+        const renders = grid.prompts.slice(0, checkCount).map((prompt, i) => ({
+          prompt,
+          image: encodePng(
+            toUint8(
+              renderScene(sceneForMetadata(parseWorldPrompt(prompt), rng.fork(`scene-${i}`)), {
+                resolution: 16,
+              }),
+            ),
+          ),
+        }));
+        const exported = exportStudy({
+          runId,
+          comparisons,
+          attentionChecks: attentionChecks(renders, { seed: `${runId}:noise` }),
+          seed: `${runId}:order`,
+          ...(methods && { methods }),
+        });
+        const dir = path.resolve(options.out ?? `study-${runId}`);
+        if (fs.existsSync(dir)) throw new EvalCommandError(`${dir} already exists; choose another --out`);
+        // Written to a temporary folder and renamed, so a failure leaves no half-written study.
+        const tmp = `${dir}.tmp-${process.pid}`;
+        fs.rmSync(tmp, { recursive: true, force: true });
+        for (const [rel, bytes] of Object.entries(exported.files)) {
+          fs.mkdirSync(path.dirname(path.join(tmp, rel)), { recursive: true });
+          fs.writeFileSync(path.join(tmp, rel), bytes);
+        }
+        const keyFile = `${dir}-key.json`;
+        fs.writeFileSync(`${keyFile}.tmp`, exported.key);
+        fs.renameSync(tmp, dir);
+        fs.renameSync(`${keyFile}.tmp`, keyFile);
+        console.log(
+          `Study ${exported.studyId}: ${comparisons.length} pairs + ${renders.length} attention checks`,
+        );
+        console.log(`Open:     ${path.join(dir, 'index.html')} (works from file://, no server)`);
+        console.log(`Key:      ${keyFile} (keep it apart from the study; \`dro study import\` needs it)`);
+      },
+    );
+
+  study
+    .command('import <runId> <results...>')
+    .description(
+      "validate participants' answer files, drop failed attention checks, write human win rates into a report",
+    )
+    .requiredOption('--study <dir>', 'the exported study folder (its study.json)')
+    .option('--key <file>', 'the unblinding key (default: <study dir>-key.json)')
+    .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
+    .action(
+      async (runId: string, results: string[], options: { study: string; key?: string; config?: string }) => {
+        checkRunIdArg(runId);
+        const config = loadConfig(options.config);
+        const store = openStore(config.storage);
+        const dir = path.resolve(options.study);
+        const read = (file: string) => {
+          try {
+            return { name: file, bytes: new Uint8Array(fs.readFileSync(file)) };
+          } catch (err) {
+            throw new EvalCommandError(
+              `${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+            );
+          }
+        };
+        const imported = importStudyResults(
+          read(path.join(dir, 'study.json')),
+          read(options.key ?? `${dir}-key.json`),
+          results.map(read),
+        );
+        const { evaluation, samples, report } = await runEvaluation(store, runId);
+        const doc = await readJson<EvaluationDocument>(store, evaluation);
+        const base = report ? await readJson<RunReport>(store, report) : undefined;
+        const data = reportFromEvaluation(runId, doc, await readJson<EvaluationSamples>(store, samples), {
+          config: base?.config ?? {},
+          artifacts: [{ role: 'eval/evaluation', uri: evaluation.uri, sha256: evaluation.sha256 }],
+        });
+        data.name = base?.name ?? runId;
+        data.humanStudy = imported.summary;
+        const written = await writeFiles(store, `runs/${runId}/studies/${imported.studyId}`, {
+          ...renderReport(data),
+          'human-study.json': new TextEncoder().encode(`${JSON.stringify(imported.summary, null, 2)}\n`),
+        });
+        const s = imported.summary;
+        console.log(
+          `Study ${s.studyId}: ${s.participants} participants counted, ${s.dropped} dropped for failed attention checks`,
+        );
+        for (const r of s.rows)
+          console.log(
+            `  ${r.a} vs ${r.b}: ${r.winsA}/${r.total} = ${(100 * r.winRate).toFixed(1)}% (95% CI ${(100 * r.ci95[0]).toFixed(1)}-${(100 * r.ci95[1]).toFixed(1)}%)`,
+          );
+        console.log(`Report:   ${written['report.html']!.uri}`);
+      },
+    );
+}
