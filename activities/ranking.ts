@@ -25,6 +25,7 @@ import {
 } from '../engine/ranking/shard-committer';
 import { formatIdentity, resizeToFloat, type RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import type { Logger } from '../infra/logger';
 import { activityLogger, storeCall } from './common';
 import { readPreferenceRows } from './preferences';
 import { loadRewardModel } from './reward';
@@ -136,6 +137,23 @@ export interface ScoreRankingShardsInput extends RankExpertsInput {
   parts: number;
 }
 
+/** Heartbeats and logs the scoring progress of one ranking activity (`part` of the shards, if split). */
+function reportProgress(log: Logger, part?: number): (p: RankingProgress) => void {
+  return (p) => {
+    const progress = {
+      phase: 'scoring',
+      ...(part !== undefined && { part }),
+      shardsDone: p.shardsDone,
+      shardsTotal: p.shardsTotal,
+      imagesScored: p.imagesScored,
+      imagesPerSecond: Number(p.imagesPerSecond.toFixed(1)),
+      etaSeconds: p.etaSeconds === undefined ? undefined : Math.round(p.etaSeconds),
+    };
+    heartbeat(progress);
+    log.info(progress, 'ranking progress');
+  };
+}
+
 export function createRankingActivities(deps: StageDeps) {
   return {
     /**
@@ -175,19 +193,7 @@ export function createRankingActivities(deps: StageDeps) {
             shardSize,
             committer,
             shards: mine,
-            onProgress: (p: RankingProgress) => {
-              const progress = {
-                phase: 'scoring',
-                part: input.part,
-                shardsDone: p.shardsDone,
-                shardsTotal: p.shardsTotal,
-                imagesScored: p.imagesScored,
-                imagesPerSecond: Number(p.imagesPerSecond.toFixed(1)),
-                etaSeconds: p.etaSeconds === undefined ? undefined : Math.round(p.etaSeconds),
-              };
-              heartbeat(progress);
-              log.info(progress, 'ranking progress');
-            },
+            onProgress: reportProgress(log, input.part),
           }),
         );
       } finally {
@@ -261,18 +267,7 @@ export function createRankingActivities(deps: StageDeps) {
             shardSize,
             k,
             committer,
-            onProgress: (p: RankingProgress) => {
-              const progress = {
-                phase: 'scoring',
-                shardsDone: p.shardsDone,
-                shardsTotal: p.shardsTotal,
-                imagesScored: p.imagesScored,
-                imagesPerSecond: Number(p.imagesPerSecond.toFixed(1)),
-                etaSeconds: p.etaSeconds === undefined ? undefined : Math.round(p.etaSeconds),
-              };
-              heartbeat(progress);
-              log.info(progress, 'ranking progress');
-            },
+            onProgress: reportProgress(log),
           }),
         );
       } finally {

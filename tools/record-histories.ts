@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal as proto } from '@temporalio/proto';
 import { startPipeline } from '../cli/commands/run';
 import { LocalArtifactStore } from '../storage';
 import { startTemporalHarness } from '../test/harness/temporal';
@@ -41,8 +41,10 @@ async function main(): Promise<void> {
       fs.mkdirSync(OUT, { recursive: true });
       const write = async (name: string, workflowId: string): Promise<void> => {
         const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
-        fs.writeFileSync(path.join(OUT, `${name}.json`), historyToJSON(history));
-        console.log(`wrote ${name}.json (${history.events?.length ?? 0} events)`);
+        // Binary protobuf: exact, and independent of JSON field-naming conventions across SDK versions.
+        const bytes = proto.api.history.v1.History.encode(history).finish();
+        fs.writeFileSync(path.join(OUT, `${name}.binpb`), bytes);
+        console.log(`wrote ${name}.binpb (${history.events?.length ?? 0} events)`);
       };
       await write('pipeline', runId);
       await write('training-dro', trainingWorkflowId(runId, 'dro'));
