@@ -32,6 +32,13 @@ export const ENGINE_PERMANENT_ERRORS = [
   'ImageTooSmallError',
   'TokenizerError',
   'EvalSuiteError',
+  'MetadataParseError',
+  'ScheduleError',
+  'ParameterShapeError',
+  'BackendUnavailableError',
+  'LayoutError',
+  'DiffusersFolderError',
+  'StudyImportError',
   'RangeError',
 ] as const;
 

@@ -8,4 +8,20 @@ export const TASK_QUEUES = {
 
 export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
+/** The task queues one run's workflows and activities use. */
+export interface RunTaskQueues {
+  gpu: string;
+  cpu: string;
+}
+
+/**
+ * Task queues private to one run: `dro run` on the embedded server gives each run its own, so the
+ * workers of one `dro run` never pick up the work of another run left open in the same history
+ * (an interrupted one); that run continues only when resumed. Runs on a shared cluster use
+ * TASK_QUEUES, served by `dro worker` processes.
+ */
+export function privateTaskQueues(runId: string): RunTaskQueues {
+  return { gpu: `${TASK_QUEUES.gpu}@${runId}`, cpu: `${TASK_QUEUES.cpu}@${runId}` };
+}
+
 export const DEFAULT_NAMESPACE = 'default';

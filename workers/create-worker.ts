@@ -37,7 +37,7 @@ export interface CreateWorkerOptions {
   connection: NativeConnection;
   /** Default: `default`. */
   namespace?: string;
-  taskQueue: TaskQueue;
+  taskQueue: string;
   /** Activity functions, usually `createActivities(deps)`. */
   activities: object;
   /** Whether this worker also runs workflow tasks. Default: whether `taskQueue` is the workflow queue. */

@@ -20,6 +20,7 @@
  *   schedules never share a seed;
  * - report grid: GenEval image 0 of the first `gridPrompts` GenEval prompts, the same for every model.
  */
+import type { RunTaskQueues } from '../config/task-queues';
 import { defineQuery } from '@temporalio/workflow';
 import type { BackendPreference } from '../engine/backend';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -82,6 +83,8 @@ export interface EvaluationInput {
   heartbeatTimeoutSeconds?: number;
   /** Shard activities in flight at once. Default 8. */
   parallelShards?: number;
+  /** Task queues of its activities. Default TASK_QUEUES. */
+  taskQueues?: RunTaskQueues;
 }
 
 export interface EvaluationResult {

@@ -63,12 +63,12 @@ export async function evaluationWorkflow(input: EvaluationInput): Promise<Evalua
     nonRetryableErrorTypes: EVAL_NON_RETRYABLE,
   };
   const { planEvaluation } = proxyActivities<EvaluationActivities>({
-    taskQueue: TASK_QUEUES.cpu,
+    taskQueue: input.taskQueues?.cpu ?? TASK_QUEUES.cpu,
     startToCloseTimeout: '1 hour',
     retry,
   });
   const { evaluateShard, summarizeEvaluation } = proxyActivities<EvaluationActivities>({
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: input.taskQueues?.gpu ?? TASK_QUEUES.gpu,
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS} seconds`,
     retry,

@@ -6,6 +6,7 @@ import { defineQuery } from '@temporalio/workflow';
 import type { PipelineConfig } from '../config/schemas';
 import type { RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef } from '../storage/artifact-store';
+import type { RunTaskQueues } from '../config/task-queues';
 import { STAGE_NAMES, type StageName } from './stage-graph';
 
 /** Where the run's code and machine came from, recorded in its manifest. */
@@ -25,6 +26,8 @@ export interface PipelineInput {
   /** Stages to compute again although cached: `all` (`--no-cache`) or names (`--rerun`). */
   rerun?: 'all' | string[];
   provenance?: RunProvenance;
+  /** Task queues of the run's activities and children. Default TASK_QUEUES (shared workers). */
+  taskQueues?: RunTaskQueues;
 }
 
 /** Every stage of the graph, in a valid order. */

@@ -25,7 +25,7 @@ import type * as activities from '../activities';
 import type { StageOutcome } from '../activities/stage-cache';
 import type { PipelineConfig } from '../config/schemas';
 import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import { TASK_QUEUES } from '../config/task-queues';
+import { TASK_QUEUES, type RunTaskQueues } from '../config/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
 import {
@@ -51,18 +51,18 @@ function heartbeatTimeoutSeconds(config: PipelineConfig): number {
   return Math.max(60, Math.ceil(config.workers.heartbeatSeconds * 6));
 }
 
-function activityProxies(config: PipelineConfig) {
+function activityProxies(config: PipelineConfig, queues: RunTaskQueues) {
   const heartbeatTimeout = `${heartbeatTimeoutSeconds(config)} seconds`;
   const retry = { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] };
   return {
     compute: proxyActivities<activities.Activities>({
-      taskQueue: TASK_QUEUES.gpu,
+      taskQueue: queues.gpu,
       startToCloseTimeout: '6 hours',
       heartbeatTimeout,
       retry,
     }),
     io: proxyActivities<activities.Activities>({
-      taskQueue: TASK_QUEUES.cpu,
+      taskQueue: queues.cpu,
       startToCloseTimeout: '1 hour',
       heartbeatTimeout,
       retry,
@@ -162,7 +162,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
   const { config } = input;
   // A scheduled run has no id of its own but its workflow id (the schedule's id plus a timestamp).
   const runId = input.runId || workflowInfo().workflowId;
-  const { compute, io } = activityProxies(config);
+  const queues = input.taskQueues ?? TASK_QUEUES;
+  const { compute, io } = activityProxies(config, queues);
   const backend = config.workers.backend;
   const started = Date.now();
   const execution = executionId(started);
@@ -215,12 +216,14 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     records.get(stage)!.childWorkflowId = workflowId;
     const result = await executeChild<TrainingWorkflowFn>('trainingWorkflow', {
       workflowId,
+      taskQueue: queues.cpu,
       typedSearchAttributes: childAttributes(),
       args: [
         {
           runId,
           stage,
           out,
+          taskQueues: queues,
           settings: trainingSettings(config, stage),
           startModel: inputs.start!,
           data: inputs.data!,
@@ -360,6 +363,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
         .map((name) => ({ name, model: inputs[name]! }));
       const r = await executeChild<EvaluationWorkflowFn>('evaluationWorkflow', {
         workflowId,
+        taskQueue: queues.cpu,
         typedSearchAttributes: childAttributes(),
         args: [
           {
@@ -386,6 +390,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
             },
             backend,
             heartbeatTimeoutSeconds: heartbeatTimeoutSeconds(config),
+            taskQueues: queues,
           },
         ],
       });

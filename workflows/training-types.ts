@@ -10,6 +10,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
+import type { RunTaskQueues } from '../config/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { MetricRow } from '../engine/training/trainer';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -51,6 +52,8 @@ export interface TrainingWorkflowInput {
   stage: TrainingStage;
   /** Key prefix of the stage's outputs and checkpoints; default runs/<runId>/<stage>. */
   out?: string;
+  /** Task queues of its activities. Default TASK_QUEUES. */
+  taskQueues?: RunTaskQueues;
   settings: TrainingSettings;
   /** Model bundle; phi starts here and the frozen ref IS this model. */
   startModel: ArtifactRef;

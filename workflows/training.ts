@@ -101,7 +101,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
     nonRetryableErrorTypes: [...TRAINING_NON_RETRYABLE_ERROR_TYPES],
   };
   const { trainChunk } = proxyActivities<TrainingActivities>({
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: input.taskQueues?.gpu ?? TASK_QUEUES.gpu,
     // A chunk's length is open-ended; lost workers are detected by the heartbeat timeout.
     startToCloseTimeout: '7 days',
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
@@ -110,7 +110,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
     retry,
   });
   const { finalizeTraining, findCheckpoint } = proxyActivities<TrainingActivities>({
-    taskQueue: TASK_QUEUES.gpu,
+    taskQueue: input.taskQueues?.gpu ?? TASK_QUEUES.gpu,
     startToCloseTimeout: '2 hours',
     retry,
   });

@@ -20,7 +20,7 @@ import { activitiesForQueue, createActivities } from '../../activities';
 import { canonicalJson, resultConfig } from '../../config/config-hash';
 import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { privateTaskQueues, TASK_QUEUES, type RunTaskQueues } from '../../config/task-queues';
 import { createLogger, logger as rootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
@@ -67,6 +67,13 @@ export interface RunJobOptions {
   rerun?: 'all' | string[];
   /** Start the compute and I/O workers in this process. Default: true. */
   workers?: boolean;
+  /**
+   * Give the run task queues of its own on the embedded server (privateTaskQueues), so these
+   * workers never execute another run's work. Default: false (the shared TASK_QUEUES).
+   */
+  privateQueues?: boolean;
+  /** Serve exactly these task queues (re-attaching to an open run). */
+  taskQueues?: RunTaskQueues;
   /** Artifact store. Default: the one `config.storage` describes. */
   store?: ArtifactStore;
   /** Ends the wait for the result early (Ctrl-C). */
@@ -181,6 +188,8 @@ type Job<T> = (ctx: {
   client: Client;
   namespace: string;
   store: ArtifactStore;
+  /** The task queues the run uses (and the in-process workers serve). */
+  queues: RunTaskQueues;
   runId: string;
   workflowId: string;
   /** Starts the workflow with the run's search attributes and prints its address. */
@@ -228,19 +237,26 @@ export async function withCluster<T>(
   const pending: Promise<unknown>[] = [];
   try {
     // Signals are handled by the caller, which stops the workers and the server in order.
-    installRuntime({ logger: log, shutdownSignals: [] });
+    // The native runtime lives as long as its workers; a command without workers needs none.
+    if (options.workers !== false) installRuntime({ logger: log, shutdownSignals: [] });
     const activities = createActivities({ store, logger: log });
+    const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
+    const queues: RunTaskQueues =
+      options.taskQueues ??
+      (options.privateQueues && temporal.source === 'embedded' ? privateTaskQueues(runId) : TASK_QUEUES);
     for (const [queue, taskQueue, concurrency] of options.workers === false
       ? []
       : ([
-          ['gpu', TASK_QUEUES.gpu, config.workers.gpuConcurrency],
-          ['cpu', TASK_QUEUES.cpu, config.workers.cpuConcurrency],
+          ['gpu', queues.gpu, config.workers.gpuConcurrency],
+          ['cpu', queues.cpu, config.workers.cpuConcurrency],
         ] as const)) {
       workerConnection ??= await connectWorker(address);
       const worker = await createWorker({
         connection: workerConnection,
         namespace,
         taskQueue,
+        // A run's private workflow queue is its I/O queue; the worker of that queue runs its workflows.
+        runsWorkflows: queue === 'cpu',
         activities: activitiesForQueue(queue, activities),
         maxConcurrentActivityTaskExecutions: concurrency,
         logger: log,
@@ -254,7 +270,6 @@ export async function withCluster<T>(
 
     clientConnection = await Connection.connect({ address });
     const client = new Client({ connection: clientConnection, namespace });
-    const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
     const workflowId = runId;
     // A failed worker would otherwise leave the wait for the result hanging.
     const workerFailed =
@@ -268,6 +283,7 @@ export async function withCluster<T>(
       client,
       namespace,
       store,
+      queues,
       runId,
       workflowId,
       announce: () =>
@@ -303,6 +319,33 @@ export function searchAttributes(runId: string, config: PipelineConfig, commit =
   ];
 }
 
+/**
+ * Names the runs left open on the cluster (an interrupted `dro run`): their work stays where it
+ * is, on their own task queues, until the user resumes or cancels them.
+ */
+export async function reportOpenRuns(
+  client: Client,
+  runId: string,
+  out: (line: string) => void,
+): Promise<string[]> {
+  const open: string[] = [];
+  try {
+    for await (const w of client.workflow.list({
+      query: "WorkflowType = 'pipelineWorkflow' AND ExecutionStatus = 'Running'",
+    })) {
+      if (w.workflowId !== runId) open.push(w.workflowId);
+      if (open.length >= 20) break;
+    }
+  } catch {
+    return open;
+  }
+  for (const id of open)
+    out(
+      `Open run ${id} (from an earlier, interrupted dro run) is left alone: \`dro resume ${id} --attach\` finishes it, \`dro cancel ${id} --force\` ends it.`,
+    );
+  return open;
+}
+
 /** A run id that is taken: what the user can do about it. */
 export class RunExistsError extends Error {
   override name = 'RunExistsError';
@@ -320,7 +363,7 @@ export async function startPipeline(
   const prov = input.provenance ?? provenance(input.config);
   try {
     return await client.workflow.start(pipelineWorkflow, {
-      taskQueue: WORKFLOW_TASK_QUEUE,
+      taskQueue: input.taskQueues?.cpu ?? WORKFLOW_TASK_QUEUE,
       workflowId: input.runId,
       args: [{ ...input, provenance: prov }],
       typedSearchAttributes: searchAttributes(input.runId, input.config, prov.gitCommit),
@@ -445,44 +488,49 @@ export function lossSummary(summary: unknown): LossSummary | undefined {
 export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   const out = options.out ?? ((line: string) => console.log(line));
   const store = options.store ?? openStore(options.config.storage);
-  return withCluster({ ...options, store }, async ({ client, runId, announce, guard }) => {
-    const handle = await startPipeline(client, {
-      runId,
-      config: options.config,
-      ...(options.rerun !== undefined && { rerun: options.rerun }),
-    });
-    announce(handle);
-    out(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
-    const stopFollowing = new AbortController();
-    const following = followProgress(handle, out, stopFollowing.signal);
-    let result: PipelineResult;
-    try {
-      result = await guard(handle.result());
-    } finally {
-      stopFollowing.abort();
-      await following;
-    }
-    let droLoss: LossSummary | undefined;
-    const droSummary = result.summaries.dro;
-    if (droSummary) {
-      const bytes = await store.get(droSummary.uri, droSummary.sha256);
-      droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
-    }
-    for (const line of stageTable(result.stages)) out(line);
-    if (result.tables) for (const line of result.tables.trimEnd().split('\n')) out(line);
-    out(`Report:    ${result.reportFiles.html.uri}`);
-    out(`           ${result.reportFiles.markdown.uri}`);
-    out(`Manifest:  ${result.manifest.uri}`);
-    out(`DRO model: ${result.models.dro.uri}`);
-    if (droLoss) {
-      const fmt = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toExponential(3));
-      out(
-        `DRO loss:  ${fmt(droLoss.loss[0])} (step ${droLoss.steps[0]}) -> ${fmt(droLoss.loss[1])} (step ${droLoss.steps[1]}); ` +
-          `diff ${fmt(droLoss.diff[0])} -> ${fmt(droLoss.diff[1])}`,
-      );
-    }
-    return { ...result, droLoss };
-  });
+  return withCluster(
+    { privateQueues: true, ...options, store },
+    async ({ client, runId, queues, announce, guard }) => {
+      await reportOpenRuns(client, runId, out);
+      const handle = await startPipeline(client, {
+        runId,
+        config: options.config,
+        ...(queues !== TASK_QUEUES && { taskQueues: queues }),
+        ...(options.rerun !== undefined && { rerun: options.rerun }),
+      });
+      announce(handle);
+      out(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
+      const stopFollowing = new AbortController();
+      const following = followProgress(handle, out, stopFollowing.signal);
+      let result: PipelineResult;
+      try {
+        result = await guard(handle.result());
+      } finally {
+        stopFollowing.abort();
+        await following;
+      }
+      let droLoss: LossSummary | undefined;
+      const droSummary = result.summaries.dro;
+      if (droSummary) {
+        const bytes = await store.get(droSummary.uri, droSummary.sha256);
+        droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
+      }
+      for (const line of stageTable(result.stages)) out(line);
+      if (result.tables) for (const line of result.tables.trimEnd().split('\n')) out(line);
+      out(`Report:    ${result.reportFiles.html.uri}`);
+      out(`           ${result.reportFiles.markdown.uri}`);
+      out(`Manifest:  ${result.manifest.uri}`);
+      out(`DRO model: ${result.models.dro.uri}`);
+      if (droLoss) {
+        const fmt = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toExponential(3));
+        out(
+          `DRO loss:  ${fmt(droLoss.loss[0])} (step ${droLoss.steps[0]}) -> ${fmt(droLoss.loss[1])} (step ${droLoss.steps[1]}); ` +
+            `diff ${fmt(droLoss.diff[0])} -> ${fmt(droLoss.diff[1])}`,
+        );
+      }
+      return { ...result, droLoss };
+    },
+  );
 }
 
 /** A config that cannot run here: every problem, found before any server starts. */

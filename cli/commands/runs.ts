@@ -102,7 +102,10 @@ async function startedInput(client: Client, runId: string): Promise<PipelineInpu
 
 async function progressOf(client: Client, runId: string): Promise<PipelineProgress | undefined> {
   try {
-    return await client.workflow.getHandle(runId).query(pipelineProgressQuery);
+    // A run without workers cannot answer; do not wait for one.
+    return await client.withDeadline(Date.now() + 5000, () =>
+      client.workflow.getHandle(runId).query(pipelineProgressQuery),
+    );
   } catch {
     return undefined;
   }
@@ -282,11 +285,24 @@ export function registerRunsCommands(program: Command): void {
       await checkBeforeRun(config, runId);
       await runInterruptibly(async (signal) => {
         await withCluster(
-          { config, runId, signal, logger: commandLogger(stdoutLine) },
-          async ({ client, announce, guard }) => {
+          {
+            config,
+            runId,
+            signal,
+            logger: commandLogger(stdoutLine),
+            privateQueues: true,
+            // An open run is served on the queues it was started with.
+            ...(found.running && { taskQueues: found.input.taskQueues ?? TASK_QUEUES }),
+          },
+          async ({ client, queues, announce, guard }) => {
             const handle = found.running
               ? client.workflow.getHandle<typeof pipelineWorkflow>(runId)
-              : await startPipeline(client, { runId, config, provenance: provenance(config) });
+              : await startPipeline(client, {
+                  runId,
+                  config,
+                  provenance: provenance(config),
+                  ...(queues !== TASK_QUEUES && { taskQueues: queues }),
+                });
             announce(handle);
             const stop = new AbortController();
             const following = followProgress(handle, stdoutLine, stop.signal);
