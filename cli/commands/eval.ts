@@ -197,7 +197,7 @@ export function registerEvalCommands(program: Command): void {
               ],
             });
             announce(handle);
-            const result = await guard(handle.result());
+            const result = await guard(() => handle.result());
             const doc = await readJson<EvaluationDocument>(store, result.evaluation);
             const samples = await readJson<EvaluationSamples>(store, result.samples);
             const files = renderReport(

@@ -195,7 +195,7 @@ type Job<T> = (ctx: {
   /** Starts the workflow with the run's search attributes and prints its address. */
   announce: (handle: WorkflowHandle) => void;
   /** Rejects when a worker stops before the workflow finished, or the user interrupts. */
-  guard: <R>(result: Promise<R>) => Promise<R>;
+  guard: <R>(call: () => Promise<R>) => Promise<R>;
 }) => Promise<T>;
 
 /**
@@ -290,8 +290,9 @@ export async function withCluster<T>(
         out(
           `Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`,
         ),
-      guard: (result) => {
-        const inFlight = client.withAbortSignal(calls.signal, () => result);
+      guard: (call) => {
+        // Called inside withAbortSignal so that stopping aborts the long poll itself.
+        const inFlight = client.withAbortSignal(calls.signal, call);
         pending.push(inFlight.catch(() => undefined));
         return Promise.race([inFlight, untilAborted(options.signal), workerFailed]);
       },
@@ -392,7 +393,7 @@ export async function runSmokeJob(options: RunJobOptions): Promise<SmokeJobResul
       typedSearchAttributes: searchAttributes(runId, options.config),
     });
     announce(handle);
-    const done = await guard(handle.result());
+    const done = await guard(() => handle.result());
     out(`Artifact: ${done.uri}`);
     out(`SHA-256:  ${done.sha256} (${done.size} bytes)`);
     return done;
@@ -504,7 +505,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
       const following = followProgress(handle, out, stopFollowing.signal);
       let result: PipelineResult;
       try {
-        result = await guard(handle.result());
+        result = await guard(() => handle.result());
       } finally {
         stopFollowing.abort();
         await following;

@@ -307,7 +307,7 @@ export function registerRunsCommands(program: Command): void {
             const stop = new AbortController();
             const following = followProgress(handle, stdoutLine, stop.signal);
             try {
-              const result = await guard(handle.result());
+              const result = await guard(() => handle.result());
               for (const line of stageTable(result.stages)) console.log(line);
               console.log(`Report:    ${result.report.uri}`);
               console.log(`Manifest:  ${result.manifest.uri}`);
