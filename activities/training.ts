@@ -374,7 +374,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const started = performance.now();
       // Several heartbeats per timeout, so one slow update does not make the attempt look lost.
       const timeoutMs = ctx.info.heartbeatTimeoutMs;
-      const heartbeatMs = Math.min(heartbeatSeconds * 1000, timeoutMs ? timeoutMs / 3 : Infinity);
+      const heartbeatMs = Math.min(
+        (input.heartbeatSeconds ?? heartbeatSeconds) * 1000,
+        timeoutMs ? timeoutMs / 3 : Infinity,
+      );
       const log = activityLogger(deps.logger).child({ trainingRun: input.runId, stage: input.stage });
       let trainer: Trainer | undefined;
       let release: (() => void) | undefined;
@@ -390,7 +393,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           : { step: 0 };
         ctx.heartbeat(beat);
         timer = setInterval(() => ctx.heartbeat(beat), heartbeatMs);
-        const backend = (await initBackend()).name;
+        const backend = (await initBackend(input.backend ?? 'auto')).name;
         const held = await cache.acquireModel(input.startModel);
         release = held.release;
         const data = await cache.loadData(input.stage, input.data);
@@ -525,7 +528,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       let release: (() => void) | undefined;
       const ema = new Map<string, tf.Tensor>();
       try {
-        await initBackend();
+        await initBackend(input.backend ?? 'auto');
         const held = await cache.acquireModel(input.startModel);
         release = held.release;
         const { model } = held;

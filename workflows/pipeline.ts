@@ -224,6 +224,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
           stage,
           out,
           taskQueues: queues,
+          backend,
+          heartbeatSeconds: config.workers.heartbeatSeconds,
           settings: trainingSettings(config, stage),
           startModel: inputs.start!,
           data: inputs.data!,

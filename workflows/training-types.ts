@@ -11,6 +11,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
 import type { RunTaskQueues } from '../config/task-queues';
+import type { BackendPreference } from '../engine/backend';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { MetricRow } from '../engine/training/trainer';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -54,6 +55,10 @@ export interface TrainingWorkflowInput {
   out?: string;
   /** Task queues of its activities. Default TASK_QUEUES. */
   taskQueues?: RunTaskQueues;
+  /** TF.js backend of its activities (config `workers.backend`). Default `auto`. */
+  backend?: BackendPreference;
+  /** Seconds between heartbeats of its chunks (config `workers.heartbeatSeconds`). Default 5. */
+  heartbeatSeconds?: number;
   settings: TrainingSettings;
   /** Model bundle; phi starts here and the frozen ref IS this model. */
   startModel: ArtifactRef;
@@ -97,6 +102,10 @@ export const trainingProgressQuery = defineQuery<TrainingProgress>('trainingProg
 export interface TrainChunkInput {
   runId: string;
   stage: TrainingStage;
+  /** TF.js backend (config `workers.backend`). Default `auto`. */
+  backend?: BackendPreference;
+  /** Seconds between heartbeats. Default: the worker's (5). */
+  heartbeatSeconds?: number;
   /** Key prefix of the stage's outputs (the stage cache's); default runs/<runId>/<stage>. */
   out?: string;
   settings: TrainingSettings;
@@ -130,6 +139,8 @@ export interface TrainChunkHeartbeat {
 export interface FinalizeTrainingInput {
   runId: string;
   stage: TrainingStage;
+  /** TF.js backend (config `workers.backend`). Default `auto`. */
+  backend?: BackendPreference;
   /** Key prefix of the stage's outputs (the stage cache's); default runs/<runId>/<stage>. */
   out?: string;
   startModel: ArtifactRef;

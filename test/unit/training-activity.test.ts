@@ -140,6 +140,22 @@ describe('trainChunk', () => {
     );
   });
 
+  test('the configured backend trains the chunk and the stage output prefix holds its checkpoints', async () => {
+    try {
+      const r = await train(
+        chunkInput('on-cpu', 2, { backend: 'cpu', out: 'stages/dro/0123456789abcdef/a' }),
+        new MockActivityEnvironment(),
+      );
+      assert.equal(r.record.backend, 'cpu');
+      assert.equal(
+        r.checkpoint.uri,
+        `${store.baseUri}/stages/dro/0123456789abcdef/a/checkpoints/step-0000002.safetensors`,
+      );
+    } finally {
+      await initBackend('wasm');
+    }
+  });
+
   test('a non-finite loss is a non-retryable NonFiniteTrainingError naming the step', async () => {
     const settings = tinyDroSettings(40, { learningRate: 1e30, weightDecay: 0 });
     const f = await failureOf(train(chunkInput('nan', 40, { settings })));
