@@ -1,113 +1,178 @@
 /**
- * Pretrains the built-in world's base model (UNet on noisy captions, frozen text encoder) and writes
+ * Pretrains the built-in world's base model from a recipe (`config/pretrain-base.json`) and writes
  * it as a model bundle the pipeline can start from (`model.baseCheckpoint`). Run by hand:
  *
- *   npx tsx tools/pretrain-base.ts --steps 4000 --out /tmp/base
+ *   npx tsx tools/pretrain-base.ts --config config/pretrain-base.json --out /tmp/base \
+ *     [--set training.steps=800 --set corpus.captionNoise=0.2 ...] [--curve curve.jsonl]
  *
- * Every `--eval-every` steps it samples the GenEval-style suite and prints per-tag accuracy, so the
- * run shows how well the (deliberately misaligned) base model follows prompts.
+ * Every `eval.every` updates it samples the EMA model on the learning-curve suite (20 DPM-Solver++
+ * steps, guidance 3 by default) and appends GenEval per tag to the curve file (JSON lines); at the
+ * end it writes `base.safetensors` and `summary.json` (recipe, curve, SHA-256), then measures the
+ * larger held-out `final` suite and adds it to the summary (`--no-final` skips that; measure a
+ * bundle later with tools/eval-base.ts). `--keep-curve-models` also writes the model of every curve
+ * point (`base-step<N>.safetensors`).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend';
-import { buildPretrainingCorpus, fromModelSpace } from '../engine/data/pretraining-corpus';
+import { buildPretrainingCorpus } from '../engine/data/pretraining-corpus';
 import { generateSuite } from '../engine/data/world';
 import { worldTokenizer } from '../engine/data/world-text';
-import { judgeImage, scoreGenEval } from '../engine/eval/geneval';
-import { generateImages } from '../engine/generate';
 import { encodeModelBundle } from '../engine/io/model-bundle';
 import { CLIPTextModel, demoTextEncoderConfig } from '../engine/models/text-encoder';
 import { UNet2DConditionModel } from '../engine/models/unet';
 import { DEMO_UNET } from '../engine/models/unet-config';
 import { Rng } from '../engine/rng';
+import type { DiffusionModel } from '../engine/training/diffusion-model';
 import { Trainer } from '../engine/training/trainer';
+import { evaluateBase, measureFinal, perTag, promptSensitivity } from './base-geneval';
+import { loadRecipe } from './pretrain-recipe';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+function args(name: string): string[] {
+  const out: string[] = [];
+  process.argv.forEach((a, i) => {
+    if (a === `--${name}` && process.argv[i + 1] !== undefined) out.push(process.argv[i + 1]!);
+  });
+  return out;
 }
 
 async function run(): Promise<void> {
-  const steps = Number(arg('steps', '2000'));
-  const evalEvery = Number(arg('eval-every', '500'));
-  const out = arg('out', '/tmp/dro-base');
-  const lr = Number(arg('lr', '1e-3'));
-  const batch = Number(arg('batch', '16'));
-  const corpusSize = Number(arg('corpus', '4000'));
-  const noise = Number(arg('caption-noise', '0.3'));
+  const recipe = loadRecipe(args('config')[0], args('set'));
+  const out = args('out')[0] ?? '/tmp/dro-base';
+  const curveFile = args('curve')[0] ?? path.join(out, 'curve.jsonl');
+  fs.mkdirSync(out, { recursive: true });
+  fs.mkdirSync(path.dirname(curveFile), { recursive: true });
+  fs.writeFileSync(curveFile, '');
   const backend = await initBackend('auto');
   console.log(`backend ${backend.name}`);
-  const config = { ...DEMO_UNET };
-  const res = config.sample_size;
+  console.log(`recipe ${JSON.stringify(recipe)}`);
+
+  const config = { ...DEMO_UNET, sample_size: recipe.resolution };
   const tokenizer = worldTokenizer();
   const text = CLIPTextModel.create(
-    demoTextEncoderConfig(tokenizer.vocabSize, 16, config.cross_attention_dim),
-    new Rng(1),
+    demoTextEncoderConfig(tokenizer.vocabSize, tokenizer.config.maxLength, config.cross_attention_dim),
+    new Rng(recipe.textInitSeed),
     false,
   );
-  const unet = UNet2DConditionModel.create(config, new Rng(2), false);
-  const corpus = buildPretrainingCorpus({ seed: 0, size: corpusSize, resolution: res, captionNoise: noise });
-  const suite = generateSuite({ seed: 'pretrain-eval', perTag: 8 });
+  const unet = UNet2DConditionModel.create(config, new Rng(recipe.unetInitSeed), false);
+  const corpus = buildPretrainingCorpus({ ...recipe.corpus, resolution: recipe.resolution });
+  const curveSuite = generateSuite({ seed: recipe.eval.suiteSeed, perTag: recipe.eval.perTag });
+  const t = recipe.training;
   const trainer = Trainer.create({
     settings: {
       method: 'sft',
-      seed: 0,
-      steps,
-      learningRate: lr,
-      weightDecay: 0.01,
-      batchSize: batch,
+      seed: recipe.seed,
+      steps: t.steps,
+      learningRate: t.learningRate,
+      weightDecay: t.weightDecay,
+      batchSize: t.batchSize,
       gradientAccumulation: 1,
-      maxGradNorm: 1,
-      promptDropout: 0.1,
+      maxGradNorm: t.maxGradNorm,
+      promptDropout: t.promptDropout,
       randomFlip: false,
-      emaDecay: 0.999,
-      checkpointEvery: steps,
+      emaDecay: t.emaDecay,
+      checkpointEvery: t.steps,
+      trainTextEncoder: t.trainTextEncoder,
+      warmupUpdates: t.warmupUpdates,
+      lrDecay: t.lrDecay,
     },
     unet,
     text,
     tokenizer,
     data: { images: corpus },
   });
+
+  /** The EMA model as it would be exported; the caller disposes it. */
+  const emaModel = (): DiffusionModel => {
+    const unetEma = unet.clone(false);
+    const w = trainer.emaWeights();
+    unetEma.params.setWeights(w);
+    tf.dispose([...w.values()]);
+    const textEma = text.clone(false);
+    const tw = trainer.emaTextWeights();
+    if (tw) {
+      textEma.params.setWeights(tw);
+      tf.dispose([...tw.values()]);
+    }
+    return { unet: unetEma, text: textEma, tokenizer };
+  };
+
   const t0 = Date.now();
-  for (let s = evalEvery; s <= steps; s += evalEvery) {
+  const seconds = () => Number(((Date.now() - t0) / 1000).toFixed(0));
+  let lossSum = 0;
+  let lossN = 0;
+  const curve: unknown[] = [];
+  const first = recipe.eval.atStart ? 0 : Math.min(recipe.eval.every, t.steps);
+  for (let s = first; ; s = Math.min(s + recipe.eval.every, t.steps)) {
     await trainer.run(s, {
       onProgress: (p) => {
-        if (p.step % 50 === 0) {
+        lossSum += p.metrics?.loss ?? 0;
+        lossN++;
+        if (p.step % 25 === 0) {
           console.log(
-            `step ${p.step} loss ${p.metrics?.loss?.toFixed(4)} ${p.imagesPerSecond.toFixed(1)} img/s ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+            `step ${p.step} loss ${p.metrics?.loss?.toFixed(4)} lr ${p.metrics?.lr?.toExponential(2)} ` +
+              `${p.imagesPerSecond.toFixed(1)} img/s ${seconds()} s`,
           );
         }
       },
     });
-    const ema = trainer.emaWeights();
-    const evalUnet = unet.clone(false);
-    evalUnet.params.setWeights(ema);
-    tf.dispose([...ema.values()]);
-    const images = await generateImages(
-      { unet: evalUnet, text, tokenizer },
-      suite.map((p) => p.prompt),
-      {
-        seeds: suite.map((_, i) => i),
-        steps: 20,
-        guidanceScale: 5,
-      },
-    );
-    const results = suite.map((meta, i) => ({
-      tag: meta.tag,
-      correct: judgeImage({ width: res, height: res, data: fromModelSpace(images[i]!) }, meta).correct,
-    }));
-    const summary = scoreGenEval(results);
-    console.log(
-      `step ${s} geneval overall ${summary.overall.toFixed(3)} ${JSON.stringify(Object.fromEntries(Object.entries(summary.perTag).map(([k, v]) => [k, v?.accuracy.toFixed(2)])))}`,
-    );
-    fs.mkdirSync(out, { recursive: true });
-    const file = path.join(out, `world-base-${s}.safetensors`);
-    fs.writeFileSync(`${file}.tmp`, encodeModelBundle({ unet: evalUnet, text, tokenizer }));
-    fs.renameSync(`${file}.tmp`, file);
-    console.log(`wrote ${file}`);
-    evalUnet.dispose();
+    const trainSeconds = seconds();
+    const model = emaModel();
+    const r = await evaluateBase(model, curveSuite, recipe.eval);
+    const sensitivity = promptSensitivity(model);
+    if (process.argv.includes('--keep-curve-models')) {
+      fs.writeFileSync(path.join(out, `base-step${s}.safetensors`), encodeModelBundle(model));
+    }
+    model.unet.dispose();
+    model.text.dispose();
+    const row = {
+      step: s,
+      images: s * t.batchSize,
+      loss: Number((lossSum / Math.max(1, lossN)).toFixed(5)),
+      overall: Number(r.summary.overall.toFixed(4)),
+      meanScore: Number(r.meanScore.toFixed(4)),
+      perTag: perTag(r.summary),
+      promptSensitivity: sensitivity,
+      trainSeconds,
+      seconds: seconds(),
+    };
+    lossSum = 0;
+    lossN = 0;
+    curve.push(row);
+    fs.appendFileSync(curveFile, `${JSON.stringify(row)}\n`);
+    console.log(`eval ${JSON.stringify(row)}`);
+    if (s >= t.steps) break;
   }
+
+  const model = emaModel();
+  const bytes = encodeModelBundle(model);
+  const file = path.join(out, 'base.safetensors');
+  fs.writeFileSync(`${file}.tmp`, bytes);
+  fs.renameSync(`${file}.tmp`, file);
+  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  console.log(`wrote ${file} sha256 ${sha256} (${bytes.length} bytes) ${seconds()} s`);
+  const summary: Record<string, unknown> = {
+    recipe,
+    curve,
+    bundle: { file: 'base.safetensors', bytes: bytes.length, sha256 },
+    backend: backend.name,
+    trainSeconds: seconds(),
+  };
+  const writeSummary = () =>
+    fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeSummary();
+  trainer.dispose();
+  if (!process.argv.includes('--no-final')) {
+    const final = await measureFinal(model, recipe);
+    summary.final = final;
+    summary.wallSeconds = seconds();
+    writeSummary();
+    console.log(`final ${JSON.stringify(final)}`);
+  }
+  model.unet.dispose();
+  model.text.dispose();
 }
 
 run().catch((err: unknown) => {

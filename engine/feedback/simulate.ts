@@ -4,8 +4,13 @@
  * For every prompt two images are generated (`generate(prompt, seed)`, seeds 2k and 2k+1) and shown
  * side by side, in random order, to a simulated user who clicks one. Each image has a latent utility
  *   u = a_user * alignment + q_user * quality
- * where alignment is the continuous GenEval score of engine/eval/geneval.ts and quality the
- * sharpness/noise measure of ./image-quality. The click follows, in this order:
+ *   alignment = (score + c * correct) / (1 + c)
+ * where `correct` (0 or 1) is GenEval's verdict and `score` its continuous partial credit
+ * (engine/eval/geneval.ts), c = `correctnessWeight`, and quality the sharpness/noise measure of
+ * ./image-quality. People asked for "two circles" care first whether they got two circles: the
+ * verdict term makes an image that shows the prompt clearly better than a nearly-right one, so the
+ * clicks carry what GenEval measures rather than mostly partial credit and looks. The click
+ * follows, in this order:
  *  1. position bias: with probability `positionBias` the user clicks the left image unseen;
  *  2. ties: when |u_left - u_right| <= `tieMargin` the user declares a tie (labels 0.5 / 0.5);
  *  3. otherwise left wins with probability sigmoid((u_left - u_right) / temperature); with
@@ -42,6 +47,11 @@ export interface FeedbackSimulationOptions {
   alignmentWeight?: number;
   /** Weight of image quality in the utility. Default 0.3. */
   qualityWeight?: number;
+  /**
+   * Weight of GenEval's verdict (correct or not) against its partial credit inside the alignment
+   * term; 0 gives partial credit alone. Default 1.
+   */
+  correctnessWeight?: number;
   /** Logit temperature of the click; 0 means the higher utility always wins. Default 0.1. */
   temperature?: number;
   /** Probability that a user clicks the left image regardless of content. Default 0. */
@@ -66,7 +76,10 @@ export interface SimulatedPair {
   metadata: PromptMetadata;
   /** Seeds given to `generate`, left then right. */
   seeds: [number, number];
+  /** The utility's alignment term (verdict and partial credit), left then right. */
   alignment: [number, number];
+  /** GenEval's verdict per image. */
+  correct: [boolean, boolean];
   quality: [number, number];
   utility: [number, number];
   /** How the click came about. */
@@ -92,6 +105,7 @@ export async function simulateFeedback(
   const users = options.users ?? 50;
   const alignmentWeight = options.alignmentWeight ?? 1;
   const qualityWeight = options.qualityWeight ?? 0.3;
+  const correctnessWeight = options.correctnessWeight ?? 1;
   const temperature = options.temperature ?? 0.1;
   const positionBias = options.positionBias ?? 0;
   const disagreement = options.raterDisagreement ?? 0;
@@ -101,6 +115,7 @@ export async function simulateFeedback(
   checkOption('users', users, Number.isInteger(users) && users >= 1);
   checkOption('alignmentWeight', alignmentWeight, alignmentWeight >= 0);
   checkOption('qualityWeight', qualityWeight, qualityWeight >= 0);
+  checkOption('correctnessWeight', correctnessWeight, correctnessWeight >= 0);
   checkOption('temperature', temperature, temperature >= 0);
   checkOption('positionBias', positionBias, positionBias >= 0 && positionBias <= 1);
   checkOption('raterDisagreement', disagreement, disagreement >= 0);
@@ -131,6 +146,7 @@ export async function simulateFeedback(
       const seeds: [number, number] = streams.seeds.uniform() < 0.5 ? [base, base + 1] : [base + 1, base];
       const images: RgbImage[] = [];
       const alignment: number[] = [];
+      const correct: boolean[] = [];
       const quality: number[] = [];
       for (const s of seeds) {
         const generated = await generate(meta, s);
@@ -138,7 +154,11 @@ export async function simulateFeedback(
           generated.data instanceof Uint8Array ? (generated as RgbImage) : toUint8(generated as RgbImageF32);
         images.push(image);
         // Raters see the 8-bit image, so utilities are measured on it too.
-        alignment.push(judgeImage(image, meta).score);
+        const verdict = judgeImage(image, meta);
+        alignment.push(
+          (verdict.score + correctnessWeight * (verdict.correct ? 1 : 0)) / (1 + correctnessWeight),
+        );
+        correct.push(verdict.correct);
         quality.push(imageQuality(image).quality);
       }
       const user = streams.users.int(0, users);
@@ -183,6 +203,7 @@ export async function simulateFeedback(
         metadata: meta,
         seeds,
         alignment: alignment as [number, number],
+        correct: correct as [boolean, boolean],
         quality: quality as [number, number],
         utility,
         decision,

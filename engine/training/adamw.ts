@@ -50,11 +50,14 @@ export class AdamW {
     return this.stepCount;
   }
 
-  /** Applies one update to every parameter that has a gradient. */
-  apply(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>): void {
+  /**
+   * Applies one update to every parameter that has a gradient. `lr` overrides the constructor's
+   * rate for this update (a learning-rate schedule); weight decay scales with it, as in torch.
+   */
+  apply(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr = this.lr): void {
     this.stepCount += 1;
     const t = this.stepCount;
-    const stepSize = this.lr / (1 - this.beta1 ** t);
+    const stepSize = lr / (1 - this.beta1 ** t);
     const sqrtBc2 = Math.sqrt(1 - this.beta2 ** t);
     for (const [name, param] of params) {
       const g = grads.get(name);
@@ -62,7 +65,7 @@ export class AdamW {
       const m = this.moment(this.m, name, param);
       const v = this.moment(this.v, name, param);
       tf.tidy(() => {
-        const decayed = this.weightDecay === 0 ? param : tf.mul(param, 1 - this.lr * this.weightDecay);
+        const decayed = this.weightDecay === 0 ? param : tf.mul(param, 1 - lr * this.weightDecay);
         const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
         const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
         const denom = tf.add(tf.div(tf.sqrt(vNew), sqrtBc2), this.eps);

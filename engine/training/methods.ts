@@ -29,6 +29,7 @@ import {
 } from './datasets';
 import { encodePrompts } from './diffusion-model';
 import { TrainingInputError } from './errors';
+import type { LrDecay } from './lr-schedule';
 import { ReplayBuffer, type Trajectory } from './replay-buffer';
 
 interface CommonSettings {
@@ -43,6 +44,16 @@ interface CommonSettings {
   randomFlip: boolean;
   emaDecay: number;
   checkpointEvery: number;
+  /**
+   * Train the text encoder together with the UNet (SFT only: pretraining a base from scratch, where
+   * a random encoder would leave prompts barely separable). DRO and DPO keep it frozen, as the
+   * reference does. Default false.
+   */
+  trainTextEncoder?: boolean;
+  /** Optimizer updates of linear learning-rate warmup (see ./lr-schedule). Default 0. */
+  warmupUpdates?: number;
+  /** Learning-rate decay after warmup (see ./lr-schedule). Default `constant`. */
+  lrDecay?: LrDecay;
 }
 
 export type TrainingSettings =
@@ -67,6 +78,8 @@ export interface MethodContext {
   tokenizer: WordTokenizer;
   data: { images?: ImageDataset; pairs?: PreferenceDataset };
   schedule: NoiseSchedule;
+  /** The trained copy of the text encoder when `trainTextEncoder` is on (owned by the trainer). */
+  trainText?: CLIPTextModel;
 }
 
 export interface StepInputs {
@@ -78,7 +91,10 @@ export interface StepInputs {
 export interface PreparedBatch {
   x: tf.Tensor4D;
   t: number[];
-  cond: tf.Tensor3D;
+  /** Text encoder states; absent when the encoder is trained and `ids` are encoded on the tape. */
+  cond?: tf.Tensor3D;
+  /** Token ids [B, L] (int32) when the text encoder is trained. */
+  ids?: tf.Tensor2D;
   target: tf.Tensor4D;
   /** ref's predictions on the same inputs (DRO, DPO). */
   predRef?: tf.Tensor4D;
@@ -173,16 +189,21 @@ class SftMethod extends BaseMethod implements TrainingMethod {
     );
     const images = picks.map((p) => this.flipMaybe(p.image, rngs.data, this.ds));
     const t = this.ctx.schedule.sampleTimesteps(s.batchSize, rngs.noise);
-    const cond = encodePrompts(this.ctx, prompts);
+    const tok = this.ctx.tokenizer;
+    const cond = this.ctx.trainText
+      ? { ids: tf.tensor2d(tok.encodeBatch(prompts), [prompts.length, tok.config.maxLength], 'int32') }
+      : { cond: encodePrompts(this.ctx, prompts) };
     return tf.tidy(() => {
       const x0 = stack(images, this.ds);
       const eps = rngs.noise.normalTensor(x0.shape) as tf.Tensor4D;
-      return { x: this.ctx.schedule.addNoise(x0, eps, t), t, cond, target: eps };
+      return { x: this.ctx.schedule.addNoise(x0, eps, t), t, ...cond, target: eps };
     });
   }
 
   loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
-    return { loss: epsilonMseLoss(phi.predict(b.x, b.t, b.cond), b.target), terms: {} };
+    // Encoded inside the tape so the encoder's parameters get gradients too.
+    const cond = b.ids ? this.ctx.trainText!.encode(b.ids) : b.cond!;
+    return { loss: epsilonMseLoss(phi.predict(b.x, b.t, cond), b.target), terms: {} };
   }
 }
 
@@ -292,7 +313,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
 
   loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
     const r = droLoss({
-      predPhi: phi.predict(b.x, b.t, b.cond),
+      predPhi: phi.predict(b.x, b.t, b.cond!),
       predRef: b.predRef!,
       target: b.target,
       margin: this.s.margin,
@@ -464,7 +485,7 @@ class DpoMethod extends BaseMethod implements TrainingMethod {
 
   loss(b: PreparedBatch, phi: UNet2DConditionModel): LossOutput {
     const r = dpoLoss({
-      pred: phi.predict(b.x, b.t, b.cond),
+      pred: phi.predict(b.x, b.t, b.cond!),
       predRef: b.predRef!,
       target: b.target,
       beta: this.s.beta,
@@ -475,6 +496,11 @@ class DpoMethod extends BaseMethod implements TrainingMethod {
 
 export function createMethod(ctx: MethodContext): TrainingMethod {
   const s = ctx.settings;
+  if (s.trainTextEncoder && s.method !== 'sft') {
+    throw new TrainingInputError(
+      `trainTextEncoder is supported for SFT (pretraining) only; ${s.method} keeps the text encoder frozen`,
+    );
+  }
   switch (s.method) {
     case 'sft':
       return new SftMethod(ctx);

@@ -19,6 +19,8 @@ import { clipGradNorm } from './clip-grad';
 import { DataOrder, type DataOrderState } from './data-order';
 import { Ema } from './ema';
 import { NonFiniteTrainingError, TrainingInputError } from './errors';
+import { learningRateAt } from './lr-schedule';
+import { TEXT_ENCODER_PREFIX } from './text-encoder-ema';
 import { createMethod, type MethodContext, type TrainingMethod, type TrainingSettings } from './methods';
 
 export type { TrainingSettings } from './methods';
@@ -70,6 +72,8 @@ export class Trainer {
   private readonly rngs: Record<Stream, Rng>;
   private order: DataOrder;
   readonly phi: UNet2DConditionModel;
+  /** The trained text encoder when `trainTextEncoder` is on. */
+  readonly textPhi: CLIPTextModel | undefined;
   private readonly optimizer: AdamW;
   private readonly ema: Ema;
   private readonly method: TrainingMethod;
@@ -92,6 +96,11 @@ export class Trainer {
     };
     this.phi = init.unet.clone(true);
     this.paramByName = new Map(this.phi.params.names.map((n) => [n, this.phi.params.get(n)]));
+    const textPhi = settings.trainTextEncoder ? init.text.clone(true) : undefined;
+    this.textPhi = textPhi;
+    for (const n of textPhi?.params.names ?? []) {
+      this.paramByName.set(`${TEXT_ENCODER_PREFIX}${n}`, textPhi!.params.get(n));
+    }
     this.optimizer = new AdamW({ lr: settings.learningRate, weightDecay: settings.weightDecay });
     this.ema = new Ema(this.paramByName, settings.emaDecay);
     const ctx: MethodContext = {
@@ -101,6 +110,7 @@ export class Trainer {
       tokenizer: init.tokenizer,
       data: init.data,
       schedule: new NoiseSchedule(),
+      ...(textPhi ? { trainText: textPhi } : {}),
     };
     this.method = createMethod(ctx);
     this.order = DataOrder.start(this.method.datasetSize, settings.seed);
@@ -184,7 +194,8 @@ export class Trainer {
     const inputs = { rngs: this.rngs, order: this.order };
     await this.method.beforeStep(stepNo, inputs);
     const batch = this.method.prepare(inputs);
-    const varList = this.phi.params.variables();
+    const trained = [...this.paramByName];
+    const varList = trained.map(([, v]) => v);
     let terms: Record<string, tf.Scalar> = {};
     let loss: number;
     let grads: tf.NamedTensorMap;
@@ -198,7 +209,14 @@ export class Trainer {
       loss = (await out.value.data())[0]!;
       out.value.dispose();
     } finally {
-      tf.dispose([batch.x, batch.cond, batch.target, ...(batch.predRef ? [batch.predRef] : [])]);
+      const used: Array<tf.Tensor | undefined> = [
+        batch.x,
+        batch.cond,
+        batch.ids,
+        batch.target,
+        batch.predRef,
+      ];
+      tf.dispose(used.filter((t): t is tf.Tensor => t !== undefined));
     }
     const termValues = Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, v.dataSync()[0]!]));
     tf.dispose(Object.values(terms));
@@ -207,8 +225,8 @@ export class Trainer {
       throw new NonFiniteTrainingError(stepNo, 'the loss');
     }
     const scale = 1 / this.settings.gradientAccumulation;
-    this.phi.params.names.forEach((name, i) => {
-      const g = grads[varList[i]!.name];
+    trained.forEach(([name, variable]) => {
+      const g = grads[variable.name];
       if (!g) return;
       const prev = this.accum.get(name);
       this.accum.set(
@@ -230,13 +248,14 @@ export class Trainer {
       this.clearAccum();
       throw new NonFiniteTrainingError(this.stepCount, 'the gradient norm');
     }
-    this.optimizer.apply(this.paramByName, this.accum);
+    const n = this.settings.gradientAccumulation;
+    const lr = learningRateAt(this.settings, this.stepCount / n, this.settings.steps / n);
+    this.optimizer.apply(this.paramByName, this.accum, lr);
     this.clearAccum();
     this.ema.update(this.paramByName);
-    const n = this.settings.gradientAccumulation;
     const row: MetricRow = {
       step: this.stepCount,
-      lr: this.settings.learningRate,
+      lr,
       gradNorm: norm,
     } as MetricRow;
     for (const [k, v] of Object.entries(this.window)) row[k] = v / n;
@@ -318,9 +337,26 @@ export class Trainer {
     this.method.loadState(st.method, contents.groups, source);
   }
 
-  /** EMA weights (the exported model), copies in TF.js layout. */
+  /** EMA weights of the UNet (the exported model), copies in TF.js layout. */
   emaWeights(): Map<string, tf.Tensor> {
-    return new Map([...this.ema.shadow].map(([k, v]) => [k, v.clone()] as const));
+    return new Map(
+      [...this.ema.shadow]
+        .filter(([k]) => !k.startsWith(TEXT_ENCODER_PREFIX))
+        .map(([k, v]) => [k, v.clone()] as const),
+    );
+  }
+
+  /**
+   * EMA weights of the trained text encoder (its own parameter names, TF.js layout), or undefined
+   * when the encoder is frozen and the exported model keeps the starting one.
+   */
+  emaTextWeights(): Map<string, tf.Tensor> | undefined {
+    if (!this.textPhi) return undefined;
+    return new Map(
+      [...this.ema.shadow]
+        .filter(([k]) => k.startsWith(TEXT_ENCODER_PREFIX))
+        .map(([k, v]) => [k.slice(TEXT_ENCODER_PREFIX.length), v.clone()] as const),
+    );
   }
 
   dispose(): void {
@@ -329,5 +365,6 @@ export class Trainer {
     this.ema.dispose();
     this.method.dispose();
     this.phi.dispose();
+    this.textPhi?.dispose();
   }
 }
