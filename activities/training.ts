@@ -343,6 +343,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     async findCheckpoint(
       input: Pick<TrainChunkInput, 'runId' | 'stage' | 'out' | 'startModel' | 'data'> & { maxStep: number },
     ): Promise<{ checkpoint: ArtifactRef; step: number } | undefined> {
+      Context.current().heartbeat({ phase: 'looking for checkpoints' });
       const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
       const keys = (await storeCall(() => store.list(prefix))).filter((k) => CHECKPOINT_NAME.test(k)).sort();
       for (const key of keys.reverse()) {
@@ -510,6 +511,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
     /** Writes the EMA model bundle, the diffusers UNet and the summary from the last checkpoint. */
     async finalizeTraining(input: FinalizeTrainingInput): Promise<FinalizeTrainingResult> {
       const log = activityLogger(deps.logger).child({ trainingRun: input.runId, stage: input.stage });
+      const beat = (phase: string): void => Context.current().heartbeat({ phase });
+      beat('started');
       const finalPrefix = stagePrefix(input.runId, input.stage, input.out);
       const already = await storeCall(() =>
         Promise.all(
@@ -554,6 +557,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
         const inputs = [input.startModel.sha256, input.data.sha256, input.checkpoint.sha256];
         const producer = `finalize-${input.stage}`;
         const extra = { runId: input.runId, stage: input.stage, step: state.step };
+        beat('writing the model');
         const modelRef = await storeCall(() =>
           store.put(`${prefix}/model.safetensors`, encodeModelBundle(model, ema), {
             kind: 'model',
@@ -562,6 +566,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
             extra,
           }),
         );
+        beat('writing the diffusers UNet');
         const unetRef = await storeCall(() =>
           store.put(`${prefix}/unet/diffusion_pytorch_model.safetensors`, exportDiffusersUnet(model, ema), {
             kind: 'diffusers-unet',
@@ -589,6 +594,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           totalChunks: input.totalChunks,
           chunks: input.chunks,
         };
+        beat('writing the summary');
         const summaryRef = await storeCall(() =>
           store.put(
             `${prefix}/summary.json`,

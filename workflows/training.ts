@@ -109,9 +109,12 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry,
   });
+  // Both heartbeat too: a worker that dies in them is noticed within the heartbeat timeout, not
+  // after the start-to-close timeout.
   const { finalizeTraining, findCheckpoint } = proxyActivities<TrainingActivities>({
     taskQueue: input.taskQueues?.gpu ?? TASK_QUEUES.gpu,
     startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${heartbeatSeconds} seconds`,
     retry,
   });
 
