@@ -402,11 +402,12 @@ export async function runSmokeJob(options: RunJobOptions): Promise<SmokeJobResul
 
 /** One line per stage: status, wall time, cache hit and its source, note. */
 export function stageTable(stages: readonly StageRecord[]): string[] {
-  const lines = ['stage        status    seconds  cache            note'];
+  const lines = ['stage        status    seconds  cache       note'];
   for (const s of stages) {
-    const cache = s.cache ? (s.cache.hit ? `hit (${s.cache.fromRun ?? '?'})` : 'miss') : '-';
+    // The source run of a hit is in the note ("cached from run ...").
+    const cache = s.cache ? (s.cache.hit ? 'hit' : s.cache.rejected ? 'recomputed' : 'miss') : '-';
     lines.push(
-      `${s.stage.padEnd(12)} ${s.status.padEnd(9)} ${(s.seconds !== undefined ? s.seconds.toFixed(1) : '-').padStart(7)}  ${cache.slice(0, 16).padEnd(16)} ${s.note ?? ''}`.trimEnd(),
+      `${s.stage.padEnd(12)} ${s.status.padEnd(9)} ${(s.seconds !== undefined ? s.seconds.toFixed(1) : '-').padStart(7)}  ${cache.padEnd(11)} ${s.note ?? ''}`.trimEnd(),
     );
   }
   return lines;
