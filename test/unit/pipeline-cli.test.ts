@@ -3,15 +3,33 @@
  * progress log entry, and the first-vs-last DRO loss summary.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DEMO_CONFIG_FILE, commandLogger, lossSummary, progressLine } from '../../cli/commands/run';
 import { loadConfigFile } from '../../config/load';
 
 describe('dro run', () => {
+  test('the embedded demo config starts from the shipped base, whose digest is the recorded one', () => {
+    const c = loadConfigFile(DEMO_CONFIG_FILE);
+    assert.equal(c.model.baseCheckpoint, 'models/world-base/base.safetensors');
+    const root = path.join(__dirname, '..', '..');
+    const digest = createHash('sha256')
+      .update(fs.readFileSync(path.join(root, c.model.baseCheckpoint)))
+      .digest('hex');
+    assert.match(
+      fs.readFileSync(path.join(root, 'models', 'world-base', 'README.md'), 'utf8'),
+      new RegExp(digest),
+    );
+    assert.equal(c.eval.enabled, true);
+    const scratch = loadConfigFile(path.join(root, 'config', 'demo-from-scratch.json'));
+    assert.equal(scratch.model.baseCheckpoint, '', 'a config that pretrains its own base stays available');
+  });
+
   test('the embedded demo config runs every stage in the built-in world without flips', () => {
     const c = loadConfigFile(DEMO_CONFIG_FILE);
     assert.equal(c.data.source, 'world');
-    assert.equal(c.model.baseCheckpoint, '');
     assert.equal(c.model.unet, 'demo');
     assert.equal(c.model.resolution, 16);
     assert.equal(c.sft.enabled, true);
