@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createActivities, QUEUE_ACTIVITIES } from '../../activities';
 import { configHash } from '../../cli/commands/run';
+import { canonicalJson } from '../../config/config-hash';
 import { parseConfig } from '../../config/load';
 import type { PipelineConfigInput } from '../../config/schemas';
 import { createLogger } from '../../infra/logger';
@@ -89,6 +90,26 @@ void describe('stage graph', () => {
     };
     visit('dpo');
     assert.deepEqual([...deps].sort(), ['base', 'preferences', 'pretrain']);
+  });
+});
+
+void describe('stage config slices', () => {
+  const changedSlices = (input: PipelineConfigInput): string[] => {
+    const a = config();
+    const b = config(input);
+    return (Object.keys(STAGES) as (keyof typeof STAGES)[]).filter(
+      (stage) => canonicalJson(STAGES[stage].slice(a)) !== canonicalJson(STAGES[stage].slice(b)),
+    );
+  };
+  void test('changing only evaluation settings changes only the evaluation stage', () => {
+    assert.deepEqual(changedSlices({ eval: { guidanceScale: 3, genevalPrompts: 12, samplerSteps: 10 } }), [
+      'eval',
+    ]);
+  });
+  void test('changing the DRO margin changes only DRO; the name changes only the report', () => {
+    assert.deepEqual(changedSlices({ dro: { margin: 0 } }), ['dro']);
+    assert.deepEqual(changedSlices({ name: 'other' }), ['report']);
+    assert.deepEqual(changedSlices({ workers: { gpuConcurrency: 2 }, dro: { stepsPerActivity: 2560 } }), []);
   });
 });
 
