@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  ArtifactExistsError,
   ArtifactNotFoundError,
   BucketNotFoundError,
   DigestMismatchError,
@@ -83,7 +84,9 @@ void describe('store errors', () => {
     assert.equal(isPermanent(new StoreAccessDeniedError('http://e', 'bkt', 'AccessDenied')), true);
     assert.equal(isPermanent(new StoreUnreachableError('http://e', 'ECONNREFUSED')), false);
     assert.equal(isPermanent(new Error('socket hang up')), false);
+    assert.equal(isPermanent(new ArtifactExistsError('file:///a/k', 'a'.repeat(64), 'b'.repeat(64))), true);
     assert.deepEqual([...PERMANENT_STORE_ERROR_TYPES].sort(), [
+      'ArtifactExistsError',
       'ArtifactNotFoundError',
       'BucketNotFoundError',
       'DigestMismatchError',
