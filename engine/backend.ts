@@ -4,7 +4,9 @@
  * Order of preference: native TensorFlow with CUDA, native TensorFlow on CPU, WebAssembly (XNNPACK,
  * SIMD when the runtime supports it), then the pure-JS cpu backend. The native bindings are optional
  * dependencies and are often absent, so they are loaded inside try/catch. `DRO_TF_BACKEND` overrides
- * the choice. Everything else in the engine talks to `@tensorflow/tfjs-core` only.
+ * the choice. `DRO_TFJS_NODE_PATH` names a `@tensorflow/tfjs-node` package directory built outside
+ * node_modules (tools/native-backend/build.sh), used instead of the installed one. Everything else in
+ * the engine talks to `@tensorflow/tfjs-core` only.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Autodiff needs the gradient registry, which tfjs-core does not load by default.
@@ -13,6 +15,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { logger } from '../infra/logger';
 
 export const BACKEND_NAMES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -42,6 +45,31 @@ const NATIVE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
   tensorflow: '@tensorflow/tfjs-node',
 };
 
+/** Environment variable naming a tfjs-node package directory to load instead of the installed one. */
+export const NATIVE_PATH_ENV = 'DRO_TFJS_NODE_PATH';
+
+interface NativeSource {
+  /** What to load: a package name, or the absolute entry file of a package directory. */
+  specifier: string;
+  /** How the source is named in messages. */
+  label: string;
+}
+
+/** Where the native backend `name` comes from: `DRO_TFJS_NODE_PATH` for the CPU build, else node_modules. */
+function nativeSource(name: 'tensorflow-gpu' | 'tensorflow'): NativeSource | { error: string } {
+  const dir = process.env[NATIVE_PATH_ENV];
+  if (name === 'tensorflow-gpu' || dir === undefined || dir === '') {
+    return { specifier: NATIVE_PACKAGES[name], label: NATIVE_PACKAGES[name] };
+  }
+  const label = `${NATIVE_PACKAGES[name]} from ${NATIVE_PATH_ENV}=${dir}`;
+  if (!path.isAbsolute(dir)) return { error: `${label}: not an absolute path` };
+  try {
+    return { specifier: require.resolve(dir), label };
+  } catch {
+    return { error: `${label}: no package there (run tools/native-backend/build.sh)` };
+  }
+}
+
 let current: BackendChoice | undefined;
 let wasmPathsSet = false;
 
@@ -69,15 +97,25 @@ function errorText(err: unknown): string {
 }
 
 async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string | undefined> {
-  const pkg = NATIVE_PACKAGES[name];
+  const source = nativeSource(name);
+  if ('error' in source) return source.error;
+  // A package built outside node_modules brings its own copy of tfjs, whose kernels land in the same
+  // global registry as ours and warn once per kernel; PROD mutes that while it loads.
+  const prod = tf.env().getBool('PROD');
+  if (source.specifier !== NATIVE_PACKAGES[name]) tf.env().set('PROD', true);
   try {
     // A non-literal specifier keeps type-checking and bundling independent of the optional package.
-    const specifier: string = pkg;
+    const specifier: string = path.isAbsolute(source.specifier)
+      ? pathToFileURL(source.specifier).href
+      : source.specifier;
     await import(specifier);
   } catch (err) {
-    return `${pkg} not loadable: ${errorText(err)}`;
+    return `${source.label} not loadable: ${errorText(err)}`;
+  } finally {
+    tf.env().set('PROD', prod);
   }
-  if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but the 'tensorflow' backend failed`;
+  if (!(await tf.setBackend('tensorflow')))
+    return `${source.label} loaded but the 'tensorflow' backend failed`;
   return undefined;
 }
 
@@ -136,7 +174,14 @@ export async function initBackend(
   let choice: BackendChoice;
   if (wanted !== 'auto') {
     const failure = await tryBackend(wanted);
-    if (failure !== undefined) throw new BackendUnavailableError(`${source} backend '${wanted}': ${failure}`);
+    if (failure !== undefined) {
+      const others = describeBackends()
+        .backends.filter((b) => b.available && b.name !== wanted)
+        .map((b) => b.name);
+      throw new BackendUnavailableError(
+        `${source} backend '${wanted}' is unavailable: ${failure}; available: ${others.join(', ') || 'none'}`,
+      );
+    }
     choice = { name: wanted, reason: `${source} explicitly` };
   } else {
     const skipped: string[] = [];
@@ -182,12 +227,16 @@ function resolvable(pkg: string): string | undefined {
 export function describeBackends(): { backends: BackendStatus[]; willRun: BackendName | undefined } {
   const backends: BackendStatus[] = [];
   for (const name of ['tensorflow-gpu', 'tensorflow'] as const) {
-    const where = resolvable(NATIVE_PACKAGES[name]);
+    const source = nativeSource(name);
+    if ('error' in source) {
+      backends.push({ name, available: false, detail: source.error });
+      continue;
+    }
+    const installed = path.isAbsolute(source.specifier) || resolvable(source.specifier) !== undefined;
     backends.push({
       name,
-      available: where !== undefined,
-      detail:
-        where !== undefined ? `${NATIVE_PACKAGES[name]} installed` : `${NATIVE_PACKAGES[name]} not installed`,
+      available: installed,
+      detail: `${source.label} ${installed ? 'installed' : 'not installed'}`,
     });
   }
   let wasmDetail: string;
