@@ -4,28 +4,54 @@
  * For each config and backend: forward, one SFT training step (MSE, forward + backward + Adam), one
  * DRO step (phi with gradient on expert + policy inputs, ref on both without gradient), and a
  * 20-step DPM-Solver++ sample. Reports ms, images/s and achieved GFLOP/s against the conv/matmul
- * FLOP count of engine/models/flops.ts. Writes bench/results/latest.json.
+ * FLOP count of engine/models/flops.ts. Writes bench/results/latest.json (or --out FILE).
  *
- * Options: --backends wasm,cpu  --configs tiny,demo  --quick (fewer repetitions, no cpu demo).
+ * Options: --backends wasm,cpu  --configs tiny,demo  --quick (fewer repetitions, no cpu demo)
+ *   --out FILE                 where to write the report
+ *   --dump-spec FILE           write the benchmark's definition (configs, batches, FLOP counts) as JSON
+ *                              for bench/torch_reference.py, and exit
+ *   --compare FILE             after the run, print ours against a peer report (bench/torch_reference.py)
+ *   --ours FILE                with --compare: compare this earlier report instead of running
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describeBackends, initBackend, type BackendName } from '../engine/backend';
-import { unetForwardFlops } from '../engine/models/flops';
 import { setGradientMode, type GradientMode } from '../engine/ops';
 import { UNet2DConditionModel } from '../engine/models/unet';
-import { UNET_CONFIGS, type UNetConfigName } from '../engine/models/unet-config';
+import { UNET_CONFIGS } from '../engine/models/unet-config';
 import { Rng } from '../engine/rng';
 import { DpmSolverPlusPlus } from '../engine/schedulers/dpm-solver';
 import { disposeSampleResult } from '../engine/schedulers/sampling';
 import { inferenceTimesteps, sharedGrid } from '../engine/schedulers/timesteps';
+import {
+  BenchCompareError,
+  compareReports,
+  formatComparison,
+  parseBenchReport,
+  type BenchReport,
+} from './compare';
+import {
+  BATCH,
+  BENCH_CONFIGS,
+  benchSpec,
+  CONTEXT_LENGTH,
+  DRO_MARGIN,
+  LEARNING_RATE,
+  opFlops,
+  SAMPLE_STEPS,
+  TIMING,
+  type BenchConfigName,
+  type BenchOp,
+  type OpFlops,
+} from './spec';
 
 interface Row {
   backend: BackendName;
   /** 'custom': the engine's fast gradients; 'autodiff': plain TF.js ops (the plain cpu backend baseline). */
   gradients: GradientMode;
-  config: UNetConfigName;
+  config: BenchConfigName;
   batch: number;
   size: number;
   params: number;
@@ -33,39 +59,60 @@ interface Row {
   sftStepMs: number;
   droStepMs: number;
   sample20Ms: number | null;
+  /** Median process CPU milliseconds (user + system) of each operation; null where not timed. */
+  cpuMs: Record<BenchOp, number | null>;
   trainOverForward: number;
   forwardImagesPerSec: number;
   sftImagesPerSec: number;
   forwardGflops: number;
   sftGflops: number;
   droGflops: number;
+  sample20Gflops: number | null;
+  /** FLOP count of each timed operation (bench/spec.ts), the divisor of every GFLOP/s figure. */
+  flops: OpFlops;
 }
-
-/** demo: batch 4 as the reference's DRO micro-batch, so the DRO step runs phi and ref on 8 inputs. */
-const BATCH: Record<Exclude<UNetConfigName, 'sd15'>, number> = { tiny: 2, demo: 4 };
-const CONTEXT_LENGTH = 8;
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-async function timeIt(fn: () => Promise<void> | void, budgetMs: number, maxReps: number): Promise<number> {
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * Median wall-clock milliseconds of `fn`. The median CPU milliseconds of the whole process (user +
+ * system) go into `cpuMs[op]`: on a machine shared with other jobs, wall time also counts the time
+ * the process waited for a core, CPU time does not.
+ */
+async function timeIt(
+  fn: () => Promise<void> | void,
+  budgetMs: number,
+  maxReps: number,
+  op: BenchOp,
+  cpuMs: Record<BenchOp, number | null>,
+): Promise<number> {
   await fn(); // warm-up: kernel setup, optimizer slots
   const times: number[] = [];
+  const cpu: number[] = [];
   const start = performance.now();
   while (times.length < maxReps && (times.length === 0 || performance.now() - start < budgetMs)) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await fn();
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  cpuMs[op] = median(cpu);
+  return median(times);
 }
 
 async function benchOne(
   backend: BackendName,
-  name: 'tiny' | 'demo',
+  name: BenchConfigName,
   quick: boolean,
   gradients: GradientMode = 'custom',
 ): Promise<Row> {
@@ -88,10 +135,16 @@ async function benchOne(
   const ctx2 = tf.concat([ctx, ctx]) as tf.Tensor3D;
   const t2 = [...t, ...t];
   const vars = phi.params.variables();
-  const optimizer = tf.train.adam(1e-4);
-  const budget = quick || baseline ? 800 : 3000;
-  const reps = baseline ? 1 : quick ? 3 : 10;
+  const optimizer = tf.train.adam(LEARNING_RATE);
+  const budget = quick || baseline ? TIMING.quickBudgetMs : TIMING.budgetMs;
+  const reps = baseline ? 1 : quick ? TIMING.quickMaxReps : TIMING.maxReps;
 
+  const cpuMs: Record<BenchOp, number | null> = {
+    forward: null,
+    sftStep: null,
+    droStep: null,
+    sample20: null,
+  };
   const forwardMs = await timeIt(
     () => {
       const y = phi.predict(x, t, ctx);
@@ -100,6 +153,8 @@ async function benchOne(
     },
     budget,
     reps,
+    'forward',
+    cpuMs,
   );
   const sftStepMs = await timeIt(
     () => {
@@ -113,6 +168,8 @@ async function benchOne(
     },
     budget,
     reps,
+    'sftStep',
+    cpuMs,
   );
   const droStepMs = baseline
     ? NaN
@@ -123,7 +180,7 @@ async function benchOne(
           const loss = optimizer.minimize(
             () => {
               const [le, lp] = tf.split(tf.sub(perSample(phi.predict(x2, t2, ctx2)), refLoss), 2);
-              return tf.mean(tf.relu(tf.add(tf.sub(le!, lp!), 1e-3))) as tf.Scalar;
+              return tf.mean(tf.relu(tf.add(tf.sub(le!, lp!), DRO_MARGIN))) as tf.Scalar;
             },
             true,
             vars,
@@ -133,11 +190,13 @@ async function benchOne(
         },
         budget,
         reps,
+        'droStep',
+        cpuMs,
       );
   let sample20Ms: number | null = null;
   if (!(backend === 'cpu' && quick) && !baseline) {
     const solver = new DpmSolverPlusPlus();
-    const grid = inferenceTimesteps(20, {
+    const grid = inferenceTimesteps(SAMPLE_STEPS, {
       numTrainTimesteps: 1000,
       timestepSpacing: 'linspace',
       stepsOffset: 0,
@@ -155,16 +214,13 @@ async function benchOne(
         disposeSampleResult(result);
       },
       quick ? 1 : budget,
-      quick ? 1 : 3,
+      quick ? 1 : TIMING.sampleMaxReps,
+      'sample20',
+      cpuMs,
     );
   }
 
-  const fwdFlops = unetForwardFlops(config, {
-    batch,
-    height: size,
-    width: size,
-    contextLength: CONTEXT_LENGTH,
-  });
+  const flops = opFlops(config, batch);
   const row: Row = {
     backend,
     gradients,
@@ -176,13 +232,15 @@ async function benchOne(
     sftStepMs,
     droStepMs,
     sample20Ms,
+    cpuMs,
     trainOverForward: sftStepMs / forwardMs,
     forwardImagesPerSec: (1000 * batch) / forwardMs,
     sftImagesPerSec: (1000 * batch) / sftStepMs,
-    forwardGflops: fwdFlops / forwardMs / 1e6,
-    sftGflops: (3 * fwdFlops) / sftStepMs / 1e6,
-    // phi: forward + backward on 2B; ref: forward on 2B.
-    droGflops: (8 * fwdFlops) / droStepMs / 1e6,
+    forwardGflops: flops.forward / forwardMs / 1e6,
+    sftGflops: flops.sftStep / sftStepMs / 1e6,
+    droGflops: flops.droStep / droStepMs / 1e6,
+    sample20Gflops: sample20Ms === null ? null : flops.sample20 / sample20Ms / 1e6,
+    flops,
   };
   tf.dispose([x, target, ctx, x2, target2, ctx2]);
   setGradientMode('custom');
@@ -196,17 +254,61 @@ function fmt(v: number | null, digits = 1): string {
   return v === null ? '-' : v.toFixed(digits);
 }
 
+function writeAtomic(out: string, text: string): void {
+  mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, out);
+}
+
+async function dumpSpec(out: string): Promise<void> {
+  await initBackend('cpu', { reselect: true });
+  const spec = benchSpec((name) => {
+    const model = UNet2DConditionModel.create(UNET_CONFIGS[name], new Rng(2024));
+    const n = model.params.parameterCount();
+    model.dispose();
+    return n;
+  });
+  writeAtomic(out, JSON.stringify(spec, null, 2) + '\n');
+  console.log(`wrote ${out}`);
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BenchCompareError(`${file}: cannot read (${(err as Error).message})`);
+  }
+}
+
+function compareWith(peer: BenchReport, oursFile: string, oursText: string): void {
+  const ours = parseBenchReport(oursText, oursFile);
+  console.log(formatComparison(compareReports(ours, peer)));
+}
+
 async function run(): Promise<void> {
+  const specOut = argValue('dump-spec');
+  if (specOut !== undefined) return dumpSpec(specOut);
+  const peerFile = argValue('compare');
+  // Read the peer report first: a bad file fails before minutes of timing, not after.
+  const peer = peerFile === undefined ? undefined : parseBenchReport(readText(peerFile), peerFile);
+  const oursIn = argValue('ours');
+  if (oursIn !== undefined) {
+    if (peer === undefined) throw new Error('--ours FILE needs --compare PEER_FILE');
+    compareWith(peer, oursIn, readText(oursIn));
+    return;
+  }
   const quick = process.argv.includes('--quick');
+  const loadStart = os.loadavg();
   const available = describeBackends()
     .backends.filter((b) => b.available)
     .map((b) => b.name);
   const backends = (
     argValue('backends')?.split(',') ?? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']
   ).filter((b): b is BackendName => available.includes(b as BackendName));
-  const configs = (argValue('configs')?.split(',') ?? ['tiny', 'demo']) as ('tiny' | 'demo')[];
+  const configs = (argValue('configs')?.split(',') ?? [...BENCH_CONFIGS]) as BenchConfigName[];
   const rows: Row[] = [];
-  const plan: Array<[BackendName, 'tiny' | 'demo', GradientMode]> = [];
+  const plan: Array<[BackendName, BenchConfigName, GradientMode]> = [];
   for (const backend of backends) {
     for (const name of configs) {
       if (!(name in BATCH)) throw new Error(`--configs: unknown or unsupported config '${name}'`);
@@ -249,21 +351,22 @@ async function run(): Promise<void> {
       `training step, ${s.config}: wasm with custom gradients is ${s.trainingStepSpeedup.toFixed(0)}x faster than the plain cpu backend`,
     );
   }
-  const out = path.join(__dirname, 'results', 'latest.json');
-  mkdirSync(path.dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
+  const out = argValue('out') ?? path.join(__dirname, 'results', 'latest.json');
   const report = {
     date: new Date().toISOString(),
     node: process.version,
     quick,
+    /** 1, 5 and 15 minute load averages at the start and end: other jobs inflate wall times. */
+    loadavg: { start: loadStart, end: os.loadavg() },
     contextLength: CONTEXT_LENGTH,
     note: 'median of repetitions after one warm-up; machine load inflates times',
     rows,
     speedups,
   };
-  writeFileSync(tmp, JSON.stringify(report, null, 2) + '\n');
-  renameSync(tmp, out);
+  const text = JSON.stringify(report, null, 2) + '\n';
+  writeAtomic(out, text);
   console.log(`wrote ${out}`);
+  if (peer !== undefined) compareWith(peer, out, text);
 }
 
 run().catch((err: unknown) => {
