@@ -1,6 +1,7 @@
 /**
- * Makes sure the server binaries the tests need are built and cached, building missing ones in
- * parallel (each `go install` is mostly single-threaded link work). Runs before `npm test`.
+ * Makes sure the server binaries the tests need are cached: each missing one is downloaded where a
+ * verified prebuilt release is pinned, else built, missing ones in parallel (each `go install` is
+ * mostly single-threaded link work). Runs before `npm test`.
  */
 import { spawn } from 'node:child_process';
 import { TEMPORAL_CLI, VERSITYGW } from './binaries';
@@ -24,7 +25,7 @@ async function run(): Promise<void> {
   if (one >= 0) {
     const spec = specs.find((s) => s.name === process.argv[one + 1]);
     if (!spec) throw new Error(`unknown binary ${process.argv[one + 1]}`);
-    ensureBinary(spec);
+    await ensureBinary(spec);
     return;
   }
   const missing = specs.filter((s) => !locateBinary(s));

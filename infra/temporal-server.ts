@@ -5,8 +5,9 @@
  *   1. `TEMPORAL_ADDRESS` set: that cluster, which must answer within a few seconds.
  *   2. A dev server already started by `dro server` on the same state directory.
  *   3. An embedded `temporal server start-dev` on `<stateDir>/temporal.db`, with the binary from
- *      `DRO_TEMPORAL_BIN`, `PATH`, the cache `~/.cache/dro-pipeline/bin/temporal-1.5.1`, or built
- *      with `go install` (see `infra/go-binary.ts`).
+ *      `DRO_TEMPORAL_BIN`, `PATH`, the cache `~/.cache/dro-pipeline/bin/temporal-1.5.1`, else the
+ *      official release archive (checksum and version verified) or, failing that, built with
+ *      `go install` (see `infra/go-binary.ts`).
  *
  * ```ts
  * const temporal = await resolveTemporal();
@@ -105,9 +106,9 @@ export interface DevServer {
   restart(): Promise<void>;
 }
 
-/** Finds or builds the `temporal` binary (env var, PATH, cache, `go install`). */
-export function resolveTemporalBinary(log: (line: string) => void = defaultLog): ResolvedBinary {
-  return ensureBinary(TEMPORAL_CLI, log);
+/** Finds, downloads or builds the `temporal` binary (env var, PATH, cache, release, `go install`). */
+export function resolveTemporalBinary(log: (line: string) => void = defaultLog): Promise<ResolvedBinary> {
+  return ensureBinary(TEMPORAL_CLI, { log });
 }
 
 function defaultLog(line: string): void {
@@ -323,7 +324,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const dbFile = path.resolve(options.dbFile ?? path.join(stateDir(), 'temporal.db'));
   const logFile = path.resolve(options.logFile ?? `${dbFile}.log`);
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
-  const binary = options.binary ?? resolveTemporalBinary(log).path;
+  const binary = options.binary ?? (await resolveTemporalBinary(log)).path;
   const port = await choosePort(options.port, 7233, ip);
   const uiPort = options.headless ? undefined : await choosePort(options.uiPort, port + 1000, ip);
   const address = `${ip}:${port}`;

@@ -41,6 +41,12 @@ export interface PutOptions {
   ifExists?: 'same' | 'keep';
 }
 
+/**
+ * What a put writes: bytes in memory, or chunks (sync or async) that are hashed and written as they
+ * come, so a large artifact never has to be held whole in memory.
+ */
+export type ArtifactData = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
 export interface ArtifactStore {
   /** Base URI of the store, e.g. `file:///work/.dro/artifacts` or `s3://bucket/prefix`. */
   readonly baseUri: string;
@@ -48,9 +54,20 @@ export interface ArtifactStore {
    * Writes atomically and once: the key holds either nothing or the complete bytes, and a committed
    * artifact is never replaced (see PutOptions.ifExists).
    */
-  put(key: string, data: Uint8Array | AsyncIterable<Uint8Array>, options: PutOptions): Promise<ArtifactRef>;
-  /** Reads and verifies against `expectedSha256` (or the stored digest when omitted). */
+  put(key: string, data: ArtifactData, options: PutOptions): Promise<ArtifactRef>;
+  /** `put` of a local file's content, streamed from disk and hashed on the way. */
+  putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef>;
+  /**
+   * Reads and verifies against `expectedSha256` (or the stored digest when omitted). The bytes are
+   * read into one array of the stored size while they are hashed, never collected and copied.
+   */
   get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array>;
+  /**
+   * Streams the artifact into the local file `file`, verifying the digest as it goes. The bytes go
+   * to a temporary file beside `file` that is moved into place only once they matched, so `file`
+   * never holds a partial or unverified copy. Returns the reference of what was written.
+   */
+  getToFile(uriOrKey: string, file: string, expectedSha256?: string): Promise<ArtifactRef>;
   head(uriOrKey: string): Promise<{ ref: ArtifactRef; metadata: ArtifactMetadata } | undefined>;
   exists(uriOrKey: string): Promise<boolean>;
   list(prefix: string): Promise<string[]>;

@@ -8,6 +8,9 @@ export interface ContentDigest {
   size: number;
 }
 
+/** Chunks of content, from a stream (async) or a generator over data in memory (sync). */
+export type ChunkSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** True for a lower-case hex SHA-256 string. */
@@ -24,7 +27,7 @@ export function sha256Hex(data: Uint8Array): string {
  * Passes chunks through unchanged while hashing them, so a stream can be digested as it is
  * written. `digest()` is valid once the returned iterable has been fully consumed.
  */
-export function digestingStream(source: AsyncIterable<Uint8Array>): {
+export function digestingStream(source: ChunkSource): {
   stream: AsyncIterable<Uint8Array>;
   digest: () => ContentDigest;
 } {
@@ -51,7 +54,7 @@ export function digestingStream(source: AsyncIterable<Uint8Array>): {
 }
 
 /** Digest of an async iterable of chunks, consuming it. */
-export async function digestStream(source: AsyncIterable<Uint8Array>): Promise<ContentDigest> {
+export async function digestStream(source: ChunkSource): Promise<ContentDigest> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of source) {

@@ -80,6 +80,20 @@ export class ArtifactExistsError extends StoreError {
   }
 }
 
+/**
+ * Another write of the same key completed while this one was in flight, and did not commit (write
+ * its metadata) in time to compare with. Transient: a retry finds the committed artifact.
+ */
+export class ArtifactWriteConflictError extends StoreError {
+  readonly type = 'ArtifactWriteConflictError';
+  override name = 'ArtifactWriteConflictError';
+  constructor(readonly uri: string) {
+    super(
+      `Write conflict at ${uri}: another write of this key completed first and has not committed yet; retry`,
+    );
+  }
+}
+
 /** The store's endpoint did not answer (connection refused, DNS failure, timeout). */
 export class StoreUnreachableError extends StoreError {
   readonly type = 'StoreUnreachableError';

@@ -16,7 +16,13 @@ import type { S3StoreOptions } from './s3-store';
 import { S3ArtifactStore } from './s3-store';
 import { parseArtifactUri } from './uri';
 
-export type { ArtifactMetadata, ArtifactRef, ArtifactStore, PutOptions } from './artifact-store';
+export type {
+  ArtifactData,
+  ArtifactMetadata,
+  ArtifactRef,
+  ArtifactStore,
+  PutOptions,
+} from './artifact-store';
 export { StorageConfig, LocalStorageConfig, S3StorageConfig } from './config';
 export type { StorageConfigInput } from './config';
 export * from './errors';

@@ -2,8 +2,9 @@
  * Artifact store on the local filesystem.
  *
  * Layout: the artifact `key` is the file `<root>/<key>`, its metadata the file
- * `<root>/<key>.meta.json`. Both are written to a hidden temporary file in the same directory,
- * fsynced and moved into place, so a key holds either nothing or complete bytes. The object is
+ * `<root>/<key>.meta.json`. Both are streamed to a hidden temporary file in the same directory,
+ * hashed on the way, fsynced and moved into place (storage/atomic-file.ts), so a key holds either
+ * nothing or complete bytes, and no artifact has to fit in memory to be written. The object is
  * moved with link(2), which fails when the name exists, so a committed artifact is never
  * replaced (write-once; see storage/write-once.ts). The object is renamed into
  * place first and the metadata second; an object without metadata is the leftover of an
@@ -11,13 +12,18 @@
  *
  * Because keys map to paths, `a` and `a/b` cannot both be artifacts here (they can in S3).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import type { Dirent, ReadStream } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { stateDir } from '../infra/paths';
-import type { ArtifactMetadata, ArtifactRef, ArtifactStore, PutOptions } from './artifact-store';
-import type { ContentDigest } from './digest';
+import type {
+  ArtifactData,
+  ArtifactMetadata,
+  ArtifactRef,
+  ArtifactStore,
+  PutOptions,
+} from './artifact-store';
+import { writeFileAtomic } from './atomic-file';
 import { ArtifactNotFoundError, InvalidArtifactUriError } from './errors';
 import type { StoredMetadata } from './metadata';
 import {
@@ -35,7 +41,7 @@ import {
   validateKey,
   validateListPrefix,
 } from './uri';
-import { checkExpectedSha256, verifyArtifactBytes } from './verify';
+import { checkDigest, checkExpectedSha256, expectedContent, readVerified } from './verify';
 import { sameOrRefuse, settleExisting } from './write-once';
 
 export interface LocalStoreOptions {
@@ -53,80 +59,26 @@ function isNotFound(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Temporary files start with '.', which keys may not, so they never collide with artifacts. */
-function tempPathFor(file: string): string {
-  return path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`,
-  );
-}
-
-/** Makes a completed rename durable; some filesystems cannot fsync directories, which is harmless. */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: fsp.FileHandle | undefined;
+/** Opens `file` for reading; a missing file is ArtifactNotFoundError for `uri`. */
+async function openForRead(file: string, uri: string): Promise<{ stream: ReadStream; size: number }> {
+  let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // Best effort only.
-  } finally {
-    await handle?.close();
-  }
-}
-
-/**
- * Writes `data` to `file` through a temporary file + fsync + rename and returns the digest of what
- * was written. On any failure the temporary file is removed and `file` is untouched.
- */
-export async function writeFileAtomic(
-  file: string,
-  data: Uint8Array | AsyncIterable<Uint8Array>,
-  /**
-   * Called when `file` already exists and `noClobber` is set: resolves to true to replace it (a
-   * leftover of an interrupted write), false to keep it and discard the new bytes.
-   */
-  noClobber?: (digest: ContentDigest) => Promise<boolean>,
-): Promise<ContentDigest> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = tempPathFor(file);
-  const handle = await fsp.open(tmp, 'wx', 0o644);
-  let open = true;
-  try {
-    const hash = createHash('sha256');
-    let size = 0;
-    const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = data instanceof Uint8Array ? [data] : data;
-    for await (const chunk of chunks) {
-      hash.update(chunk);
-      size += chunk.byteLength;
-      let offset = 0;
-      while (offset < chunk.byteLength) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
-        offset += bytesWritten;
-      }
-    }
-    await handle.sync();
-    open = false;
-    await handle.close();
-    const digest = { sha256: hash.digest('hex'), size };
-    if (noClobber === undefined) await fsp.rename(tmp, file);
-    else {
-      try {
-        await fsp.link(tmp, file);
-        await fsp.rm(tmp, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (await noClobber(digest)) await fsp.rename(tmp, file);
-        else await fsp.rm(tmp, { force: true });
-      }
-    }
-    await syncDirectory(path.dirname(file));
-    return digest;
+    handle = await fsp.open(file, 'r');
   } catch (err) {
-    if (open) await handle.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
+    if (isNotFound(err)) throw new ArtifactNotFoundError(uri);
+    throw err;
+  }
+  try {
+    const { size } = await handle.stat();
+    return { stream: handle.createReadStream({ highWaterMark: READ_CHUNK }), size };
+  } catch (err) {
+    await handle.close();
     throw err;
   }
 }
+
+/** Bytes per read: large enough that hashing, not system calls, dominates. */
+const READ_CHUNK = 4 * 1024 * 1024;
 
 export class LocalArtifactStore implements ArtifactStore {
   /** Absolute directory holding the artifacts. */
@@ -161,46 +113,69 @@ export class LocalArtifactStore implements ArtifactStore {
     return path.join(this.root, ...validateKey(key).split('/'));
   }
 
-  async put(
-    key: string,
-    data: Uint8Array | AsyncIterable<Uint8Array>,
-    options: PutOptions,
-  ): Promise<ArtifactRef> {
+  async put(key: string, data: ArtifactData, options: PutOptions): Promise<ArtifactRef> {
     validatePutOptions(key, options);
     const file = this.pathOf(key);
     const committed = await this.head(key);
     if (committed) return settleExisting(committed.ref, data, options);
     let kept: ArtifactRef | undefined;
-    const digest = await writeFileAtomic(file, data, async (d) => {
-      // A concurrent writer committed first, or an interrupted write left an object without metadata.
-      const now = await this.head(key);
-      if (now === undefined) return true;
-      kept = options.ifExists === 'keep' ? now.ref : sameOrRefuse(now.ref, d);
-      return false;
+    const digest = await writeFileAtomic(file, data, {
+      noClobber: async (d) => {
+        // A concurrent writer committed first, or an interrupted write left an object without metadata.
+        const now = await this.head(key);
+        if (now === undefined) return true;
+        kept = options.ifExists === 'keep' ? now.ref : sameOrRefuse(now.ref, d);
+        return false;
+      },
     });
     if (kept) return kept;
     await writeFileAtomic(file + METADATA_SUFFIX, encodeStoredMetadata(buildStoredMetadata(options, digest)));
     return { uri: this.uriOf(key), ...digest };
   }
 
+  async putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
+    validatePutOptions(key, options);
+    // Opened first so that a missing source fails here, naming the file, before anything is written.
+    const handle = await fsp.open(file, 'r');
+    const stream = handle.createReadStream({ highWaterMark: READ_CHUNK });
+    try {
+      return await this.put(key, stream, options);
+    } finally {
+      // A put that keeps an existing artifact does not read the stream; close the file anyway.
+      stream.destroy();
+    }
+  }
+
   async get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array> {
+    const { uri, expected, file } = await this.prepareRead(uriOrKey, expectedSha256);
+    const { stream, size } = await openForRead(file, uri);
+    try {
+      return await readVerified(uri, stream, expected, size);
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  async getToFile(uriOrKey: string, file: string, expectedSha256?: string): Promise<ArtifactRef> {
+    const { uri, expected, file: source } = await this.prepareRead(uriOrKey, expectedSha256);
+    const { stream } = await openForRead(source, uri);
+    try {
+      const digest = await writeFileAtomic(path.resolve(file), stream, {
+        verify: (d) => checkDigest(uri, expected, d),
+      });
+      return { uri, ...digest };
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  private async prepareRead(uriOrKey: string, expectedSha256: string | undefined) {
     const key = this.keyOf(uriOrKey);
     const uri = this.uriOf(key);
     checkExpectedSha256(uri, expectedSha256);
-    const file = this.pathOf(key);
     const meta = await this.readMetadata(key);
-    if (meta === undefined && expectedSha256 === undefined) {
-      throw new ArtifactNotFoundError(uri);
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = await fsp.readFile(file);
-    } catch (err) {
-      if (isNotFound(err)) throw new ArtifactNotFoundError(uri);
-      throw err;
-    }
-    verifyArtifactBytes(uri, bytes, expectedSha256, meta);
-    return bytes;
+    if (meta === undefined && expectedSha256 === undefined) throw new ArtifactNotFoundError(uri);
+    return { uri, expected: expectedContent(uri, expectedSha256, meta), file: this.pathOf(key) };
   }
 
   async head(uriOrKey: string): Promise<{ ref: ArtifactRef; metadata: ArtifactMetadata } | undefined> {

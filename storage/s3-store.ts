@@ -13,10 +13,19 @@
  * `dro-producer` user metadata (plus `dro-sha256`/`dro-size` when the bytes are in memory) so that
  * S3 tools show what an object is.
  *
+ * Integrity and write-once: an in-memory put of up to one part is a single PUT carrying its SHA-256
+ * (the server rejects a body that does not match) and `If-None-Match: *`. Anything larger, and every
+ * stream or file, is a multipart upload whose parts each carry their SHA-256 and whose completion
+ * carries `If-None-Match: *`, so it never replaces an object another writer completed; the
+ * whole-object SHA-256 is computed while streaming and recorded in the companion. Reads stream the
+ * body into one buffer (or a temporary file for `getToFile`) while hashing it.
+ *
  * Incomplete uploads left by a crashed process are not visible as objects but occupy space; a bucket
  * lifecycle rule `AbortIncompleteMultipartUpload` (e.g. after 1 day) removes them.
  */
 import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -27,11 +36,19 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { ArtifactMetadata, ArtifactRef, ArtifactStore, PutOptions } from './artifact-store';
+import type {
+  ArtifactData,
+  ArtifactMetadata,
+  ArtifactRef,
+  ArtifactStore,
+  PutOptions,
+} from './artifact-store';
+import { writeFileAtomic } from './atomic-file';
 import type { ContentDigest } from './digest';
 import { digestingStream, sha256Hex } from './digest';
 import {
   ArtifactNotFoundError,
+  ArtifactWriteConflictError,
   BucketNotFoundError,
   InvalidArtifactUriError,
   StoreAccessDeniedError,
@@ -57,7 +74,7 @@ import {
   validateListPrefix,
   validatePrefix,
 } from './uri';
-import { checkExpectedSha256, verifyArtifactBytes } from './verify';
+import { checkDigest, checkExpectedSha256, expectedContent, readVerified } from './verify';
 import { sameOrRefuse, settleExisting } from './write-once';
 
 const MiB = 1024 * 1024;
@@ -88,6 +105,11 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Milliseconds to wait for a TCP connection. Default: 5000. */
   connectionTimeoutMs?: number;
+  /**
+   * How long a large put waits for a concurrent writer of the same key to commit (write its
+   * companion) before treating the object in its way as a leftover. Default: 2000 ms.
+   */
+  commitWaitMs?: number;
 }
 
 /** Region used when none is configured. */
@@ -222,6 +244,7 @@ export class S3ArtifactStore implements ArtifactStore {
   readonly client: S3Client;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly commitWaitMs: number;
 
   constructor(options: S3StoreOptions) {
     if (!S3_BUCKET_NAME.test(options.bucket)) {
@@ -237,6 +260,7 @@ export class S3ArtifactStore implements ArtifactStore {
     this.endpoint = describeEndpoint(options);
     this.partSize = partSizeMiB * MiB;
     this.queueSize = options.queueSize ?? 4;
+    this.commitWaitMs = options.commitWaitMs ?? 2000;
     this.client = createS3Client(options);
   }
 
@@ -271,11 +295,7 @@ export class S3ArtifactStore implements ArtifactStore {
     return mapS3Error(err, { endpoint: this.endpoint, bucket: this.bucket });
   }
 
-  async put(
-    key: string,
-    data: Uint8Array | AsyncIterable<Uint8Array>,
-    options: PutOptions,
-  ): Promise<ArtifactRef> {
+  async put(key: string, data: ArtifactData, options: PutOptions): Promise<ArtifactRef> {
     validatePutOptions(key, options);
     const objectKey = this.objectKey(key);
     const committed = await this.readMetadata(key);
@@ -284,7 +304,7 @@ export class S3ArtifactStore implements ArtifactStore {
       'dro-kind': encodeURIComponent(options.kind),
       'dro-producer': encodeURIComponent(options.producer),
     };
-    let digest: ContentDigest | undefined;
+    let digest: ContentDigest;
     if (data instanceof Uint8Array && data.byteLength <= this.partSize) {
       digest = { sha256: sha256Hex(data), size: data.byteLength };
       userMetadata['dro-sha256'] = digest.sha256;
@@ -292,39 +312,10 @@ export class S3ArtifactStore implements ArtifactStore {
       const kept = await this.putSmall(key, objectKey, data, userMetadata, digest, options);
       if (kept) return kept;
     } else {
-      let body: Uint8Array | Readable;
-      let streamed: (() => ContentDigest) | undefined;
-      if (data instanceof Uint8Array) {
-        digest = { sha256: sha256Hex(data), size: data.byteLength };
-        userMetadata['dro-sha256'] = digest.sha256;
-        userMetadata['dro-size'] = String(digest.size);
-        body = data;
-      } else {
-        const tap = digestingStream(data);
-        body = Readable.from(tap.stream, { objectMode: false });
-        streamed = tap.digest;
-      }
-      const upload = new Upload({
-        client: this.client,
-        params: {
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: body,
-          Metadata: userMetadata,
-          ContentType: 'application/octet-stream',
-        },
-        partSize: this.partSize,
-        queueSize: this.queueSize,
-        leavePartsOnError: false,
-      });
-      try {
-        await upload.done();
-      } catch (err) {
-        throw this.fail(err);
-      }
-      digest ??= streamed?.();
+      const outcome = await this.putLarge(key, objectKey, data, userMetadata, options);
+      if ('kept' in outcome) return outcome.kept;
+      digest = outcome.digest;
     }
-    if (digest === undefined) throw new Error(`put(${key}): digest unavailable after upload`);
     const meta = buildStoredMetadata(options, digest);
     try {
       await this.client.send(
@@ -345,6 +336,112 @@ export class S3ArtifactStore implements ArtifactStore {
       return options.ifExists === 'keep' ? ref : sameOrRefuse(ref, digest);
     }
     return { uri: this.uriOf(key), ...digest };
+  }
+
+  async putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
+    validatePutOptions(key, options);
+    // Opened first so that a missing source fails here, naming the file, before anything is sent.
+    const handle = await fsp.open(file, 'r');
+    const stream = handle.createReadStream({ highWaterMark: MiB });
+    try {
+      return await this.put(key, stream, options);
+    } finally {
+      // A put that keeps an existing artifact does not read the stream; close the file anyway.
+      stream.destroy();
+    }
+  }
+
+  /**
+   * Streams `data` as a multipart upload (a single PUT when it fits in one part): at most
+   * `queueSize` parts are in memory, each is sent with its SHA-256 for the server to check, and the
+   * upload completes only if no object exists under the key yet (If-None-Match on the completion),
+   * so a concurrent writer's object is never replaced. Resolves to the digest of what was
+   * written, or to the committed artifact when another writer got there first with an accepted
+   * outcome.
+   */
+  private async putLarge(
+    key: string,
+    objectKey: string,
+    data: ArtifactData,
+    userMetadata: Record<string, string>,
+    options: PutOptions,
+  ): Promise<{ digest: ContentDigest } | { kept: ArtifactRef }> {
+    await this.removeLeftover(key, objectKey);
+    let body: Uint8Array | Readable;
+    let digest: () => ContentDigest;
+    if (data instanceof Uint8Array) {
+      const known = { sha256: sha256Hex(data), size: data.byteLength };
+      userMetadata['dro-sha256'] = known.sha256;
+      userMetadata['dro-size'] = String(known.size);
+      body = data;
+      digest = () => known;
+    } else {
+      const tap = digestingStream(data);
+      body = Readable.from(tap.stream, { objectMode: false });
+      digest = tap.digest;
+    }
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: body,
+        Metadata: userMetadata,
+        ContentType: 'application/octet-stream',
+        ChecksumAlgorithm: 'SHA256',
+        IfNoneMatch: '*',
+      },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+      return { digest: digest() };
+    } catch (err) {
+      if (!isPreconditionFailed(err)) throw this.fail(err);
+      // Another writer completed an object under this key while this upload was in flight.
+      let ours: ContentDigest;
+      try {
+        ours = digest();
+      } catch {
+        throw this.fail(err);
+      }
+      const ref = await this.awaitCommit(key);
+      if (ref === undefined) throw new ArtifactWriteConflictError(this.uriOf(key));
+      return { kept: options.ifExists === 'keep' ? ref : sameOrRefuse(ref, ours) };
+    }
+  }
+
+  /**
+   * An object without a companion is the leftover of an interrupted write, or of a write that is
+   * committing right now. The conditional upload would fail on it and a stream cannot be sent
+   * twice, so after giving a concurrent writer time to commit, the leftover is deleted first.
+   */
+  private async removeLeftover(key: string, objectKey: string): Promise<void> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+    } catch (err) {
+      if (isMissingObject(err)) return;
+      throw this.fail(err);
+    }
+    if ((await this.awaitCommit(key)) !== undefined) return;
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  /** The committed artifact under `key`, waiting up to `commitWaitMs` for its companion to appear. */
+  private async awaitCommit(key: string): Promise<ArtifactRef | undefined> {
+    const deadline = Date.now() + this.commitWaitMs;
+    for (;;) {
+      const meta = await this.readMetadata(key);
+      if (meta !== undefined) return toHead(this.uriOf(key), meta).ref;
+      if (Date.now() >= deadline) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /**
@@ -392,24 +489,47 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   async get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array> {
+    const { uri, expected, objectKey } = await this.prepareRead(uriOrKey, expectedSha256);
+    let body: Readable | undefined;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      if (out.Body === undefined) throw new Error(`GetObject ${uri} returned no body`);
+      body = out.Body as Readable;
+      return await readVerified(uri, body, expected, out.ContentLength);
+    } catch (err) {
+      if (isMissingObject(err)) throw new ArtifactNotFoundError(uri);
+      throw this.fail(err);
+    } finally {
+      body?.destroy();
+    }
+  }
+
+  async getToFile(uriOrKey: string, file: string, expectedSha256?: string): Promise<ArtifactRef> {
+    const { uri, expected, objectKey } = await this.prepareRead(uriOrKey, expectedSha256);
+    let body: Readable | undefined;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      if (out.Body === undefined) throw new Error(`GetObject ${uri} returned no body`);
+      body = out.Body as Readable;
+      const digest = await writeFileAtomic(path.resolve(file), body, {
+        verify: (d) => checkDigest(uri, expected, d),
+      });
+      return { uri, ...digest };
+    } catch (err) {
+      if (isMissingObject(err)) throw new ArtifactNotFoundError(uri);
+      throw this.fail(err);
+    } finally {
+      body?.destroy();
+    }
+  }
+
+  private async prepareRead(uriOrKey: string, expectedSha256: string | undefined) {
     const key = this.keyOf(uriOrKey);
     const uri = this.uriOf(key);
     checkExpectedSha256(uri, expectedSha256);
     const meta = await this.readMetadata(key);
     if (meta === undefined && expectedSha256 === undefined) throw new ArtifactNotFoundError(uri);
-    let bytes: Uint8Array;
-    try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
-      );
-      if (out.Body === undefined) throw new Error(`GetObject ${uri} returned no body`);
-      bytes = await out.Body.transformToByteArray();
-    } catch (err) {
-      if (isMissingObject(err)) throw new ArtifactNotFoundError(uri);
-      throw this.fail(err);
-    }
-    verifyArtifactBytes(uri, bytes, expectedSha256, meta);
-    return bytes;
+    return { uri, expected: expectedContent(uri, expectedSha256, meta), objectKey: this.objectKey(key) };
   }
 
   async head(uriOrKey: string): Promise<{ ref: ArtifactRef; metadata: ArtifactMetadata } | undefined> {

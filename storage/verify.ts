@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import type { ChunkSource, ContentDigest } from './digest';
 import { isSha256Hex, sha256Hex } from './digest';
 import { ArtifactNotFoundError, DigestMismatchError } from './errors';
 import type { StoredMetadata } from './metadata';
@@ -11,10 +13,35 @@ export function checkExpectedSha256(uri: string, expectedSha256: string | undefi
   }
 }
 
+/** What a read is checked against: a digest, and the written size when it is known to belong to it. */
+export interface ExpectedContent {
+  sha256: string;
+  size?: number;
+}
+
+/**
+ * The caller's expected digest, else the stored one. The stored size is only used when it describes
+ * the expected content, to report truncation and to size the read buffer.
+ */
+export function expectedContent(
+  uri: string,
+  expectedSha256: string | undefined,
+  meta: StoredMetadata | undefined,
+): ExpectedContent {
+  const sha256 = expectedSha256 ?? meta?.sha256;
+  if (sha256 === undefined) throw new ArtifactNotFoundError(uri, 'no metadata: its write never completed');
+  return meta !== undefined && meta.sha256 === sha256 ? { sha256, size: meta.size } : { sha256 };
+}
+
+/** Throws DigestMismatchError naming the URI when what was read is not the expected content. */
+export function checkDigest(uri: string, expected: ExpectedContent, actual: ContentDigest): void {
+  if (actual.sha256 !== expected.sha256)
+    throw new DigestMismatchError(uri, expected.sha256, actual.sha256, actual.size, expected.size);
+}
+
 /**
  * Checks bytes read from `uri` against the caller's expected digest, else the stored one, and throws
- * DigestMismatchError naming the URI. The stored size is only used to report truncation when it
- * describes the expected content.
+ * DigestMismatchError naming the URI.
  */
 export function verifyArtifactBytes(
   uri: string,
@@ -22,11 +49,47 @@ export function verifyArtifactBytes(
   expectedSha256: string | undefined,
   meta: StoredMetadata | undefined,
 ): void {
-  const expected = expectedSha256 ?? meta?.sha256;
-  if (expected === undefined) throw new ArtifactNotFoundError(uri, 'no metadata: its write never completed');
-  const actual = sha256Hex(bytes);
-  if (actual !== expected) {
-    const expectedSize = meta !== undefined && meta.sha256 === expected ? meta.size : undefined;
-    throw new DigestMismatchError(uri, expected, actual, bytes.byteLength, expectedSize);
+  const expected = expectedContent(uri, expectedSha256, meta);
+  checkDigest(uri, expected, { sha256: sha256Hex(bytes), size: bytes.byteLength });
+}
+
+/**
+ * Reads a stream of an artifact's bytes into one array, hashing each chunk as it arrives, and
+ * verifies the result. The array is allocated once at the expected size (else at `sizeHint`, the
+ * size the server or filesystem reports), so a multi-gigabyte artifact is never held twice and is
+ * not limited by the 2 GiB of `fs.readFile`. Only when more bytes arrive than announced (a changed
+ * object, which then fails verification) are chunks collected.
+ */
+export async function readVerified(
+  uri: string,
+  chunks: ChunkSource,
+  expected: ExpectedContent,
+  sizeHint?: number,
+): Promise<Uint8Array> {
+  const hash = createHash('sha256');
+  const capacity = expected.size ?? sizeHint;
+  const buffer = capacity === undefined ? undefined : new Uint8Array(capacity);
+  // Used only when the size is unknown or more bytes arrive than announced.
+  const spill: Uint8Array[] = [];
+  let filled = 0;
+  for await (const chunk of chunks) {
+    hash.update(chunk);
+    if (buffer !== undefined && spill.length === 0 && filled + chunk.byteLength <= buffer.byteLength) {
+      buffer.set(chunk, filled);
+    } else {
+      if (buffer !== undefined && spill.length === 0) spill.push(buffer.subarray(0, filled));
+      // A stream may reuse the memory behind a chunk it has handed out.
+      spill.push(Uint8Array.from(chunk));
+    }
+    filled += chunk.byteLength;
   }
+  checkDigest(uri, expected, { sha256: hash.digest('hex'), size: filled });
+  if (spill.length === 0) return buffer === undefined ? new Uint8Array(0) : buffer.subarray(0, filled);
+  const whole = new Uint8Array(filled);
+  let pos = 0;
+  for (const part of spill) {
+    whole.set(part, pos);
+    pos += part.byteLength;
+  }
+  return whole;
 }

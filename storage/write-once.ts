@@ -3,19 +3,19 @@
  * artifact returns that artifact when the new bytes are the same (a retried write), and is refused
  * when they differ, so a reference to an artifact can never come to point at other bytes.
  */
-import type { ArtifactRef, PutOptions } from './artifact-store';
+import type { ArtifactData, ArtifactRef, PutOptions } from './artifact-store';
 import { digestStream, sha256Hex, type ContentDigest } from './digest';
 import { ArtifactExistsError } from './errors';
 
 /** Digest of what a put was given; consumes a stream. */
-export async function digestOf(data: Uint8Array | AsyncIterable<Uint8Array>): Promise<ContentDigest> {
+export async function digestOf(data: ArtifactData): Promise<ContentDigest> {
   return data instanceof Uint8Array ? { sha256: sha256Hex(data), size: data.byteLength } : digestStream(data);
 }
 
 /** What a put over the committed artifact `existing` returns, or throws ArtifactExistsError. */
 export async function settleExisting(
   existing: ArtifactRef,
-  data: Uint8Array | AsyncIterable<Uint8Array>,
+  data: ArtifactData,
   options: Pick<PutOptions, 'ifExists'>,
 ): Promise<ArtifactRef> {
   if (options.ifExists === 'keep') return existing;

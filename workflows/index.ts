@@ -3,3 +3,4 @@ export { smokeWorkflow } from './smoke';
 export { trainingWorkflow } from './training';
 export { pipelineWorkflow } from './pipeline';
 export { evaluationWorkflow } from './evaluation';
+export { scheduledEvaluationWorkflow } from './evaluation-schedule';

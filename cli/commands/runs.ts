@@ -4,15 +4,28 @@
  * server, started on the same history file, when nothing else is configured); every command takes
  * `--json` for scripts.
  */
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ScheduleOverlapPolicy, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Command } from 'commander';
 import type { PipelineConfig } from '../../config/schemas';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { completedRunsQuery, newestRun, type CompletedRun } from '../../activities/latest-run';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../config/task-queues';
+import { checkModelBundleHeader } from '../../engine/io/model-bundle';
+import { readSafetensorsHeader } from '../../engine/io/safetensors';
 import { logger as rootLogger } from '../../infra/logger';
-import { openStore, storeForUri, type ArtifactStore } from '../../storage';
+import { digestFile, isSha256Hex, openStore, storeForUri, type ArtifactStore } from '../../storage';
 import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
+import { isUri } from '../../storage/uri';
 import { runStandaloneWorker, WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
+import type { EvalModelInput } from '../../workflows/evaluation-types';
+import {
+  scheduledEvaluationWorkflow,
+  type ScheduledEvaluationInput,
+} from '../../workflows/evaluation-schedule';
 import { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
@@ -35,6 +48,7 @@ import {
   stdoutLine,
   withCluster,
 } from './run';
+import { parseModelArgs } from './eval';
 
 /** Thrown for a command that cannot do what was asked; main prints the message and exits 1. */
 export class RunCommandError extends Error {
@@ -195,6 +209,91 @@ export async function verifyManifest(manifest: RunManifest): Promise<VerifyResul
     }
   }
   return out;
+}
+
+/** `--model NAME=URI` pairs of `schedule create`, with the same rules as `dro eval`. */
+function parseScheduleModels(args: readonly string[]): { name: string; uri: string }[] {
+  try {
+    return parseModelArgs(args);
+  } catch (err) {
+    throw new RunCommandError(`schedule create: ${(err as Error).message}`);
+  }
+}
+
+/** A config hash as `dro runs show` prints it: 64 lower-case hex digits. */
+export function checkConfigHash(hash: string): string {
+  if (!isSha256Hex(hash))
+    throw new RunCommandError(
+      `--latest-of ${JSON.stringify(hash)}: give a config hash, 64 lower-case hex digits (see \`dro runs show\`)`,
+    );
+  return hash;
+}
+
+/** The id of the newest completed run of `hash` now, if any (the schedule looks again at every trigger). */
+async function newestCompletedRun(client: Client, hash: string): Promise<string | undefined> {
+  const runs: CompletedRun[] = [];
+  for await (const w of client.workflow.list({ query: completedRunsQuery(hash) }))
+    runs.push({ workflowId: w.workflowId, ...(w.closeTime && { closeTime: w.closeTime }) });
+  return newestRun(runs)?.workflowId;
+}
+
+/**
+ * The artifact a `--model` URI names, checked to exist now. An artifact of the configured store is
+ * used where it is; a local file (checked to be a model bundle) or an artifact of another store is
+ * streamed into the store under a content-addressed key, so workers read it like any artifact.
+ */
+export async function importScheduledModel(
+  store: ArtifactStore,
+  config: PipelineConfig,
+  model: { name: string; uri: string },
+): Promise<EvalModelInput> {
+  const what = `--model ${model.name}`;
+  const { name, uri } = model;
+  if (uri.startsWith(`${store.baseUri}/`)) {
+    const head = await store.head(uri);
+    if (head) return { name, model: head.ref };
+    if (!uri.startsWith('file://'))
+      throw new RunCommandError(`${what}: ${uri} does not exist in the store ${store.baseUri}`);
+  }
+  const options = { kind: 'model-bundle', producer: 'dro schedule' };
+  const importKey = (sha256: string) => `imports/${sha256.slice(0, 32)}/model.safetensors`;
+  if (isUri(uri) && !uri.startsWith('file://')) {
+    const source = storeForUri(uri, config.storage);
+    const head = await source.head(uri);
+    if (!head) throw new RunCommandError(`${what}: ${uri} does not exist`);
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dro-model-'));
+    try {
+      const file = path.join(dir, 'model.safetensors');
+      await source.getToFile(uri, file, head.ref.sha256);
+      await checkModelFile(file, uri, what);
+      return { name, model: await store.putFile(importKey(head.ref.sha256), file, options) };
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+  const file = uri.startsWith('file://') ? fileURLToPath(uri) : path.resolve(uri);
+  let stat;
+  try {
+    stat = await fsp.stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new RunCommandError(
+      `${what}: ${uri} does not exist (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`,
+    );
+  }
+  if (!stat.isFile()) throw new RunCommandError(`${what}: ${uri} is not a file`);
+  await checkModelFile(file, uri, what);
+  const digest = await digestFile(file);
+  return { name, model: await store.putFile(importKey(digest.sha256), file, options) };
+}
+
+/** Reads only the safetensors header, so a multi-gigabyte file costs a few reads. */
+async function checkModelFile(file: string, uri: string, what: string): Promise<void> {
+  try {
+    checkModelBundleHeader(await readSafetensorsHeader(file), uri);
+  } catch (err) {
+    throw new RunCommandError(`${what}: ${(err as Error).message.replace(file, uri)}`);
+  }
 }
 
 export function registerRunsCommands(program: Command): void {
@@ -433,39 +532,104 @@ export function registerRunsCommands(program: Command): void {
     schedule
       .command('create <name>')
       .description(
-        'run a config every interval or on a cron spec; cached stages return at once, so a re-run redoes only what changed',
+        'run a config every interval or on a cron spec (cached stages return at once, so a re-run redoes only ' +
+          'what changed); with --model or --latest-of, evaluate models instead',
       ),
   )
     .option('--every <interval>', 'e.g. 1d, 6h, 30m')
     .option('--cron <spec>', 'a 5-field cron spec, e.g. "0 3 * * *"')
-    .action(async (name: string, options: CommonOptions & { every?: string; cron?: string }) => {
-      checkRunIdArg(name);
-      if ((options.every === undefined) === (options.cron === undefined))
-        throw new RunCommandError('schedule create: give exactly one of --every and --cron');
-      const spec =
-        options.every !== undefined
-          ? { intervals: [{ every: parseEvery(options.every) }] }
-          : { cronExpressions: [checkCron(options.cron!)] };
-      await withClient(options, async ({ client, config }) => {
-        const input: PipelineInput = { runId: '', config, provenance: provenance(config) };
-        await client.schedule.create({
-          scheduleId: name,
-          spec,
-          policies: { overlap: ScheduleOverlapPolicy.SKIP },
-          action: {
-            type: 'startWorkflow',
-            workflowType: pipelineWorkflow,
-            workflowId: name,
-            taskQueue: WORKFLOW_TASK_QUEUE,
-            args: [input],
-            typedSearchAttributes: searchAttributes(name, config),
-          },
+    .option('--model <name=uri...>', 'evaluate this model bundle at every trigger (repeat for more)')
+    .option(
+      '--latest-of <configHash>',
+      'evaluate the models of the newest completed run of this config hash, looked up at every trigger',
+    )
+    .action(
+      async (
+        name: string,
+        options: CommonOptions & { every?: string; cron?: string; model?: string[]; latestOf?: string },
+      ) => {
+        checkRunIdArg(name);
+        if ((options.every === undefined) === (options.cron === undefined))
+          throw new RunCommandError('schedule create: give exactly one of --every and --cron');
+        if (options.model !== undefined && options.latestOf !== undefined)
+          throw new RunCommandError('schedule create: give --model or --latest-of, not both');
+        const latestOf = options.latestOf === undefined ? undefined : checkConfigHash(options.latestOf);
+        const models = options.model === undefined ? undefined : parseScheduleModels(options.model);
+        const spec =
+          options.every !== undefined
+            ? { intervals: [{ every: parseEvery(options.every) }] }
+            : { cronExpressions: [checkCron(options.cron!)] };
+        const when = options.every ? `every ${options.every}` : `cron "${options.cron}"`;
+        await withClient(options, async ({ client, config, store }) => {
+          if (models === undefined && latestOf === undefined) {
+            const input: PipelineInput = { runId: '', config, provenance: provenance(config) };
+            await client.schedule.create({
+              scheduleId: name,
+              spec,
+              policies: { overlap: ScheduleOverlapPolicy.SKIP },
+              action: {
+                type: 'startWorkflow',
+                workflowType: pipelineWorkflow,
+                workflowId: name,
+                taskQueue: WORKFLOW_TASK_QUEUE,
+                workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
+                args: [input],
+                typedSearchAttributes: searchAttributes(name, config),
+              },
+            });
+            emit(options.json, { schedule: name, spec, configHash: configHash(config) }, () => [
+              `Schedule ${name} created: ${when}; runs are named ${name}-<time>.`,
+            ]);
+            return;
+          }
+          // Every model must exist before the schedule does: a typo found at 3 a.m. helps nobody.
+          const refs: EvalModelInput[] = [];
+          for (const m of models ?? []) refs.push(await importScheduledModel(store, config, m));
+          const newest = latestOf === undefined ? undefined : await newestCompletedRun(client, latestOf);
+          const input: ScheduledEvaluationInput = {
+            ...(refs.length > 0 && { models: refs }),
+            ...(latestOf !== undefined && { latestOf }),
+            settings: {
+              seed: config.seed,
+              ...config.eval,
+              ...(refs.length > 0 && { baseline: refs[0]!.name }),
+            },
+            backend: config.workers.backend,
+          };
+          await client.schedule.create({
+            scheduleId: name,
+            spec,
+            policies: { overlap: ScheduleOverlapPolicy.SKIP },
+            action: {
+              type: 'startWorkflow',
+              workflowType: scheduledEvaluationWorkflow,
+              workflowId: name,
+              taskQueue: WORKFLOW_TASK_QUEUE,
+              workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
+              args: [input],
+            },
+          });
+          const what =
+            latestOf !== undefined
+              ? `evaluates the newest completed run of config ${latestOf.slice(0, 12)}… at every trigger ` +
+                `(now: ${newest ?? 'none yet'})`
+              : `evaluates ${refs.map((r) => r.name).join(', ')}`;
+          emit(
+            options.json,
+            {
+              schedule: name,
+              spec,
+              ...(latestOf !== undefined && { latestOf, newestNow: newest ?? null }),
+              ...(refs.length > 0 && { models: refs }),
+            },
+            () => [
+              `Schedule ${name} created: ${when}; ${what}; evaluations are named ${name}-<time> ` +
+                `and written under evaluations/.`,
+            ],
+          );
         });
-        emit(options.json, { schedule: name, spec, configHash: configHash(config) }, () => [
-          `Schedule ${name} created: ${options.every ? `every ${options.every}` : `cron "${options.cron}"`}; runs are named ${name}-<time>.`,
-        ]);
-      });
-    });
+      },
+    );
   common(schedule.command('list').description('schedules on the cluster')).action(
     async (options: CommonOptions) => {
       await withClient(options, async ({ client }) => {

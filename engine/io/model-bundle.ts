@@ -20,6 +20,7 @@ import {
   assertFinite,
   parseSafetensors,
   parseSafetensorsHeader,
+  safetensorsChunks,
   serializeSafetensors,
   type SafetensorsHeader,
   type TensorToWrite,
@@ -65,18 +66,36 @@ export function encodeModelBundle(
   model: DiffusionModel,
   unetWeights?: ReadonlyMap<string, tf.Tensor>,
 ): Uint8Array {
+  const { tensors, options } = modelBundleContent(model, unetWeights);
+  return serializeSafetensors(tensors, options);
+}
+
+/**
+ * The bytes of `encodeModelBundle` as chunks, for writing a large model to a store or file without
+ * a second in-memory copy of its weights.
+ */
+export function streamModelBundle(
+  model: DiffusionModel,
+  unetWeights?: ReadonlyMap<string, tf.Tensor>,
+): Iterable<Uint8Array> {
+  const { tensors, options } = modelBundleContent(model, unetWeights);
+  return safetensorsChunks(tensors, options).chunks;
+}
+
+function modelBundleContent(model: DiffusionModel, unetWeights?: ReadonlyMap<string, tf.Tensor>) {
   const tensors = new Map([
     ...diffusersTensors(model.unet.params, 'unet/', unetWeights),
     ...diffusersTensors(model.text.params, 'text_encoder/'),
   ]);
-  return serializeSafetensors(tensors, {
+  const options = {
     metadata: {
       format: MODEL_FORMAT,
       unet_config: JSON.stringify(model.unet.config),
       text_encoder_config: JSON.stringify(model.text.config),
       tokenizer: JSON.stringify(model.tokenizer.config),
     },
-  });
+  };
+  return { tensors, options };
 }
 
 function loadInto(
@@ -259,7 +278,18 @@ export function exportDiffusersUnet(
   model: Pick<DiffusionModel, 'unet'>,
   unetWeights?: ReadonlyMap<string, tf.Tensor>,
 ): Uint8Array {
-  return serializeSafetensors(diffusersTensors(model.unet.params, '', unetWeights), {
-    metadata: { format: 'pt', unet_config: JSON.stringify(model.unet.config) },
-  });
+  return serializeSafetensors(diffusersTensors(model.unet.params, '', unetWeights), unetFileOptions(model));
+}
+
+/** The bytes of `exportDiffusersUnet` as chunks (see `streamModelBundle`). */
+export function streamDiffusersUnet(
+  model: Pick<DiffusionModel, 'unet'>,
+  unetWeights?: ReadonlyMap<string, tf.Tensor>,
+): Iterable<Uint8Array> {
+  return safetensorsChunks(diffusersTensors(model.unet.params, '', unetWeights), unetFileOptions(model))
+    .chunks;
+}
+
+function unetFileOptions(model: Pick<DiffusionModel, 'unet'>) {
+  return { metadata: { format: 'pt', unet_config: JSON.stringify(model.unet.config) } };
 }

@@ -395,6 +395,29 @@ export function serializeSafetensors(
   options: WriteOptions = {},
   file = '<buffer>',
 ): Uint8Array {
+  const { size, chunks } = safetensorsChunks(tensors, options, file);
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, pos);
+    pos += chunk.byteLength;
+  }
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Float32Array([1]).buffer)[3] === 0x3f;
+
+/**
+ * The bytes of `serializeSafetensors` as a header chunk followed by one chunk per tensor, with the
+ * total size, so a model can be streamed to a file or an artifact store without assembling the
+ * whole file in memory. F32 data on a little-endian machine is passed on as views of the tensors'
+ * own arrays, without a copy; the arrays must not change until the chunks are consumed.
+ */
+export function safetensorsChunks(
+  tensors: TensorSource,
+  options: WriteOptions = {},
+  file = '<buffer>',
+): { size: number; chunks: Iterable<Uint8Array> } {
   const dtype = options.dtype ?? 'F32';
   if (dtype !== 'F32' && dtype !== 'F16')
     throw new SafetensorsError(file, undefined, `cannot write dtype '${String(dtype)}' (F32 or F16)`);
@@ -428,32 +451,26 @@ export function serializeSafetensors(
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + count * width] };
     offset += count * width;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.byteLength / 8) * 8;
-  if (padded !== json.byteLength) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  const out = new Uint8Array(8 + json.byteLength + offset);
-  const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(json.byteLength), true);
-  out.set(json, 8);
-  let pos = 8 + json.byteLength;
-  for (const [, t] of list) {
-    if (dtype === 'F32') {
-      for (const v of t.data) {
-        view.setFloat32(pos, v, true);
-        pos += 4;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(json, 8);
+  function* chunks(): Generator<Uint8Array> {
+    yield head;
+    for (const [, t] of list) {
+      if (dtype === 'F32' && LITTLE_ENDIAN) {
+        yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        continue;
       }
-    } else {
-      for (const v of t.data) {
-        view.setUint16(pos, floatToF16Bits(v), true);
-        pos += 2;
-      }
+      const bytes = new Uint8Array(t.data.length * width);
+      const view = new DataView(bytes.buffer);
+      if (dtype === 'F32') t.data.forEach((v, i) => view.setFloat32(i * 4, v, true));
+      else t.data.forEach((v, i) => view.setUint16(i * 2, floatToF16Bits(v), true));
+      yield bytes;
     }
   }
-  return out;
+  return { size: head.byteLength + offset, chunks: chunks() };
 }
 
 /** Writes a safetensors file atomically: a temporary file in the same folder, then a rename. */

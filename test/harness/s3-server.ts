@@ -85,7 +85,7 @@ function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 export async function startS3Server(options: { bucket?: string } = {}): Promise<S3TestServer> {
-  const binary = ensureBinary(VERSITYGW).path;
+  const binary = (await ensureBinary(VERSITYGW)).path;
   const bucket = options.bucket ?? 'dro-test';
   const region = 'us-east-1';
   const credentials = {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -203,6 +204,114 @@ void describe('S3ArtifactStore against versitygw', () => {
     assert.equal(await store.exists('fail/partial.bin'), false);
     assert.deepEqual(await store.list('fail/'), []);
     assert.equal(fs.existsSync(path.join(s3.dataDir, s3.bucket, 'it', 'fail', 'partial.bin')), false);
+  });
+
+  void test('putFile is a multipart upload with a SHA-256 per part; getToFile verifies while streaming', async () => {
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-s3-files-'));
+    try {
+      const data = pattern(12 * MiB, 31);
+      const file = path.join(src, 'model.safetensors');
+      fs.writeFileSync(file, data);
+      const ref = await store.putFile('files/model.safetensors', file, options);
+      assert.equal(ref.size, data.byteLength);
+      assert.equal(ref.sha256, sha256(data));
+      const head = await s3.client.send(
+        new HeadObjectCommand({
+          Bucket: s3.bucket,
+          Key: 'it/files/model.safetensors',
+          ChecksumMode: 'ENABLED',
+        }),
+      );
+      // 12 MiB in 5 MiB parts is 3 parts, and the server checked a SHA-256 for each of them.
+      assert.match(head.ETag ?? '', /-3"?$/);
+      assert.match(head.ChecksumSHA256 ?? '', /-3$/);
+
+      const out = path.join(src, 'down', 'model.safetensors');
+      assert.deepEqual(await store.getToFile(ref.uri, out, ref.sha256), ref);
+      assert.ok(fs.readFileSync(out).equals(Buffer.from(data)));
+      assert.ok(Buffer.from(await store.get(ref.uri)).equals(Buffer.from(data)));
+
+      // Write once: the same file returns the committed artifact, other bytes are refused.
+      assert.deepEqual(await store.putFile('files/model.safetensors', file, options), ref);
+      const other = path.join(src, 'other.safetensors');
+      const otherData = Uint8Array.from(data);
+      otherData[7 * MiB] = (otherData[7 * MiB] ?? 0) ^ 1;
+      fs.writeFileSync(other, otherData);
+      await assert.rejects(store.putFile('files/model.safetensors', other, options), (err: unknown) => {
+        assert.ok(err instanceof ArtifactExistsError);
+        assert.equal(err.newSha256, sha256(otherData));
+        return true;
+      });
+      assert.equal(sha256(await store.get(ref.uri)), ref.sha256);
+
+      // The object replaced behind the store (same size, one byte changed) is caught on read, and
+      // getToFile leaves neither the file nor a temporary file behind.
+      await s3.client.send(
+        new PutObjectCommand({ Bucket: s3.bucket, Key: 'it/files/model.safetensors', Body: otherData }),
+      );
+      const fresh = path.join(src, 'down', 'fresh.safetensors');
+      for (const read of [() => store.get(ref.uri), () => store.getToFile(ref.uri, fresh)]) {
+        await assert.rejects(read(), (err: unknown) => {
+          assert.ok(err instanceof DigestMismatchError);
+          assert.equal(err.uri, ref.uri);
+          assert.match(err.message, /the size matches/);
+          return true;
+        });
+      }
+      assert.deepEqual(fs.readdirSync(path.join(src, 'down')), ['model.safetensors']);
+      assert.deepEqual(
+        (await s3.client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket, Prefix: 'it/files/' })))
+          .Uploads ?? [],
+        [],
+      );
+    } finally {
+      fs.rmSync(src, { recursive: true, force: true });
+    }
+  });
+
+  void test('a multipart upload never replaces an object another writer completed while it ran', async () => {
+    const mine = pattern(11 * MiB, 41);
+    const theirs = pattern(11 * MiB, 42);
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((r) => (open = r));
+      let started!: () => void;
+      const begun = new Promise<void>((r) => (started = r));
+      async function* body(data: Uint8Array): AsyncGenerator<Uint8Array> {
+        started();
+        yield data.subarray(0, 6 * MiB);
+        await opened;
+        yield data.subarray(6 * MiB);
+      }
+      return { open, begun, body };
+    };
+    const a = gate();
+    const b = gate();
+    const first = store.put('race/x.bin', a.body(theirs), options);
+    const second = store.put('race/x.bin', b.body(mine), options);
+    // Both writers found the key free and are uploading; the first completes and commits.
+    await Promise.all([a.begun, b.begun]);
+    a.open();
+    const committed = await first;
+    b.open();
+    await assert.rejects(second, (err: unknown) => {
+      assert.ok(err instanceof ArtifactExistsError, String(err));
+      assert.equal(err.existingSha256, committed.sha256);
+      return true;
+    });
+    // The committed reference still reads back: the late upload did not overwrite its object.
+    assert.ok(Buffer.from(await store.get(committed.uri, committed.sha256)).equals(Buffer.from(theirs)));
+  });
+
+  void test('an object left without a companion is replaced by a streamed put', async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: 'it/leftover/x.bin', Body: pattern(1000, 51) }),
+    );
+    const quick = make({ commitWaitMs: 200 });
+    const data = pattern(6 * MiB, 52);
+    const ref = await quick.put('leftover/x.bin', chunked(data, 512 * 1024), options);
+    assert.equal(ref.sha256, sha256(data));
+    assert.ok(Buffer.from(await quick.get(ref.uri)).equals(Buffer.from(data)));
   });
 
   void test('a refused endpoint is StoreUnreachableError naming the endpoint, and it fails fast', async () => {

@@ -187,6 +187,62 @@ void describe('LocalArtifactStore', () => {
     assert.equal(new TextDecoder().decode(await store.get('orphan/o.bin', SHA256_ABC)), 'abc');
   });
 
+  void test('putFile streams a file in, hashing it on the way, under the write-once rule', async () => {
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(src, { recursive: true });
+    // Larger than one 4 MiB read, so the file arrives in several chunks.
+    const data = pattern(9 * 1024 * 1024 + 5, 21);
+    fs.writeFileSync(path.join(src, 'model.safetensors'), data);
+    const ref = await store.putFile('files/model.safetensors', path.join(src, 'model.safetensors'), options);
+    assert.equal(ref.size, data.byteLength);
+    assert.equal(ref.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.ok(Buffer.from(await store.get(ref.uri, ref.sha256)).equals(Buffer.from(data)));
+    assert.deepEqual(
+      await store.putFile('files/model.safetensors', path.join(src, 'model.safetensors'), options),
+      ref,
+    );
+    fs.writeFileSync(path.join(src, 'other.safetensors'), pattern(1000, 22));
+    await assert.rejects(
+      store.putFile('files/model.safetensors', path.join(src, 'other.safetensors'), options),
+      ArtifactExistsError,
+    );
+    await assert.rejects(
+      store.putFile('files/none.bin', path.join(src, 'missing.bin'), options),
+      (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT' && /missing\.bin/.test(String(err)),
+    );
+    assert.deepEqual(allFiles(path.join(store.root, 'files')), [
+      'model.safetensors',
+      'model.safetensors.meta.json',
+    ]);
+  });
+
+  void test('getToFile writes the verified bytes and never leaves a partial file under the name', async () => {
+    const data = pattern(5 * 1024 * 1024 + 3, 23);
+    const ref = await store.put('files/out.bin', data, options);
+    const out = path.join(tmp, 'downloads', 'nested', 'out.bin');
+    const got = await store.getToFile(ref.uri, out, ref.sha256);
+    assert.deepEqual(got, ref);
+    assert.ok(fs.readFileSync(out).equals(Buffer.from(data)));
+
+    // Corrupt the stored bytes: the read fails, the earlier download stays as it was and no
+    // temporary file is left beside it.
+    const stored = path.join(store.root, 'files', 'out.bin');
+    const bytes = fs.readFileSync(stored);
+    bytes[4_000_000] = (bytes[4_000_000] ?? 0) ^ 0x80;
+    fs.writeFileSync(stored, bytes);
+    await assert.rejects(store.getToFile('files/out.bin', out), (err: unknown) => {
+      assert.ok(err instanceof DigestMismatchError);
+      assert.equal(err.uri, ref.uri);
+      return true;
+    });
+    const fresh = path.join(tmp, 'downloads', 'fresh.bin');
+    await assert.rejects(store.getToFile('files/out.bin', fresh, ref.sha256), DigestMismatchError);
+    assert.equal(fs.existsSync(fresh), false);
+    assert.ok(fs.readFileSync(out).equals(Buffer.from(data)));
+    assert.deepEqual(allFiles(path.join(tmp, 'downloads')), ['nested/out.bin']);
+    await assert.rejects(store.getToFile('files/never.bin', fresh), ArtifactNotFoundError);
+  });
+
   void test('list filters by key prefix, ignores hidden files and sorts', async () => {
     await store.put('list/b', new Uint8Array([1]), options);
     await store.put('list/a/1', new Uint8Array([2]), options);
