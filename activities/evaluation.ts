@@ -34,11 +34,11 @@ import { genevalImagePath } from '../engine/eval/seeds';
 import { buildWorldSuite, EvalSuiteError, normalizePrompt, parseSuite } from '../engine/eval/suite';
 import { winRateTable, type RewardScores, type WinRateRow } from '../engine/eval/win-rate';
 import { generateImages } from '../engine/generate';
-import { checkModelBundleHeader, decodeModelBundle } from '../engine/io/model-bundle';
-import { parseSafetensorsHeader } from '../engine/io/safetensors';
+import { imageSideOf, samplesToImages } from '../engine/latent/decode';
+import { decodeAnyModel, describeModel } from '../engine/latent/latent-model';
 import { formatRunTables, genevalRow, type GenEvalRow, type SampleGrid } from '../engine/report';
 import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../engine/rewards';
-import type { DiffusionModel } from '../engine/training/diffusion-model';
+import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import {
   DEFAULT_EVAL_SHARD_SIZE,
@@ -54,6 +54,7 @@ import {
   type SummarizeEvaluationResult,
 } from '../workflows/evaluation-types';
 import { activityLogger, keySegment } from './common';
+import { ModelCache } from './model-cache';
 import { readPreferenceRows } from './preferences';
 import { loadRewardModel, REWARD_DESCRIPTOR_FORMAT, type RewardDescriptor, type RewardKind } from './reward';
 import {
@@ -103,6 +104,13 @@ export interface EvaluationSuiteInfo {
   excludedPrompts: string[];
   /** Tags without any GenEval prompt: the overall score averages fewer than six tags. */
   missingTags: Tag[];
+  /**
+   * Why GenEval was not judged, when it was not: its detector judges the built-in world's rendered
+   * shapes, which a model of another world (a latent model from a diffusers folder) does not draw.
+   * The prompts' images are then only generated for the report grid, and the evaluation is the
+   * reward win rates.
+   */
+  genevalSkipped?: string;
   /** Distinct training captions compared against. */
   trainingPrompts: number;
   genevalPrompts: number;
@@ -160,6 +168,8 @@ export interface EvaluationDocument {
   seeds: { root: number; geneval: number; winrate: number; schedule: { geneval: string; winrate: string } };
   suite: EvaluationSuiteInfo;
   geneval: {
+    /** Why GenEval was not judged (see EvaluationSuiteInfo.genevalSkipped); the rest is then empty. */
+    skipped?: string;
     summaries: Record<string, GenevalSummary>;
     /** Every pair, the later model of `models` as A. */
     comparisons: ({ a: string; b: string } & GenevalComparison)[];
@@ -357,56 +367,6 @@ function checkJobs(jobs: unknown, plan: EvaluationPlan): EvalJob[] {
   });
 }
 
-// ----- model cache -----
-
-interface CachedModel {
-  sha256: string;
-  model: DiffusionModel;
-  users: number;
-  stale: boolean;
-}
-
-/**
- * The decoded model of the last shard, kept so the next shard of the same model (the planner puts
- * a model's shards next to each other) does not decode it again. Sampling never changes it.
- */
-class ModelCache {
-  private entry?: CachedModel;
-
-  constructor(private readonly store: ArtifactStore) {}
-
-  async acquire(ref: ArtifactRef, what: string): Promise<{ model: DiffusionModel; release: () => void }> {
-    let entry = this.entry;
-    if (!entry || entry.sha256 !== ref.sha256) {
-      const bytes = await readArtifact(this.store, ref);
-      const model = await stageCall(what, () => Promise.resolve(decodeModelBundle(bytes, ref.uri)));
-      if (this.entry) this.retire(this.entry);
-      entry = { sha256: ref.sha256, model, users: 0, stale: false };
-      this.entry = entry;
-    }
-    const held = entry;
-    held.users++;
-    return {
-      model: held.model,
-      release: () => {
-        held.users--;
-        if (held.stale && held.users === 0) dispose(held.model);
-      },
-    };
-  }
-
-  private retire(entry: CachedModel): void {
-    this.entry = undefined;
-    if (entry.users === 0) dispose(entry.model);
-    else entry.stale = true;
-  }
-}
-
-function dispose(model: DiffusionModel): void {
-  model.unet.dispose();
-  model.text.dispose();
-}
-
 function sameJobs(a: readonly EvalJob[], b: readonly EvalJob[]): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
@@ -415,7 +375,12 @@ function sameJobs(a: readonly EvalJob[], b: readonly EvalJob[]): boolean {
 
 export function createEvaluationActivities(deps: StageDeps) {
   const { store } = deps;
-  const models = new ModelCache(store);
+  // The next shard of the same model (the planner puts a model's shards next to each other) reuses
+  // the decoded model; sampling never changes it.
+  const models = new ModelCache<DiffusionModel>({
+    load: async (ref) => decodeAnyModel(await readArtifact(store, ref), ref.uri),
+    dispose: disposeModel,
+  });
 
   return {
     /** Checks the inputs, builds the suite and writes plan.json; a plan already written is returned. */
@@ -461,17 +426,19 @@ export function createEvaluationActivities(deps: StageDeps) {
       }
 
       const planModels: EvaluationPlan['models'] = [];
+      const latentModels: string[] = [];
       for (const [i, m] of input.models.entries()) {
         const what = `models.${i} (${m.name})`;
         const bytes = await readArtifact(store, m.model);
-        const configs = await stageCall(what, () =>
-          Promise.resolve(checkModelBundleHeader(parseSafetensorsHeader(bytes, m.model.uri), m.model.uri)),
-        );
-        const { in_channels: channels, sample_size: size } = configs.unet;
+        const described = await stageCall(what, () => describeModel(bytes, m.model.uri));
+        if (described.space === 'latent') latentModels.push(m.name);
+        const { imageChannels: channels, imageSize: size } = described;
         if (channels !== 3)
           throw badInput(
-            `${what}: ${m.model.uri} takes ${channels}-channel latents; evaluation judges 3-channel pixel ` +
-              `images and a model bundle carries no VAE to decode latents`,
+            described.space === 'pixel'
+              ? `${what}: ${m.model.uri} takes ${channels}-channel latents; evaluation judges 3-channel pixel ` +
+                  `images and a model bundle carries no VAE to decode latents`
+              : `${what}: ${m.model.uri} decodes ${channels}-channel images; evaluation judges 3-channel RGB images`,
           );
         if (size < MIN_WORLD_RESOLUTION)
           throw badInput(
@@ -503,12 +470,20 @@ export function createEvaluationActivities(deps: StageDeps) {
           reward: r.reward,
         });
       }
-      const detector = new DetectorReward();
-      planRewards.push({
-        name: DETECTOR_REWARD_NAME,
-        kind: 'detector',
-        identity: { name: detector.name, version: detector.version },
-      });
+      const genevalSkipped = latentModels.length
+        ? `GenEval is skipped: its detector judges the built-in world's rendered shapes, and ` +
+          `${latentModels.join(', ')} ${latentModels.length === 1 ? 'is a latent model' : 'are latent models'} ` +
+          `(a diffusers pipeline drawing other images); the evaluation is the reward models' win rates`
+        : undefined;
+      // The detector score is the built-in world's; it says nothing about another model's images.
+      if (!genevalSkipped) {
+        const detector = new DetectorReward();
+        planRewards.push({
+          name: DETECTOR_REWARD_NAME,
+          kind: 'detector',
+          identity: { name: detector.name, version: detector.version },
+        });
+      }
 
       const training = new Set<string>();
       if (input.trainingPrompts) {
@@ -532,7 +507,13 @@ export function createEvaluationActivities(deps: StageDeps) {
           buildWorldSuite({ seed, prompts: wanted, trainingPrompts: training }),
         );
       }
-      const genevalPrompts = Math.min(settings.genevalPrompts, selection.prompts.length);
+      // Without GenEval its prompts are only drawn for the report grid.
+      const genevalPrompts = Math.min(
+        genevalSkipped
+          ? Math.max(1, Math.min(settings.gridPrompts, settings.genevalPrompts))
+          : settings.genevalPrompts,
+        selection.prompts.length,
+      );
       const winratePrompts = Math.min(settings.winratePrompts, selection.prompts.length);
       const genevalRoot = settings.seed;
       const winrateRoot = settings.seed + genevalPrompts * settings.imagesPerPrompt;
@@ -559,6 +540,7 @@ export function createEvaluationActivities(deps: StageDeps) {
           trainingPrompts: training.size,
           genevalPrompts,
           winratePrompts,
+          ...(genevalSkipped ? { genevalSkipped } : {}),
         },
         prompts: selection.prompts.slice(0, Math.max(genevalPrompts, winratePrompts)),
         gridPrompts: Math.min(settings.gridPrompts, genevalPrompts),
@@ -612,7 +594,7 @@ export function createEvaluationActivities(deps: StageDeps) {
       await useBackend(input.backend);
       const started = Date.now();
       heartbeat({ shard: input.shard, phase: 'loading', images: 0, total: jobs.length });
-      const { model, release } = await models.acquire(entry.model, `model ${entry.name}`);
+      const { model, release } = await stageCall(`model ${entry.name}`, () => models.acquire(entry.model));
       const rewards: { name: string; model: RewardModel; dispose: () => Promise<void> }[] = [];
       try {
         const meta = (job: EvalJob): PromptMetadata => plan.prompts[job.prompt]!;
@@ -632,7 +614,7 @@ export function createEvaluationActivities(deps: StageDeps) {
               rewards.push({ name: r.name, model: loaded.model, dispose: loaded.dispose });
             }
           }
-        const size = model.unet.config.sample_size;
+        const size = imageSideOf(model);
         const generated = await stageCall(`shard ${input.shard}`, () =>
           generateImages(
             model,
@@ -642,12 +624,15 @@ export function createEvaluationActivities(deps: StageDeps) {
               steps: plan.settings.samplerSteps,
               guidanceScale: plan.settings.guidanceScale,
               batchSize: GENERATION_BATCH,
+              onRuntime: (choice) => log.info(choice, 'UNet inference runtime selected'),
               onProgress: (images, total) =>
                 heartbeat({ shard: input.shard, phase: 'generating', images, total }),
             },
           ),
         );
-        const images: RgbImage[] = generated.map((x) =>
+        // A latent model's samples are decoded by its VAE (÷ scaling_factor, decode, clamp).
+        const pixels = await samplesToImages(model, generated);
+        const images: RgbImage[] = pixels.map((x) =>
           toUint8({ width: size, height: size, data: fromModelSpace(x) }),
         );
         heartbeat({ shard: input.shard, phase: 'judging', images: jobs.length, total: jobs.length });
@@ -655,7 +640,7 @@ export function createEvaluationActivities(deps: StageDeps) {
         const grid: EvaluationShardDocument['grid'] = [];
         const winIdx: number[] = [];
         jobs.forEach((job, i) => {
-          if (job.kind === 'geneval') {
+          if (job.kind === 'geneval' && !plan.suite.genevalSkipped) {
             const j = judgeImage(images[i]!, meta(job));
             geneval.push({
               prompt: job.prompt,
@@ -665,7 +650,7 @@ export function createEvaluationActivities(deps: StageDeps) {
               reason: j.reason,
               score: j.score,
             });
-          } else winIdx.push(i);
+          } else if (job.kind === 'winrate') winIdx.push(i);
           if (job.grid)
             grid.push({
               prompt: job.prompt,
@@ -813,13 +798,13 @@ export function createEvaluationActivities(deps: StageDeps) {
             extra: { model: name, images: list.length },
           },
         );
-        summaries[name] = summarizeGeneval(list);
+        if (!plan.suite.genevalSkipped) summaries[name] = summarizeGeneval(list);
       }
 
       // Later models first: rows read "dro vs base", as the paper's tables.
       const order = [...names].reverse();
       const comparisons: EvaluationDocument['geneval']['comparisons'] = [];
-      for (let i = 0; i < order.length; i++)
+      for (let i = 0; i < order.length && !plan.suite.genevalSkipped; i++)
         for (let j = i + 1; j < order.length; j++) {
           const [a, b] = [order[i]!, order[j]!];
           comparisons.push({
@@ -838,7 +823,9 @@ export function createEvaluationActivities(deps: StageDeps) {
               (c) =>
                 (c.a === name && c.b === settings.baseline) || (c.b === name && c.a === settings.baseline),
             )?.mcnemar.pValue;
-      const table = names.map((n) => genevalRow(n, summaries[n]!, vsBaseline(n)));
+      const table = plan.suite.genevalSkipped
+        ? []
+        : names.map((n) => genevalRow(n, summaries[n]!, vsBaseline(n)));
 
       let winRates: WinRateRow[] = [];
       if (names.length >= 2) {
@@ -880,7 +867,9 @@ export function createEvaluationActivities(deps: StageDeps) {
           extra: { prompts: samples.prompts.length, models: names.length },
         },
       );
-      const tables = formatRunTables({ geneval: table, winRates });
+      const tables =
+        (plan.suite.genevalSkipped ? `${plan.suite.genevalSkipped}.\n\n` : '') +
+        formatRunTables({ geneval: table, winRates });
       const doc: EvaluationDocument = {
         format: EVALUATION_FORMAT,
         runId,
@@ -896,7 +885,12 @@ export function createEvaluationActivities(deps: StageDeps) {
           },
         },
         suite: plan.suite,
-        geneval: { summaries, comparisons, table },
+        geneval: {
+          ...(plan.suite.genevalSkipped ? { skipped: plan.suite.genevalSkipped } : {}),
+          summaries,
+          comparisons,
+          table,
+        },
         winRates,
         results,
         samples: samplesRef,

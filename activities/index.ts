@@ -18,6 +18,7 @@ import { createReportActivities } from './report';
 import { createRewardActivities } from './reward';
 import { createStageCacheActivities } from './stage-cache';
 import { createEvaluationActivities } from './evaluation';
+import { createLatestRunActivities } from './latest-run';
 import { createWorldActivities } from './world';
 
 export type { SmokeArtifact, VerifySmokeInput, WriteSmokeInput } from './smoke';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReportActivities(deps),
     ...createStageCacheActivities(deps),
     ...createEvaluationActivities(deps),
+    ...createLatestRunActivities(deps),
   };
 }
 
@@ -72,6 +74,7 @@ export const QUEUE_ACTIVITIES = {
     'lookupStage',
     'commitStage',
     'planEvaluation',
+    'resolveLatestRun',
   ],
 } as const satisfies Record<'gpu' | 'cpu', readonly (keyof Activities)[]>;
 

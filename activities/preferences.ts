@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import * as path from 'node:path';
 import type { BackendPreference } from '../engine/backend';
+import type { InferenceRuntimePreference } from '../engine/onnx/runtime';
 import type { RgbImageF32 } from '../engine/data/image';
 import { encodePng } from '../engine/data/image-codec';
 import { importCaptionFolder } from '../engine/data/folder-import';
@@ -59,6 +60,8 @@ export interface SimulatePreferencesInput extends StageOutput {
   steps: number;
   guidanceScale: number;
   backend?: BackendPreference;
+  /** Runtime of the UNet while generating (config `workers.inferenceRuntime`). Default `auto`. */
+  inferenceRuntime?: InferenceRuntimePreference;
 }
 
 export interface ImportPreferencesInput extends StageOutput {
@@ -235,6 +238,8 @@ export function createPreferenceActivities(deps: StageDeps) {
             seeds: wanted.map((w) => w.seed),
             steps: input.steps,
             guidanceScale: input.guidanceScale,
+            ...(input.inferenceRuntime !== undefined && { runtime: input.inferenceRuntime }),
+            onRuntime: (choice) => log.info(choice, 'UNet inference runtime selected'),
             onProgress: (doneImages, total) => {
               const seconds = (Date.now() - started) / 1000;
               const rate = doneImages / Math.max(seconds, 1e-3);

@@ -19,12 +19,10 @@ import { toFloat } from '../engine/data/image';
 import { PickapicFileError, PickapicRowError, readPickapicShards } from '../engine/data/pickapic';
 import { toModelSpace } from '../engine/data/pretraining-corpus';
 import { decodeImageDataset } from '../engine/io/image-dataset';
-import {
-  decodeModelBundle,
-  encodeModelBundle,
-  exportDiffusersUnet,
-  ModelBundleError,
-} from '../engine/io/model-bundle';
+import { ModelBundleError, streamDiffusersUnet } from '../engine/io/model-bundle';
+import { DiffusersFolderError } from '../engine/io/diffusers-pipeline';
+import { decodeAnyModel, diffusersFolderFiles, encodeAnyModel } from '../engine/latent/latent-model';
+import { isLatentSet } from '../engine/latent/latent-data';
 import { NonFiniteTensorError, SafetensorsError } from '../engine/io/safetensors';
 import { decodeCheckpoint } from '../engine/training/checkpoint';
 import {
@@ -33,8 +31,9 @@ import {
   type PreferenceDataset,
   type PreferencePair,
 } from '../engine/training/datasets';
-import type { DiffusionModel } from '../engine/training/diffusion-model';
+import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import { NonFiniteTrainingError, TrainingInputError } from '../engine/training/errors';
+import { formatDuration, StepRateWindow } from '../engine/training/eta';
 import { Trainer, type MetricRow, type TrainerInit } from '../engine/training/trainer';
 import type { Logger } from '../infra/logger';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
@@ -49,6 +48,8 @@ import type {
 } from '../workflows/training-types';
 import { STAGE_METHOD } from '../workflows/training-types';
 import { activityLogger, keySegment, storeCall } from './common';
+import { ModelCache, type HeldModel } from './model-cache';
+import { latentTrainingData } from './latents';
 
 export interface TrainingDeps {
   store: ArtifactStore;
@@ -103,6 +104,7 @@ function toFailure(err: unknown): unknown {
     return nonRetryable(err.message, err.type, [{ step: err.step, what: err.what }]);
   if (err instanceof TrainingInputError || err instanceof ModelBundleError)
     return nonRetryable(err.message, err.type);
+  if (err instanceof DiffusersFolderError) return nonRetryable(err.message, 'ModelBundleError');
   return err;
 }
 
@@ -188,57 +190,63 @@ async function readPreferencePairs(bytes: Uint8Array, source: string): Promise<P
   }
 }
 
-interface CachedModel {
-  sha256: string;
-  model: DiffusionModel;
-  users: number;
-  stale: boolean;
-}
-
 /**
  * The decoded start model and data of the last call, kept so consecutive chunks do not reload
  * them. The start model is never trained in place (the trainer clones it), so sharing is safe.
  */
 class InputCache {
-  private model?: CachedModel;
+  private readonly models = new ModelCache<DiffusionModel>({
+    load: (ref) => this.loadModel(ref),
+    dispose: disposeModel,
+  });
   private loaded?: { key: string; data: TrainerInit['data'] };
 
   constructor(private readonly store: ArtifactStore) {}
 
-  async acquireModel(ref: ArtifactRef): Promise<{ model: DiffusionModel; release: () => void }> {
-    let entry = this.model;
-    if (!entry || entry.sha256 !== ref.sha256) {
-      if (entry) this.retire(entry);
-      const bytes = await storeCall(() => this.store.get(ref.uri, ref.sha256));
-      const model = await decoding(
-        () => decodeModelBundle(bytes, ref.uri),
-        (m) => new ModelBundleError(m),
-      );
-      try {
-        checkModelFits(model, ref.uri);
-      } catch (err) {
-        model.unet.dispose();
-        model.text.dispose();
-        throw err;
-      }
-      entry = { sha256: ref.sha256, model, users: 0, stale: false };
-      this.model = entry;
-    }
-    const held = entry;
-    held.users++;
-    return {
-      model: held.model,
-      release: () => {
-        held.users--;
-        if (held.stale && held.users === 0) this.dispose(held);
-      },
-    };
+  acquireModel(ref: ArtifactRef): Promise<HeldModel<DiffusionModel>> {
+    return this.models.acquire(ref);
   }
 
-  async loadData(stage: TrainingStage, ref: ArtifactRef): Promise<TrainerInit['data']> {
+  private async loadModel(ref: ArtifactRef): Promise<DiffusionModel> {
+    const bytes = await storeCall(() => this.store.get(ref.uri, ref.sha256));
+    const model = await decoding(
+      () => decodeAnyModel(bytes, ref.uri),
+      (m) => new ModelBundleError(m),
+    );
+    try {
+      checkModelFits(model, ref.uri);
+    } catch (err) {
+      disposeModel(model);
+      throw err;
+    }
+    return model;
+  }
+
+  /**
+   * The stage's training data; for a latent model the data encoded into its latents (once per
+   * VAE, data and flip setting, see ./latents).
+   */
+  async loadData(
+    stage: TrainingStage,
+    ref: ArtifactRef,
+    model?: DiffusionModel,
+    randomFlip = false,
+    log?: Logger,
+  ): Promise<TrainerInit['data']> {
     const kind = stage === 'dpo' ? 'pairs' : 'images';
-    const key = `${kind}:${ref.sha256}`;
+    const latent = model?.latent;
+    const key = latent
+      ? `${kind}:${ref.sha256}:latent:${latent.vaeSha256}:${randomFlip}`
+      : `${kind}:${ref.sha256}`;
     if (this.loaded?.key === key) return this.loaded.data;
+    if (latent) {
+      const got = await decoding(
+        () => latentTrainingData(this.store, log!, model!, kind, ref, randomFlip),
+        (m) => new TrainingInputError(`${ref.uri}: ${m}`),
+      );
+      this.loaded = { key, data: got.data };
+      return got.data;
+    }
     const bytes = await storeCall(() => this.store.get(ref.uri, ref.sha256));
     const toInput = (m: string) => new TrainingInputError(`${ref.uri}: ${m}`);
     const data: TrainerInit['data'] =
@@ -247,17 +255,6 @@ class InputCache {
         : { images: await decoding(() => decodeImageDataset(bytes, ref.uri), toInput) };
     this.loaded = { key, data };
     return data;
-  }
-
-  private retire(entry: CachedModel): void {
-    this.model = undefined;
-    if (entry.users === 0) this.dispose(entry);
-    else entry.stale = true;
-  }
-
-  private dispose(entry: CachedModel): void {
-    entry.model.unet.dispose();
-    entry.model.text.dispose();
   }
 }
 
@@ -397,10 +394,19 @@ export function createTrainingActivities(deps: TrainingDeps) {
         const backend = (await initBackend(input.backend ?? 'auto')).name;
         const held = await cache.acquireModel(input.startModel);
         release = held.release;
-        const data = await cache.loadData(input.stage, input.data);
+        const data = await cache.loadData(
+          input.stage,
+          input.data,
+          held.model,
+          input.settings.randomFlip,
+          log,
+        );
         const what = `${input.stage === 'dpo' ? 'preference set' : input.stage === 'dro' ? 'expert set' : 'image set'} ${input.data.uri}`;
-        if (data.pairs) validatePreferenceDataset(data.pairs, held.model.unet.config, what);
-        if (data.images) validateImageDataset(data.images, held.model.unet.config, what);
+        // Latent sets are checked by the training method against the UNet.
+        if (data.pairs && !isLatentSet(data.pairs))
+          validatePreferenceDataset(data.pairs, held.model.unet.config, what);
+        if (data.images && !isLatentSet(data.images))
+          validateImageDataset(data.images, held.model.unet.config, what);
         const init: TrainerInit = { settings: input.settings, ...held.model, data };
 
         const resumeRef = fromHeartbeat?.ref ?? input.fromCheckpoint;
@@ -428,6 +434,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
           'training chunk started',
         );
         let lastLog = 0;
+        // Steps per second over the last minute; the ETA is to the end of the whole training.
+        const rate = new StepRateWindow(60_000);
 
         const save = async (bytes: Uint8Array, step: number): Promise<void> => {
           const ref = await storeCall(() =>
@@ -461,14 +469,21 @@ export function createTrainingActivities(deps: TrainingDeps) {
           onProgress: (p) => {
             Object.assign(beat, { step: p.step, loss: p.metrics?.loss, imagesPerSecond: p.imagesPerSecond });
             ctx.heartbeat(beat);
+            rate.record(p.step, performance.now());
             if (performance.now() - lastLog >= heartbeatMs) {
               lastLog = performance.now();
+              const eta = rate.estimate(p.totalSteps);
               log.info(
                 {
                   step: p.step,
                   totalSteps: p.totalSteps,
                   loss: p.metrics?.loss,
                   imagesPerSecond: Number(p.imagesPerSecond.toFixed(2)),
+                  ...(eta && {
+                    stepsPerSecond: Number(eta.stepsPerSecond.toPrecision(3)),
+                    etaSeconds: Math.round(eta.remainingSeconds),
+                    eta: formatDuration(eta.remainingSeconds),
+                  }),
                 },
                 'training progress',
               );
@@ -559,7 +574,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
         const extra = { runId: input.runId, stage: input.stage, step: state.step };
         beat('writing the model');
         const modelRef = await storeCall(() =>
-          store.put(`${prefix}/model.safetensors`, encodeModelBundle(model, ema), {
+          store.put(`${prefix}/model.safetensors`, encodeAnyModel(model, ema), {
             kind: 'model',
             producer,
             inputs,
@@ -568,15 +583,34 @@ export function createTrainingActivities(deps: TrainingDeps) {
         );
         beat('writing the diffusers UNet');
         const unetRef = await storeCall(() =>
-          store.put(`${prefix}/unet/diffusion_pytorch_model.safetensors`, exportDiffusersUnet(model, ema), {
+          store.put(`${prefix}/unet/diffusion_pytorch_model.safetensors`, streamDiffusersUnet(model, ema), {
             kind: 'diffusers-unet',
             producer,
             inputs,
             extra,
           }),
         );
+        // A latent model is also written as a diffusers folder: the trained (EMA) UNet with the
+        // start model's other components, loadable by diffusers' from_pretrained.
+        let diffusers: { prefix: string; files: Record<string, ArtifactRef> } | undefined;
+        if (model.latent) {
+          beat('writing the diffusers folder');
+          diffusers = { prefix: `${prefix}/diffusers`, files: {} };
+          for (const [rel, data] of diffusersFolderFiles(model, ema)) {
+            const ref = await storeCall(() =>
+              store.put(`${prefix}/diffusers/${rel}`, data, {
+                kind: 'diffusers-file',
+                producer,
+                inputs,
+                extra: { ...extra, file: rel },
+              }),
+            );
+            diffusers.files[rel] = { uri: ref.uri, sha256: ref.sha256, size: ref.size };
+          }
+        }
         const summary = {
           format: SUMMARY_FORMAT,
+          ...(diffusers ? { diffusers } : {}),
           runId: input.runId,
           stage: input.stage,
           settings: state.settings,

@@ -8,12 +8,15 @@ import { buildPretrainingCorpus } from '../engine/data/pretraining-corpus';
 import { worldTokenizer } from '../engine/data/world-text';
 import { encodeImageDataset } from '../engine/io/image-dataset';
 import { decodeModelBundle, encodeModelBundle } from '../engine/io/model-bundle';
+import { importDiffusersFolder } from '../engine/latent/latent-model';
+import { disposeModel } from '../engine/training/diffusion-model';
 import { CLIPTextModel, demoTextEncoderConfig } from '../engine/models/text-encoder';
 import { UNet2DConditionModel } from '../engine/models/unet';
 import { UNET_CONFIGS, validateUNetConfig, type UNetConfigName } from '../engine/models/unet-config';
 import { Rng } from '../engine/rng';
 import type { ArtifactRef } from '../storage/artifact-store';
 import { activityLogger } from './common';
+import { diffusersFolderOf } from './latents';
 import {
   type StageDeps,
   type StageOutput,
@@ -198,6 +201,20 @@ export function createWorldActivities(deps: StageDeps) {
         };
       }
       await useBackend(input.backend);
+      const folder = await diffusersFolderOf(input.uri);
+      if (folder !== undefined) {
+        // A diffusers pipeline folder: a latent model (UNet, VAE, text encoder) in one artifact.
+        const imported = await stageCall('model.baseCheckpoint', () => importDiffusersFolder(folder));
+        const { sample_size: sampleSize, in_channels: inChannels } = imported.model.unet.config;
+        disposeModel(imported.model);
+        const ref = await putArtifact(deps.store, key, imported.bytes, {
+          kind: 'latent-model',
+          producer: 'importBaseModel',
+          extra: { source: input.uri, sampleSize, inChannels, imageSize: imported.spec.imageSize },
+        });
+        log.info({ source: input.uri, uri: ref.uri, sampleSize, inChannels }, 'diffusers folder imported');
+        return { model: ref, source: input.uri, sampleSize, inChannels };
+      }
       const bytes = await readSource(deps.store, input.uri, 'model.baseCheckpoint');
       const model = await stageCall('model.baseCheckpoint', () =>
         Promise.resolve(decodeModelBundle(bytes, input.uri)),

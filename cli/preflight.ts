@@ -6,7 +6,8 @@
  * another field; these checks need the file system or the machine:
  * - `model.baseCheckpoint`: a supported scheme (a path, `file://` or `s3://`); a local file exists,
  *   is readable and is a model bundle whose header (configs, tensor names and shapes) is
- *   consistent and whose UNet is the one `model.unet` names.
+ *   consistent and whose UNet is the one `model.unet` names; or a diffusers pipeline folder whose
+ *   configs, tokenizer, schedule and weight headers are consistent, at `model.resolution`.
  * - `data.paths`: local entries exist; parquet shards have the required columns and honest row
  *   counts, and their first rows (`maxRowsScanned`) are valid; a caption folder follows its layout
  *   and its images declare a usable size. `ranking.topK` is at most the images the run will have.
@@ -30,6 +31,8 @@ import type * as FolderImportModule from '../engine/data/folder-import';
 import type * as PickapicModule from '../engine/data/pickapic';
 import type * as ImageCodecModule from '../engine/data/image-codec';
 import type * as TextEncoderModule from '../engine/models/text-encoder';
+import type * as DiffusersPipelineModule from '../engine/io/diffusers-pipeline';
+import type * as LatentModelModule from '../engine/latent/latent-model';
 import { UNET_CONFIGS, type UNetConfig } from '../engine/models/unet-config';
 import { unetParamSpecs } from '../engine/models/unet-params';
 import { stateDir } from '../infra/paths';
@@ -116,11 +119,41 @@ function sameUNet(a: UNetConfig, b: UNetConfig): boolean {
   return strip(a) === strip(b);
 }
 
+/**
+ * A diffusers pipeline folder as the base model: every config, the tokenizer (merges against the
+ * vocab), the cross-component contracts, the training schedule and every weight file's header
+ * (names and shapes against the configs), reading no tensor data; and `model.resolution` must be
+ * the image size the VAE and UNet work at (the expert images are stored at it and encoded).
+ */
+async function checkDiffusersBase(
+  config: PipelineConfig,
+  folder: string,
+  add: (field: string, message: string) => void,
+): Promise<Pick<ModelBundleConfigs, 'unet' | 'textEncoder'> | undefined> {
+  const pipeline = require('../engine/io/diffusers-pipeline') as typeof DiffusersPipelineModule;
+  const { checkSchedule } = require('../engine/latent/latent-model') as typeof LatentModelModule;
+  try {
+    const spec = await pipeline.readDiffusersPipeline(folder);
+    checkSchedule(spec);
+    await pipeline.checkPipelineWeightHeaders(folder, spec);
+    if (config.model.resolution !== spec.imageSize)
+      add(
+        'model.resolution',
+        `model.resolution ${config.model.resolution}: the diffusers folder ${folder} works at ${spec.imageSize} px ` +
+          `(unet/config.json sample_size ${spec.unet.sample_size} x the VAE's factor ${spec.imageSize / spec.unet.sample_size}); set it to ${spec.imageSize}`,
+      );
+    return { unet: spec.unet, textEncoder: spec.textEncoder };
+  } catch (err) {
+    add('model.baseCheckpoint', (err as Error).message);
+    return undefined;
+  }
+}
+
 async function checkBaseCheckpoint(
   config: PipelineConfig,
   cwd: string,
   add: (field: string, message: string) => void,
-): Promise<ModelBundleConfigs | undefined> {
+): Promise<Pick<ModelBundleConfigs, 'unet' | 'textEncoder'> | undefined> {
   const value = config.model.baseCheckpoint;
   if (!value) return undefined;
   const source = resolveSource(value, cwd);
@@ -128,10 +161,11 @@ async function checkBaseCheckpoint(
   if (source.kind === 's3') return undefined;
   const entry = await readableEntry(source.file);
   if ('problem' in entry) return void add('model.baseCheckpoint', entry.problem);
+  if (entry.stat.isDirectory()) return checkDiffusersBase(config, source.file, add);
   if (!entry.stat.isFile())
     return void add(
       'model.baseCheckpoint',
-      `${source.file} is not a file (a model bundle is one .safetensors file)`,
+      `${source.file} is neither a file (a model bundle is one .safetensors file) nor a diffusers pipeline folder`,
     );
   const { checkModelBundleHeader } = require('../engine/io/model-bundle') as typeof ModelBundleModule;
   const { readSafetensorsHeader } = require('../engine/io/safetensors') as typeof SafetensorsModule;

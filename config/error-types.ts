@@ -36,6 +36,7 @@ export const ENGINE_PERMANENT_ERRORS = [
   'ScheduleError',
   'ParameterShapeError',
   'BackendUnavailableError',
+  'InferenceRuntimeError',
   'LayoutError',
   'DiffusersFolderError',
   'StudyImportError',

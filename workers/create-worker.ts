@@ -2,6 +2,7 @@
  * The shared worker factory. Workflows run on the I/O queue only, so that a long compute
  * activity never delays a workflow task; the compute queue's worker runs activities alone.
  */
+import { setDefaultInferenceRuntime } from '../engine/onnx/runtime';
 import path from 'node:path';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../config/task-queues';
@@ -89,6 +90,7 @@ export async function runStandaloneWorker(
     TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE || config.temporal.namespace,
   });
   installRuntime({ logger: log });
+  setDefaultInferenceRuntime(config.workers.inferenceRuntime);
   const connection = await connectWorker(address);
   try {
     const worker = await createWorker({

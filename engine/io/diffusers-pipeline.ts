@@ -54,7 +54,7 @@ import {
   type ModelIndex,
   type SchedulerInfo,
 } from './diffusers-configs';
-import { assertFinite, parseSafetensors, type NamedTensor } from './safetensors';
+import { assertFinite, parseSafetensors, readSafetensorsHeader, type NamedTensor } from './safetensors';
 
 export { DiffusersFolderError } from './diffusers-configs';
 
@@ -155,7 +155,7 @@ async function readJson(src: PipelineFileSource, rel: string, what: string): Pro
   return parseJsonFile(await readText(src, rel, what), `${src.name}/${rel}`);
 }
 
-const WEIGHT_BASENAMES: Record<WeightComponent, string> = {
+export const WEIGHT_BASENAMES: Record<WeightComponent, string> = {
   unet: 'diffusion_pytorch_model',
   vae: 'diffusion_pytorch_model',
   text_encoder: 'model',
@@ -266,7 +266,7 @@ async function readTokenizer(src: PipelineFileSource, textConfig: TextEncoderCon
 }
 
 /** vocab and merges out of a `tokenizers` tokenizer.json (BPE model). */
-function fromTokenizerJson(
+export function fromTokenizerJson(
   bytes: Uint8Array,
   file: string,
 ): { vocab: string; merges: string; vocabFile: string; mergesFile: string } {
@@ -417,7 +417,7 @@ function withoutBuffers(bytes: Uint8Array, names: readonly string[]): Uint8Array
   return result;
 }
 
-interface ComponentLoad {
+export interface ComponentLoad {
   component: WeightComponent;
   specs: ParamSpec[];
   /** Maps a stored key to the engine's name (legacy renames). */
@@ -435,7 +435,6 @@ async function readComponentWeights(
   files: string[],
   load: ComponentLoad,
 ): Promise<Map<string, NamedTensor>> {
-  const configFile = `${load.component}/config.json`;
   const tensors = new Map<string, NamedTensor>();
   const origin = new Map<string, string>();
   for (const rel of files) {
@@ -454,6 +453,21 @@ async function readComponentWeights(
     }
   }
   const where = files.length === 1 ? `${src.name}/${files[0]}` : `${src.name}/${load.component} weights`;
+  checkComponentTensors(tensors, load, where, (name) => origin.get(name) ?? where);
+  return tensors;
+}
+
+/**
+ * Throws a DiffusersFolderError unless `tensors` (keyed by the engine's names) are exactly the
+ * component's parameters with the shapes its config implies; `where` and `fileOf` name the source.
+ */
+export function checkComponentTensors(
+  tensors: ReadonlyMap<string, { shape: number[] }>,
+  load: Pick<ComponentLoad, 'component' | 'specs'>,
+  where: string,
+  fileOf: (name: string) => string = () => where,
+): void {
+  const configFile = `${load.component}/config.json`;
   const want = new Map(load.specs.map((s) => [s.name, s]));
   const missing = load.specs.filter((s) => !tensors.has(s.name)).map((s) => s.name);
   const unexpected = [...tensors.keys()].filter((k) => !want.has(k));
@@ -469,11 +483,10 @@ async function readComponentWeights(
     const t = tensors.get(s.name)!;
     if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
       throw new DiffusersFolderError(
-        `${origin.get(s.name)}: tensor '${s.name}' has shape [${t.shape.join(', ')}], ${configFile} implies [${s.shape.join(', ')}]`,
+        `${fileOf(s.name)}: tensor '${s.name}' has shape [${t.shape.join(', ')}], ${configFile} implies [${s.shape.join(', ')}]`,
       );
     }
   }
-  return tensors;
 }
 
 function preview(names: string[]): string {
@@ -490,6 +503,49 @@ function assign(
     params.setWeights(map, 'diffusers');
   } finally {
     tf.dispose([...map.values()]);
+  }
+}
+
+/** How each component's stored keys map to the engine's parameters. */
+export function componentLoads(spec: DiffusersPipelineSpec): Record<WeightComponent, ComponentLoad> {
+  return {
+    unet: { component: 'unet', specs: unetParamSpecs(spec.unet) },
+    vae: { component: 'vae', specs: vaeParamSpecs(spec.vae), rename: modernVaeKey },
+    text_encoder: {
+      component: 'text_encoder',
+      specs: textEncoderParamSpecs(spec.textEncoder),
+      buffers: TEXT_ENCODER_BUFFERS,
+      rename: canonicalTextEncoderKey,
+    },
+  };
+}
+
+/**
+ * Checks every weight file of a local pipeline folder from its safetensors header alone (names,
+ * shapes, dtypes), reading no tensor data: what a pre-flight can afford on a 4 GB UNet.
+ */
+export async function checkPipelineWeightHeaders(root: string, spec: DiffusersPipelineSpec): Promise<void> {
+  const loads = componentLoads(spec);
+  for (const component of ['unet', 'vae', 'text_encoder'] as const) {
+    const load = loads[component];
+    const shapes = new Map<string, { shape: number[] }>();
+    const origin = new Map<string, string>();
+    for (const rel of spec.weights[component]) {
+      const file = `${spec.source}/${rel}`;
+      const header = await readSafetensorsHeader(path.join(root, ...rel.split('/')));
+      for (const [key, t] of header.tensors) {
+        if (load.buffers?.includes(key)) continue;
+        const name = load.rename ? load.rename(key) : key;
+        if (shapes.has(name)) throw new DiffusersFolderError(`${file}: tensor '${key}' appears twice`);
+        shapes.set(name, t);
+        origin.set(name, file);
+      }
+    }
+    const where =
+      spec.weights[component].length === 1
+        ? `${spec.source}/${spec.weights[component][0]}`
+        : `${spec.source}/${component} weights`;
+    checkComponentTensors(shapes, load, where, (name) => origin.get(name) ?? where);
   }
 }
 
@@ -517,21 +573,10 @@ export async function loadDiffusersPipeline(
 ): Promise<DiffusersPipeline> {
   const src = typeof source === 'string' ? localPipelineSource(source) : source;
   const spec = await readDiffusersPipeline(src, options);
-  const unetW = await readComponentWeights(src, spec.weights.unet, {
-    component: 'unet',
-    specs: unetParamSpecs(spec.unet),
-  });
-  const vaeW = await readComponentWeights(src, spec.weights.vae, {
-    component: 'vae',
-    specs: vaeParamSpecs(spec.vae),
-    rename: modernVaeKey,
-  });
-  const textW = await readComponentWeights(src, spec.weights.text_encoder, {
-    component: 'text_encoder',
-    specs: textEncoderParamSpecs(spec.textEncoder),
-    buffers: TEXT_ENCODER_BUFFERS,
-    rename: canonicalTextEncoderKey,
-  });
+  const loads = componentLoads(spec);
+  const unetW = await readComponentWeights(src, spec.weights.unet, loads.unet);
+  const vaeW = await readComponentWeights(src, spec.weights.vae, loads.vae);
+  const textW = await readComponentWeights(src, spec.weights.text_encoder, loads.text_encoder);
   // Initial values are overwritten at once; the seed only makes construction deterministic.
   const unet = UNet2DConditionModel.create(spec.unet, new Rng(0), options.trainableUnet ?? true);
   const vae = AutoencoderKL.create(spec.vae, new Rng(0), false);

@@ -9,7 +9,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPTextModel } from '../models/text-encoder';
-import type { WordTokenizer } from '../models/tokenizer';
 import type { UNet2DConditionModel } from '../models/unet';
 import { Rng } from '../rng';
 import { NoiseSchedule } from '../schedulers/ddpm-schedule';
@@ -20,6 +19,7 @@ import { DataOrder, type DataOrderState } from './data-order';
 import { Ema } from './ema';
 import { NonFiniteTrainingError, TrainingInputError } from './errors';
 import { learningRateAt } from './lr-schedule';
+import type { PromptTokenizer } from './diffusion-model';
 import { TEXT_ENCODER_PREFIX } from './text-encoder-ema';
 import { createMethod, type MethodContext, type TrainingMethod, type TrainingSettings } from './methods';
 
@@ -49,8 +49,10 @@ export interface TrainerInit {
   /** Starting UNet weights: phi starts here, and ref and policy are copies of it. */
   unet: UNet2DConditionModel;
   text: CLIPTextModel;
-  tokenizer: WordTokenizer;
+  tokenizer: PromptTokenizer;
   data: MethodContext['data'];
+  /** Runtime of the no-gradient sampling (DRO buffer refills); default 'auto'. */
+  inference?: MethodContext['inference'];
 }
 
 const STREAMS = ['data', 'noise', 'buffer'] as const;
@@ -111,6 +113,7 @@ export class Trainer {
       data: init.data,
       schedule: new NoiseSchedule(),
       ...(textPhi ? { trainText: textPhi } : {}),
+      ...(init.inference ? { inference: init.inference } : {}),
     };
     this.method = createMethod(ctx);
     this.order = DataOrder.start(this.method.datasetSize, settings.seed);
