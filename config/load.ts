@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { z } from 'zod';
+import { applyOverride, OverrideError } from './overrides';
 import { PipelineConfig } from './schemas';
 
 /** One problem in a config file, located by its JSON path (e.g. `$.dro.margin`). */
@@ -56,8 +57,11 @@ export function parseConfig(value: unknown, source = 'config'): PipelineConfig {
  */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-/** Reads, parses and validates a JSON config file. */
-export function loadConfigFile(file: string): PipelineConfig {
+/**
+ * Reads, parses and validates a JSON config file; `overrides` (`path=value`, as `dro run --set`)
+ * apply to the file's JSON before validation.
+ */
+export function loadConfigFile(file: string, overrides: readonly string[] = []): PipelineConfig {
   let text: string;
   try {
     const stat = fs.statSync(file);
@@ -87,7 +91,19 @@ export function loadConfigFile(file: string): PipelineConfig {
   } catch (err) {
     throw new ConfigError(file, [{ path: '$', message: `not valid JSON: ${(err as Error).message}` }]);
   }
-  return parseConfig(value, file);
+  if (overrides.length === 0) return parseConfig(value, file);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(file, [{ path: '$', message: 'a config must be a JSON object' }]);
+  const source = `${file} with ${overrides.map((o) => `--set ${o}`).join(' ')}`;
+  for (const o of overrides) {
+    try {
+      applyOverride(value as Record<string, unknown>, o);
+    } catch (err) {
+      if (err instanceof OverrideError) throw new ConfigError(source, [{ path: '$', message: err.message }]);
+      throw err;
+    }
+  }
+  return parseConfig(value, source);
 }
 
 /** The embedded defaults: what `dro run` uses without a config file. */

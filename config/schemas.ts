@@ -109,6 +109,12 @@ export const WorkersConfig = z.strictObject({
   cpuConcurrency: count(LIMITS.concurrency).default(4),
   /** Seconds between activity heartbeats, at most 3600. Default 10. */
   heartbeatSeconds: z.number().positive().max(LIMITS.heartbeatSeconds).default(10),
+  /**
+   * Runtime of UNet sampling (generation, DRO buffer refills): `onnx` (onnxruntime-node, every CPU core),
+   * `tfjs` (the `backend` above), or `auto` (onnx when onnxruntime-node loads). `DRO_INFERENCE_RUNTIME`
+   * overrides it. Default `auto`.
+   */
+  inferenceRuntime: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
 });
 export type WorkersConfig = z.infer<typeof WorkersConfig>;
 
@@ -220,6 +226,11 @@ export type SftConfig = z.infer<typeof SftConfig>;
 /** Diffusion-DRO fine-tuning (hinge ranking loss against online policy samples). */
 export const DroConfig = z.strictObject({
   ...TrainingCommon,
+  /**
+   * The model DRO fine-tunes: the SFT model when SFT runs ('sft', the warm start), or the base
+   * ('base'), which compares DRO, SFT and DPO from one start at matched compute. Default 'sft'.
+   */
+  warmStart: z.enum(['sft', 'base']).default('sft'),
   /** Reference: 25,600 micro-steps. */
   steps: count(LIMITS.steps).default(25600),
   /** Hinge margin; the paper's ablation finds 1e-3 best. Default 1e-3. */
@@ -232,8 +243,13 @@ export const DroConfig = z.strictObject({
   bufferSampleSteps: count(LIMITS.steps).default(1),
   /** Training steps between refreshes of the sampling policy from phi. Default 16. */
   bufferUpdateSteps: count(LIMITS.steps).default(16),
-  /** DPM-Solver++ steps per trajectory, at most 1000. Default 20. */
+  /** Solver steps per trajectory, at most 1000. Default 20. */
   samplerSteps: count(LIMITS.samplerSteps).default(20),
+  /**
+   * Sampler of the buffer's policy trajectories: 'dpm-solver++' (order 2, few steps) or 'ddpm'
+   * (ancestral, typically 50 steps), for comparing quality per hour of training. Default 'dpm-solver++'.
+   */
+  bufferSampler: z.enum(['dpm-solver++', 'ddpm']).default('dpm-solver++'),
   /** Guidance scale when sampling the buffer, at most 100. Default 1.0. */
   bufferGuidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(1.0),
 });

@@ -25,3 +25,11 @@ export function privateTaskQueues(runId: string): RunTaskQueues {
 }
 
 export const DEFAULT_NAMESPACE = 'default';
+
+/**
+ * Workflow task timeout of every workflow this project starts. A worker that also runs CPU-bound
+ * activities in its process (the embedded `dro run`) can hold its event loop for seconds; under the
+ * server's default of 10 s such a task expires, is scheduled again and its first completion is
+ * refused ("Task not found"), which repeats work and floods the log.
+ */
+export const WORKFLOW_TASK_TIMEOUT = '1 minute';

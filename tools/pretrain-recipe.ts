@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
+import { applyOverride } from '../config/overrides';
 
 const positiveInt = z.number().int().positive();
 
@@ -69,30 +70,6 @@ export const PretrainRecipe = z.strictObject({
     .prefault({}),
 });
 export type PretrainRecipe = z.infer<typeof PretrainRecipe>;
-
-/** Sets `value` (JSON, or a bare string) at dotted `path` of a plain object. */
-export function applyOverride(target: Record<string, unknown>, assignment: string): void {
-  const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new Error(`--set ${assignment}: expected path=value`);
-  const keys = assignment.slice(0, eq).split('.');
-  const raw = assignment.slice(eq + 1);
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    value = raw;
-  }
-  let node = target;
-  for (const key of keys.slice(0, -1)) {
-    const next = node[key];
-    if (next === undefined) node[key] = {};
-    else if (typeof next !== 'object' || next === null || Array.isArray(next)) {
-      throw new Error(`--set ${assignment}: '${key}' is not a section`);
-    }
-    node = node[key] as Record<string, unknown>;
-  }
-  node[keys[keys.length - 1]!] = value;
-}
 
 /** Reads, overrides and validates a recipe; errors name the file and the field. */
 export function loadRecipe(file: string | undefined, overrides: readonly string[] = []): PretrainRecipe {

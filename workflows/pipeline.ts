@@ -25,7 +25,7 @@ import type * as activities from '../activities';
 import type { StageOutcome } from '../activities/stage-cache';
 import type { PipelineConfig } from '../config/schemas';
 import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import { TASK_QUEUES, type RunTaskQueues } from '../config/task-queues';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, type RunTaskQueues } from '../config/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
 import {
@@ -135,6 +135,7 @@ export function trainingSettings(config: PipelineConfig, stage: TrainingStage): 
         bufferUpdateSteps: d.bufferUpdateSteps,
         samplerSteps: d.samplerSteps,
         bufferGuidanceScale: d.bufferGuidanceScale,
+        bufferSampler: d.bufferSampler,
       };
     }
     case 'dpo':
@@ -217,6 +218,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
     const result = await executeChild<TrainingWorkflowFn>('trainingWorkflow', {
       workflowId,
       taskQueue: queues.cpu,
+      workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
       typedSearchAttributes: childAttributes(),
       args: [
         {
@@ -366,6 +368,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
       const r = await executeChild<EvaluationWorkflowFn>('evaluationWorkflow', {
         workflowId,
         taskQueue: queues.cpu,
+        workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
         typedSearchAttributes: childAttributes(),
         args: [
           {

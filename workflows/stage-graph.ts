@@ -163,7 +163,11 @@ export const STAGES: Record<StageName, StageDef> = {
     slice: (c) => trainingSlice(c, 'sft'),
   }),
   dro: training('dro', {
-    inputs: (c) => ({ start: c.sft.enabled ? 'sft.model' : baseModelInput(c), data: 'ranking.experts' }),
+    inputs: (c) => ({
+      // Histories recorded before warmStart existed carry no value: they meant 'sft'.
+      start: c.sft.enabled && c.dro.warmStart !== 'base' ? 'sft.model' : baseModelInput(c),
+      data: 'ranking.experts',
+    }),
     disabledBecause: () => undefined,
     slice: (c) => trainingSlice(c, 'dro'),
   }),

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { WORKFLOW_TASK_TIMEOUT } from '../../config/task-queues';
 import { decodeEvaluationSamples, evaluationReportData } from '../../activities/evaluation';
 import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
 import { toUint8 } from '../../engine/data/image';
@@ -184,6 +185,7 @@ export function registerEvalCommands(program: Command): void {
             const handle = await client.workflow.start(evaluationWorkflow, {
               taskQueue: WORKFLOW_TASK_QUEUE,
               workflowId: id,
+              workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
               args: [
                 {
                   runId: id,

@@ -20,7 +20,12 @@ import { activitiesForQueue, createActivities } from '../../activities';
 import { canonicalJson, resultConfig } from '../../config/config-hash';
 import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
-import { privateTaskQueues, TASK_QUEUES, type RunTaskQueues } from '../../config/task-queues';
+import {
+  privateTaskQueues,
+  TASK_QUEUES,
+  WORKFLOW_TASK_TIMEOUT,
+  type RunTaskQueues,
+} from '../../config/task-queues';
 import { createLogger, logger as rootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
@@ -32,6 +37,7 @@ import {
 import { openStore, type ArtifactStore } from '../../storage';
 import { WORKFLOW_TASK_QUEUE, connectWorker, createWorker } from '../../workers/create-worker';
 import { installRuntime } from '../../workers/runtime';
+import { setDefaultInferenceRuntime } from '../../engine/onnx/runtime';
 import { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
@@ -238,7 +244,10 @@ export async function withCluster<T>(
   try {
     // Signals are handled by the caller, which stops the workers and the server in order.
     // The native runtime lives as long as its workers; a command without workers needs none.
-    if (options.workers !== false) installRuntime({ logger: log, shutdownSignals: [] });
+    if (options.workers !== false) {
+      installRuntime({ logger: log, shutdownSignals: [] });
+      setDefaultInferenceRuntime(config.workers.inferenceRuntime);
+    }
     const activities = createActivities({ store, logger: log });
     const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
     const queues: RunTaskQueues =
@@ -366,6 +375,7 @@ export async function startPipeline(
     return await client.workflow.start(pipelineWorkflow, {
       taskQueue: input.taskQueues?.cpu ?? WORKFLOW_TASK_QUEUE,
       workflowId: input.runId,
+      workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
       args: [{ ...input, provenance: prov }],
       typedSearchAttributes: searchAttributes(input.runId, input.config, prov.gitCommit),
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
@@ -552,8 +562,13 @@ export async function checkBeforeRun(config: PipelineConfig, runId?: string): Pr
   );
 }
 
-export function loadConfig(file: string | undefined): PipelineConfig {
-  return loadConfigFile(file ?? DEMO_CONFIG_FILE);
+export function loadConfig(file: string | undefined, overrides: readonly string[] = []): PipelineConfig {
+  return loadConfigFile(file ?? DEMO_CONFIG_FILE, overrides);
+}
+
+/** Commander collector for a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** An AbortSignal fired by the first SIGINT/SIGTERM; the handlers go away with `dispose`. */
@@ -678,23 +693,37 @@ export function registerRunCommand(program: Command): void {
     .option('--run-id <id>', 'the run id (default: <name>-<date>-<random>); an earlier failed run continues')
     .option('--no-cache', 'compute every stage again, ignoring the stage cache (nothing is overwritten)')
     .option('--rerun <stage...>', `compute these stages again although cached (${STAGE_NAMES.join(', ')})`)
-    .action(async (options: { config?: string; runId?: string; cache: boolean; rerun?: string[] }) => {
-      const config = loadConfig(options.config);
-      for (const stage of options.rerun ?? [])
-        if (!(STAGE_NAMES as readonly string[]).includes(stage))
-          throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
-      if (options.runId !== undefined) checkRunIdArg(options.runId);
-      await checkBeforeRun(config, options.runId);
-      await runInterruptibly((signal) =>
-        runJob({
-          config,
-          signal,
-          logger: commandLogger(stdoutLine),
-          ...(options.runId ? { runId: options.runId } : {}),
-          ...(!options.cache ? { rerun: 'all' as const } : options.rerun ? { rerun: options.rerun } : {}),
-        }),
-      );
-    });
+    .option(
+      '--set <path=value>',
+      'override one config field before validation (repeatable), e.g. --set seed=1 --set dro.margin=0',
+      collect,
+      [] as string[],
+    )
+    .action(
+      async (options: {
+        config?: string;
+        runId?: string;
+        cache: boolean;
+        rerun?: string[];
+        set: string[];
+      }) => {
+        const config = loadConfig(options.config, options.set);
+        for (const stage of options.rerun ?? [])
+          if (!(STAGE_NAMES as readonly string[]).includes(stage))
+            throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
+        if (options.runId !== undefined) checkRunIdArg(options.runId);
+        await checkBeforeRun(config, options.runId);
+        await runInterruptibly((signal) =>
+          runJob({
+            config,
+            signal,
+            logger: commandLogger(stdoutLine),
+            ...(options.runId ? { runId: options.runId } : {}),
+            ...(!options.cache ? { rerun: 'all' as const } : options.rerun ? { rerun: options.rerun } : {}),
+          }),
+        );
+      },
+    );
   program
     .command('smoke')
     .description('run the smoke workflow (write, wait, verify one artifact) with both workers')

@@ -12,12 +12,18 @@ import { dpoLoss } from '../losses/dpo-loss';
 import { droLoss } from '../losses/dro-loss';
 import { epsilonMseLoss } from '../losses/mse';
 import type { CLIPTextModel } from '../models/text-encoder';
-import type { WordTokenizer } from '../models/tokenizer';
 import type { UNet2DConditionModel } from '../models/unet';
 import type { Rng } from '../rng';
 import type { NoiseSchedule } from '../schedulers/ddpm-schedule';
+import {
+  isLatentSet,
+  validateLatentSet,
+  type LatentImageSet,
+  type LatentPairSet,
+} from '../latent/latent-data';
 import { DpmSolverPlusPlus } from '../schedulers/dpm-solver';
-import { disposeSampleResult, runSampler, trajectoryToArrays } from '../schedulers/sampling';
+import { DdpmAncestralSampler } from '../schedulers/ddpm-ancestral';
+import { disposeSampleResult, runSampler, trajectoryToArrays, type GridSolver } from '../schedulers/sampling';
 import { perturbedTimesteps } from '../schedulers/timesteps';
 import type { DataOrder } from './data-order';
 import {
@@ -27,10 +33,11 @@ import {
   type ImageDataset,
   type PreferenceDataset,
 } from './datasets';
-import { encodePrompts } from './diffusion-model';
+import { encodePrompts, type PromptTokenizer } from './diffusion-model';
 import { TrainingInputError } from './errors';
 import type { LrDecay } from './lr-schedule';
 import { ReplayBuffer, type Trajectory } from './replay-buffer';
+import { createUNetInference, type InferenceOptions, type UNetInference } from '../onnx/unet-inference';
 
 interface CommonSettings {
   seed: number;
@@ -56,6 +63,8 @@ interface CommonSettings {
   lrDecay?: LrDecay;
 }
 
+export type BufferSampler = 'dpm-solver++' | 'ddpm';
+
 export type TrainingSettings =
   | (CommonSettings & { method: 'sft' })
   | (CommonSettings & {
@@ -67,6 +76,8 @@ export type TrainingSettings =
       bufferUpdateSteps: number;
       samplerSteps: number;
       bufferGuidanceScale: number;
+      /** Sampler of the buffer's trajectories. Default 'dpm-solver++'. */
+      bufferSampler?: BufferSampler;
     })
   | (CommonSettings & { method: 'dpo'; beta: number });
 
@@ -75,11 +86,14 @@ export interface MethodContext {
   /** Frozen starting weights (owned by the caller). */
   ref: UNet2DConditionModel;
   text: CLIPTextModel;
-  tokenizer: WordTokenizer;
-  data: { images?: ImageDataset; pairs?: PreferenceDataset };
+  tokenizer: PromptTokenizer;
+  /** Pixel images, or (latent models) a latent set from ../latent/latent-data, which fits the same shape. */
+  data: { images?: ImageDataset | LatentImageSet; pairs?: PreferenceDataset | LatentPairSet };
   schedule: NoiseSchedule;
   /** The trained copy of the text encoder when `trainTextEncoder` is on (owned by the trainer). */
   trainText?: CLIPTextModel;
+  /** Runtime of the no-gradient sampling (DRO buffer refills). Default 'auto'. */
+  inference?: InferenceOptions;
 }
 
 export interface StepInputs {
@@ -142,8 +156,59 @@ function keepMeans(named: Record<string, tf.Tensor>): Record<string, tf.Scalar> 
   return Object.fromEntries(Object.entries(named).map(([k, v]) => [k, tf.keep(tf.mean(v) as tf.Scalar)]));
 }
 
+/** Prompts encoded per micro-step in batches of this many when caching them. */
+const PROMPT_BATCH = 16;
+
 abstract class BaseMethod {
+  /** Text encoder states per prompt, [L * D] each, when the data is a latent set. */
+  private promptStates?: Map<string, Float32Array>;
+
   constructor(protected readonly ctx: MethodContext) {}
+
+  /**
+   * Encodes every distinct prompt (and "", the dropped prompt) once. Used for latent models, whose
+   * frozen text encoder is large enough (SD1.5: 123M parameters) to dominate a step otherwise;
+   * the pixel path encodes per step as before.
+   */
+  protected cachePrompts(prompts: readonly string[]): void {
+    if (this.ctx.settings.trainTextEncoder) return;
+    const distinct = [...new Set(['', ...prompts])];
+    const states = new Map<string, Float32Array>();
+    for (let start = 0; start < distinct.length; start += PROMPT_BATCH) {
+      const part = distinct.slice(start, start + PROMPT_BATCH);
+      const enc = encodePrompts(this.ctx, part);
+      const data = enc.dataSync() as Float32Array;
+      enc.dispose();
+      const n = data.length / part.length;
+      part.forEach((p, i) => states.set(p, data.slice(i * n, (i + 1) * n)));
+    }
+    this.promptStates = states;
+  }
+
+  /** Text encoder states [B, L, D] of prompts: from the cache when there is one. */
+  protected encode(prompts: readonly string[]): tf.Tensor3D {
+    const cache = this.promptStates;
+    if (!cache) return encodePrompts(this.ctx, prompts);
+    const rows = prompts.map((p) => cache.get(p));
+    if (rows.some((r) => r === undefined)) return encodePrompts(this.ctx, prompts);
+    const n = rows[0]!.length;
+    const out = new Float32Array(prompts.length * n);
+    rows.forEach((r, i) => out.set(r!, i * n));
+    const L = this.ctx.tokenizer.config.maxLength;
+    return tf.tensor3d(out, [prompts.length, L, n / L]);
+  }
+
+  /** Checks a data set of either space; a latent one also turns on the prompt cache. */
+  protected checkData(
+    ds: ImageDataset | PreferenceDataset | LatentImageSet | LatentPairSet,
+    what: string,
+  ): void {
+    if (isLatentSet(ds)) {
+      validateLatentSet(ds, this.ctx.ref.config, this.ctx.settings.randomFlip, what);
+      this.cachePrompts('examples' in ds ? ds.examples.map((e) => e.prompt) : ds.pairs.map((p) => p.prompt));
+    } else if ('examples' in ds) validateImageDataset(ds, this.ctx.ref.config, what);
+    else validatePreferenceDataset(ds, this.ctx.ref.config, what);
+  }
   async beforeStep(_stepNo: number, _inp: StepInputs): Promise<void> {}
   afterStep(_stepNo: number, _phi: UNet2DConditionModel): void {}
   extraMetrics(): Record<string, number> {
@@ -158,8 +223,14 @@ abstract class BaseMethod {
   loadState(_state: unknown, _groups: Map<string, Map<string, TensorToWrite>>, _source: string): void {}
   dispose(): void {}
 
-  protected flipMaybe(image: Float32Array, rng: Rng, shape: ImageDataset | PreferenceDataset): Float32Array {
-    return this.ctx.settings.randomFlip && rng.uniform() < 0.5 ? flipHorizontal(image, shape) : image;
+  /** The example's image, mirrored with probability 1/2 under randomFlip (a latent set stores the flip). */
+  protected flipMaybe(
+    ex: { image: Float32Array; flipped?: Float32Array },
+    rng: Rng,
+    shape: ImageDataset | PreferenceDataset,
+  ): Float32Array {
+    if (!(this.ctx.settings.randomFlip && rng.uniform() < 0.5)) return ex.image;
+    return ex.flipped ?? flipHorizontal(ex.image, shape);
   }
 }
 
@@ -173,7 +244,7 @@ class SftMethod extends BaseMethod implements TrainingMethod {
     super(ctx);
     const ds = ctx.data.images;
     if (!ds) throw new TrainingInputError('SFT needs an image dataset');
-    validateImageDataset(ds, ctx.ref.config);
+    this.checkData(ds, 'expert set');
     this.ds = ds;
     this.datasetSize = ds.examples.length;
     this.imagesPerStep = ctx.settings.batchSize;
@@ -187,12 +258,12 @@ class SftMethod extends BaseMethod implements TrainingMethod {
       s.promptDropout,
       rngs.data,
     );
-    const images = picks.map((p) => this.flipMaybe(p.image, rngs.data, this.ds));
+    const images = picks.map((p) => this.flipMaybe(p, rngs.data, this.ds));
     const t = this.ctx.schedule.sampleTimesteps(s.batchSize, rngs.noise);
     const tok = this.ctx.tokenizer;
     const cond = this.ctx.trainText
       ? { ids: tf.tensor2d(tok.encodeBatch(prompts), [prompts.length, tok.config.maxLength], 'int32') }
-      : { cond: encodePrompts(this.ctx, prompts) };
+      : { cond: this.encode(prompts) };
     return tf.tidy(() => {
       const x0 = stack(images, this.ds);
       const eps = rngs.noise.normalTensor(x0.shape) as tf.Tensor4D;
@@ -216,7 +287,9 @@ class DroMethod extends BaseMethod implements TrainingMethod {
   private readonly ds: ImageDataset;
   private readonly policy: UNet2DConditionModel;
   private readonly buffer: ReplayBuffer;
-  private readonly solver: DpmSolverPlusPlus;
+  private readonly solver: GridSolver;
+  /** The policy's predictions for refills; an ONNX snapshot is rebuilt after each policy refresh. */
+  private sampler: UNetInference | undefined;
 
   constructor(
     ctx: MethodContext,
@@ -225,7 +298,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
     super(ctx);
     const ds = ctx.data.images;
     if (!ds) throw new TrainingInputError('DRO needs an expert image set');
-    validateImageDataset(ds, ctx.ref.config);
+    this.checkData(ds, 'expert set');
     this.ds = ds;
     this.datasetSize = ds.examples.length;
     this.imagesPerStep = 2 * s.batchSize;
@@ -236,7 +309,10 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       latent: [ds.height, ds.width, ds.channels],
       cond: [condLen, condDim],
     });
-    this.solver = new DpmSolverPlusPlus(ctx.schedule);
+    this.solver =
+      (s.bufferSampler ?? 'dpm-solver++') === 'ddpm'
+        ? new DdpmAncestralSampler(ctx.schedule)
+        : new DpmSolverPlusPlus(ctx.schedule);
   }
 
   /** Samples `bufferBatchSize` new trajectories from the policy on perturbed per-sample grids. */
@@ -250,15 +326,9 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       s.promptDropout,
       rngs.data,
     );
-    const x0s = picks.map((p) => this.flipMaybe(p.image, rngs.data, this.ds));
-    const cond = encodePrompts(this.ctx, prompts);
-    const uncond =
-      s.bufferGuidanceScale === 1
-        ? undefined
-        : encodePrompts(
-            this.ctx,
-            prompts.map(() => ''),
-          );
+    const x0s = picks.map((p) => this.flipMaybe(p, rngs.data, this.ds));
+    const cond = this.encode(prompts);
+    const uncond = s.bufferGuidanceScale === 1 ? undefined : this.encode(prompts.map(() => ''));
     const xT = rngs.buffer.normalTensor([
       s.bufferBatchSize,
       this.ds.height,
@@ -266,14 +336,16 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       this.ds.channels,
     ]) as tf.Tensor4D;
     const { grids } = perturbedTimesteps(s.samplerSteps, s.bufferBatchSize, rngs.buffer);
-    const policy = this.policy;
+    this.sampler ??= await createUNetInference(this.policy, this.ctx.inference);
     const result = await runSampler(this.solver, {
-      model: (x, t, c: tf.Tensor3D) => policy.predict(x, t, c),
+      model: this.sampler.predict,
       xT,
       grids,
       cond,
       uncond,
       guidanceScale: s.bufferGuidanceScale,
+      // Ancestral steps draw fresh noise from the buffer stream, which checkpoints carry.
+      ...(this.solver instanceof DdpmAncestralSampler ? { noise: rngs.buffer } : {}),
     });
     try {
       const perSample = await trajectoryToArrays(result);
@@ -335,6 +407,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
     const weights = phi.params.getWeights();
     this.policy.params.setWeights(weights);
     tf.dispose([...weights.values()]);
+    this.sampler?.weightsChanged();
   }
 
   override extraMetrics(): Record<string, number> {
@@ -389,6 +462,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
         weights.set(name, tf.tensor(t.data, t.shape, 'float32'));
       }
       this.policy.params.setWeights(weights);
+      this.sampler?.weightsChanged();
     } finally {
       tf.dispose([...weights.values()]);
     }
@@ -420,6 +494,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
   }
 
   override dispose(): void {
+    void this.sampler?.dispose();
     this.policy.dispose();
     this.buffer.clear();
   }
@@ -440,7 +515,7 @@ class DpoMethod extends BaseMethod implements TrainingMethod {
     super(ctx);
     const ds = ctx.data.pairs;
     if (!ds) throw new TrainingInputError('DPO needs a preference set');
-    validatePreferenceDataset(ds, ctx.ref.config);
+    this.checkData(ds, 'preference set');
     this.ds = ds;
     this.datasetSize = ds.pairs.length;
     this.imagesPerStep = 2 * s.batchSize;
@@ -455,17 +530,18 @@ class DpoMethod extends BaseMethod implements TrainingMethod {
       rngs.data,
     );
     const flips = picks.map(() => s.randomFlip && rngs.data.uniform() < 0.5);
-    const orient = (img: Float32Array, i: number) => (flips[i] ? flipHorizontal(img, this.ds) : img);
+    const orient = (img: Float32Array, i: number, stored?: Float32Array) =>
+      flips[i] ? (stored ?? flipHorizontal(img, this.ds)) : img;
     const t = this.ctx.schedule.sampleTimesteps(s.batchSize, rngs.noise);
-    const cond1 = encodePrompts(this.ctx, prompts);
+    const cond1 = this.encode(prompts);
     try {
       return tf.tidy(() => {
         const w = stack(
-          picks.map((p, i) => orient(p.winner, i)),
+          picks.map((p, i) => orient(p.winner, i, (p as { winnerFlipped?: Float32Array }).winnerFlipped)),
           this.ds,
         );
         const l = stack(
-          picks.map((p, i) => orient(p.loser, i)),
+          picks.map((p, i) => orient(p.loser, i, (p as { loserFlipped?: Float32Array }).loserFlipped)),
           this.ds,
         );
         const eps = rngs.noise.normalTensor(w.shape) as tf.Tensor4D;

@@ -102,6 +102,57 @@ describe('pipeline config', () => {
     );
   });
 
+  test('--set overrides apply before validation and a wrong one names its path', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-')), 'run.json');
+    fs.writeFileSync(file, JSON.stringify({ seed: 1, dro: { margin: 0.001 } }));
+    const c = loadConfigFile(file, [
+      'seed=7',
+      'dro.margin=0',
+      'eval.baselines=["base","dpo"]',
+      'name=trial one',
+    ]);
+    assert.equal(c.seed, 7);
+    assert.equal(c.dro.margin, 0);
+    assert.deepEqual(c.eval.baselines, ['base', 'dpo']);
+    assert.equal(c.name, 'trial one');
+    assert.throws(
+      () => loadConfigFile(file, ['dro.margn=0']),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes('--set dro.margn=0') &&
+        err.problems.some((p) => p.path === '$.dro' && /margn/.test(p.message)),
+    );
+    assert.throws(
+      () => loadConfigFile(file, ['seed.x=1']),
+      (err: unknown) => err instanceof ConfigError && /'seed' is not a section/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfigFile(file, ['margin']),
+      (err: unknown) => err instanceof ConfigError && /expected path=value/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfigFile(file, ['__proto__.polluted=1']),
+      (err: unknown) => err instanceof ConfigError && /invalid path/.test(err.message),
+    );
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test('the experiment configs validate', () => {
+    const dir = path.join(root, 'config', 'experiments');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+    assert.ok(files.length >= 7, files.join());
+    for (const f of files) loadConfigFile(path.join(dir, f));
+    const matched = loadConfigFile(path.join(dir, 'matched-compute.json'));
+    assert.equal(matched.dro.warmStart, 'base');
+    assert.equal(matched.sft.steps, matched.dro.steps);
+    assert.equal(matched.dpo.steps, matched.dro.steps);
+    assert.equal(matched.dpo.enabled, true);
+    const margins = files
+      .filter((f) => f.startsWith('margin-'))
+      .map((f) => loadConfigFile(path.join(dir, f)).dro.margin);
+    assert.deepEqual(margins.sort(), [0, 1e-4, 1e-3, 1e-2].sort());
+  });
+
   test('the checked-in JSON Schema is current', () => {
     const onDisk = JSON.parse(fs.readFileSync(path.join(root, 'config', 'schema.json'), 'utf8')) as unknown;
     assert.deepEqual(onDisk, JSON.parse(JSON.stringify(pipelineJsonSchema())));

@@ -78,6 +78,14 @@ void describe('stage graph', () => {
     assert.equal(STAGES.sft.inputs(imported).start, 'base.model');
   });
 
+  void test('DRO warm-started from the base runs beside SFT, which still runs as a baseline', () => {
+    const c = config({ dro: { warmStart: 'base' } });
+    assert.equal(STAGES.dro.inputs(c).start, 'pretrain.model');
+    assert.equal(skippedStages(c).has('sft'), false);
+    assert.equal(STAGES.dro.inputs(config()).start, 'sft.model');
+    assert.notEqual(canonicalJson(STAGES.dro.slice(c)), canonicalJson(STAGES.dro.slice(config())));
+  });
+
   void test('DPO does not depend on SFT, DRO or the ranking', () => {
     const c = config({ dpo: { enabled: true } });
     const deps = new Set<string>();
