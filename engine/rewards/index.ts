@@ -23,3 +23,11 @@ export {
 export type { PreferenceModelConfig, PreferencePair, TrainOptions, TrainResult } from './preference-model';
 export { OnnxReward, OnnxContractError } from './onnx-reward';
 export type { OnnxRewardConfig, PromptTokenizer } from './onnx-reward';
+export {
+  ClipOnnxReward,
+  ClipRewardFolderError,
+  clipPreprocess,
+  parsePreprocessorConfig,
+  pilResize,
+} from './clip-onnx-reward';
+export type { ClipOnnxRewardOptions, ClipPreprocessConfig } from './clip-onnx-reward';
