@@ -307,7 +307,7 @@ export async function readDiffusersPipeline(
   const at = (rel: string) => `${src.name}/${rel}`;
   if (!(await src.exists('model_index.json'))) {
     throw new DiffusersFolderError(
-      `${src.name}: model_index.json not found (not a diffusers pipeline folder)`,
+      `${src.name}: model_index.json not found: a directory is not a model bundle file and, without it, not a diffusers pipeline folder`,
     );
   }
   const modelIndex = parseModelIndex(

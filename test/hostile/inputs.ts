@@ -575,7 +575,10 @@ export const HOSTILE_CASES: HostileCase[] = [
   {
     name: 'checkpoint: a directory',
     setup: (d) => (fs.mkdirSync(path.join(d, 'm')), bundleConfig(d, 'm')),
-    expect: [/\$\.model\.baseCheckpoint: .*m is not a file/],
+    // A directory may be a diffusers pipeline folder; this one has no model_index.json.
+    expect: [
+      /\$\.model\.baseCheckpoint: .*m: model_index.json not found: a directory is not a model bundle file/,
+    ],
   },
   {
     name: 'checkpoint: file URI of a missing file',
