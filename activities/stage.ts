@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import { initBackend, type BackendPreference } from '../engine/backend';
 import type { Logger } from '../infra/logger';
 import { storeForUri } from '../storage';
@@ -135,9 +136,18 @@ export function encodeJson(value: unknown): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Sends a heartbeat with `details` (throttled by the SDK) when running inside an activity. */
+/**
+ * Sends a heartbeat with `details` (throttled by the SDK) and stops the activity if it was cancelled
+ * (a cancelled run, or its worker shutting down on Ctrl-C): long loops call this between batches, so
+ * they end within one batch instead of running to completion.
+ */
 export function heartbeat(details: unknown): void {
-  Context.current().heartbeat(details);
+  const ctx = Context.current();
+  ctx.heartbeat(details);
+  if (ctx.cancellationSignal.aborted) {
+    const reason: unknown = ctx.cancellationSignal.reason;
+    throw reason instanceof Error ? reason : new CancelledFailure(String(reason ?? 'activity cancelled'));
+  }
 }
 
 /** A 32-bit seed for one use (`label`) of the run's root seed, so stages draw independent streams. */
