@@ -3,7 +3,10 @@
  * - `preference`: the learned Bradley-Terry preference model, trained on the run's preference
  *   pairs with a held-out split whose pairwise accuracy is recorded;
  * - `detector`: the world's exact GenEval-style alignment score (no weights);
- * - `onnx`: an exported reward model (image-only contract at the model's resolution).
+ * - `onnx`: an exported reward model: one `.onnx` file (image-only contract at the model's
+ *   resolution), or a CLIP-style folder (`model.onnx` taking pixel values and CLIP token ids, with
+ *   `preprocessor_config.json`, `vocab.json`, `merges.txt` and optionally `tokenizer_config.json`),
+ *   the way PickScore- and HPS-like models are exported.
  *
  * The artifact is a small JSON descriptor (`runs/<runId>/reward/reward-model.json`) with the
  * model's identity (name, version, digest), its accuracy on the preference pairs and, for models
@@ -15,6 +18,7 @@ import * as path from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import { parseSafetensors, serializeSafetensors } from '../engine/io/safetensors';
 import {
+  ClipOnnxReward,
   DetectorReward,
   OnnxReward,
   PreferenceModel,
@@ -78,6 +82,8 @@ export interface RewardDescriptor {
   identity: RewardModelIdentity;
   /** Weights (preference model safetensors, or the ONNX file). */
   weights?: ArtifactRef;
+  /** The files of a CLIP-style reward folder, by file name (kind `onnx`). */
+  clipFiles?: Record<string, ArtifactRef>;
   onnxResolution?: number;
   /** Pairwise accuracy on the held-out pairs (preference) or on all decided pairs (others). */
   accuracy?: number;
@@ -106,6 +112,47 @@ function preferenceModelFromBytes(bytes: Uint8Array, source: string): Preference
   return new PreferenceModel(JSON.parse(configText) as PreferenceModelConfig, weights);
 }
 
+/** The files a CLIP-style reward folder holds; the tokenizer config is optional. */
+const CLIP_REWARD_FILES = ['model.onnx', 'preprocessor_config.json', 'vocab.json', 'merges.txt'] as const;
+const CLIP_REWARD_OPTIONAL = ['tokenizer_config.json'] as const;
+
+/** A local folder (path or file:// URI) holding a CLIP-style reward model, or undefined. */
+async function clipRewardFolder(source: string): Promise<string | undefined> {
+  const dir = source.startsWith('file://') ? new URL(source).pathname : source;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dir)) return undefined;
+  const stat = await fs.stat(dir).catch(() => undefined);
+  if (!stat?.isDirectory()) return undefined;
+  if (!(await ClipOnnxReward.isClipRewardFolder(dir)))
+    throw badInput(
+      `ranking.onnxModel: ${dir} is a folder without preprocessor_config.json (not a CLIP reward folder)`,
+    );
+  return dir;
+}
+
+/** Writes stored CLIP reward files into a fresh temporary folder and loads the model from it. */
+async function loadClipFiles(
+  deps: StageDeps,
+  files: Record<string, ArtifactRef>,
+  name: string,
+  version: string | undefined,
+): Promise<{ model: ClipOnnxReward; dir: string }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-clip-reward-'));
+  try {
+    for (const [file, ref] of Object.entries(files)) {
+      if (path.basename(file) !== file)
+        throw badInput(`reward file name ${JSON.stringify(file)} is not a plain name`);
+      await fs.writeFile(path.join(dir, file), await readArtifact(deps.store, ref));
+    }
+    const model = await stageCall('ranking.onnxModel', () =>
+      ClipOnnxReward.load(dir, { name, ...(version !== undefined && { version }) }),
+    );
+    return { model, dir };
+  } catch (err) {
+    await fs.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 async function withTempFile<T>(
   bytes: Uint8Array,
   name: string,
@@ -131,6 +178,15 @@ export async function loadRewardModel(
     throw permanentFailure(`${ref.uri} is not a reward-model descriptor`, 'PipelineBadInput');
   if (descriptor.kind === 'detector')
     return { model: new DetectorReward(), descriptor, dispose: async () => {} };
+  if (descriptor.clipFiles) {
+    const { model, dir } = await loadClipFiles(
+      deps,
+      descriptor.clipFiles,
+      descriptor.identity.name,
+      descriptor.identity.version,
+    );
+    return { model, descriptor, dispose: () => fs.rm(dir, { recursive: true, force: true }) };
+  }
   if (!descriptor.weights)
     throw permanentFailure(`${ref.uri}: reward model has no weights`, 'PipelineBadInput');
   const bytes = await readArtifact(deps.store, descriptor.weights);
@@ -273,9 +329,46 @@ export function createRewardActivities(deps: StageDeps) {
         }
       } else {
         let weights: ArtifactRef | undefined;
+        let clipFiles: Record<string, ArtifactRef> | undefined;
         let model: RewardModel;
+        let cleanup = async (): Promise<void> => {};
+        const clipDir = input.kind === 'onnx' ? await clipRewardFolder(input.onnxModel!) : undefined;
         if (input.kind === 'detector') model = new DetectorReward();
-        else {
+        else if (clipDir !== undefined) {
+          clipFiles = {};
+          for (const file of [...CLIP_REWARD_FILES, ...CLIP_REWARD_OPTIONAL]) {
+            const full = path.join(clipDir, file);
+            const present = await fs.stat(full).then(
+              (s) => s.isFile(),
+              () => false,
+            );
+            if (!present) {
+              if ((CLIP_REWARD_OPTIONAL as readonly string[]).includes(file)) continue;
+              throw badInput(
+                `ranking.onnxModel: ${full} is missing (a CLIP reward folder needs ${CLIP_REWARD_FILES.join(', ')})`,
+              );
+            }
+            clipFiles[file] = await putArtifact(
+              deps.store,
+              outputKey(input, 'reward', `clip/${file}`),
+              await fs.readFile(full),
+              {
+                kind: 'reward-weights',
+                producer: 'trainRewardModel',
+                extra: { source: input.onnxModel },
+              },
+            );
+          }
+          // The model is loaded from the stored copies, as every later stage will load it.
+          const loaded = await loadClipFiles(
+            deps,
+            clipFiles,
+            `onnx-clip:${path.basename(clipDir)}`,
+            undefined,
+          );
+          model = loaded.model;
+          cleanup = () => fs.rm(loaded.dir, { recursive: true, force: true });
+        } else {
           const bytes = await readSource(deps.store, input.onnxModel!, 'ranking.onnxModel');
           weights = await putArtifact(deps.store, outputKey(input, 'reward', 'model.onnx'), bytes, {
             kind: 'reward-weights',
@@ -294,13 +387,16 @@ export function createRewardActivities(deps: StageDeps) {
           model = loaded;
         }
         // The world's detector cannot read captions outside the world's templates: no accuracy then.
-        const acc = await pairwiseAccuracy(model, decided).catch(() => ({ accuracy: NaN, pairs: 0 }));
+        const acc = await pairwiseAccuracy(model, decided)
+          .catch(() => ({ accuracy: NaN, pairs: 0 }))
+          .finally(cleanup);
         descriptor = {
           format: REWARD_DESCRIPTOR_FORMAT,
           kind: input.kind,
           identity: rewardModelIdentity(model),
           ...(weights ? { weights } : {}),
-          ...(input.kind === 'onnx' ? { onnxResolution: input.onnxResolution ?? 16 } : {}),
+          ...(clipFiles ? { clipFiles } : {}),
+          ...(input.kind === 'onnx' && !clipFiles ? { onnxResolution: input.onnxResolution ?? 16 } : {}),
           ...(Number.isFinite(acc.accuracy) ? { accuracy: acc.accuracy } : {}),
           accuracyPairs: acc.pairs,
           trainPairs: 0,

@@ -19,6 +19,7 @@
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- the readers load on demand: they pull in
    TF.js and parquet, which checking a plain config does not need. */
+import { ClipOnnxReward } from '../engine/rewards/clip-onnx-reward';
 import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -317,7 +318,14 @@ async function checkOnnxModel(config: PipelineConfig, cwd: string, add: (f: stri
   if (where.kind === 's3') return;
   const entry = await readableEntry(where.file);
   if ('problem' in entry) add('ranking.onnxModel', entry.problem);
-  else if (!entry.stat.isFile()) add('ranking.onnxModel', `${where.file} is not a file`);
+  else if (entry.stat.isDirectory()) {
+    // A CLIP-style reward folder: load it now, so a wrong input, crop size or tokenizer is named here.
+    try {
+      await ClipOnnxReward.load(where.file);
+    } catch (err) {
+      add('ranking.onnxModel', (err as Error).message);
+    }
+  } else if (!entry.stat.isFile()) add('ranking.onnxModel', `${where.file} is not a file`);
 }
 
 /**

@@ -152,7 +152,11 @@ export type DataConfig = z.infer<typeof DataConfig>;
 export const RankingConfig = z.strictObject({
   /** Reward model used to rank. Default `preference` (the learned Bradley-Terry model). */
   rewardModel: z.enum(['preference', 'detector', 'onnx']).default('preference'),
-  /** ONNX model URI when `rewardModel` is `onnx`. Default empty. */
+  /**
+   * The reward model when `rewardModel` is `onnx`: one `.onnx` file (path or URI; image-only
+   * contract), or a local CLIP-style folder (`model.onnx` taking pixel_values and input_ids, with
+   * `preprocessor_config.json`, `vocab.json`, `merges.txt`). Default empty.
+   */
   onnxModel: printable(LIMITS.pathLength).default(''),
   /** How many top-scored images become expert demonstrations (reference: 500), at most 1,000,000. Default 500. */
   topK: count(LIMITS.topK).default(500),
