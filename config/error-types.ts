@@ -26,6 +26,7 @@ export const ENGINE_PERMANENT_ERRORS = [
   'ExpertRankingError',
   'ShardStoreError',
   'OnnxContractError',
+  'ClipRewardFolderError',
   'UnknownPromptError',
   'UnscorableImageError',
   'ImageDecodeError',
