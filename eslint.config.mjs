@@ -61,6 +61,34 @@ export default tseslint.config(
     },
   },
   {
+    // Contracts are imported by workflow code as well as activities, workers and the CLI: they stay
+    // deterministic-workflow-safe and depend on neither side of that boundary.
+    files: ['contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins,
+          patterns: [
+            {
+              group: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity'],
+              message: 'contracts may only use @temporalio/workflow and @temporalio/common',
+            },
+            {
+              group: ['**/workflows/**', '**/activities/**', '**/workers/**', '**/cli/**'],
+              message: 'workflows, activities, workers and the CLI import contracts, not the other way round',
+            },
+            {
+              group: ['**/storage/**', '**/engine/**', '**/infra/**', '**/config/**', 'pino'],
+              message: 'contracts hold types and constants only (type imports are fine)',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The engine is pure compute: it never talks to Temporal.
     files: ['engine/**/*.ts'],
     rules: {

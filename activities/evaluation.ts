@@ -52,7 +52,7 @@ import {
   type PlanEvaluationResult,
   type SummarizeEvaluationInput,
   type SummarizeEvaluationResult,
-} from '../workflows/evaluation-types';
+} from '../contracts/evaluation';
 import { activityLogger, keySegment } from './common';
 import { ModelCache } from './model-cache';
 import { readPreferenceRows } from './preferences';

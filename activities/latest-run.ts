@@ -8,8 +8,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../infra/logger';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import { isSha256Hex } from '../storage/digest';
-import type { EvalModelInput, EvalRewardInput } from '../workflows/evaluation-types';
-import type { PipelineResult, RunManifest } from '../workflows/pipeline-types';
+import type { EvalModelInput, EvalRewardInput } from '../contracts/evaluation';
+import type { PipelineResult, RunManifest } from '../contracts/pipeline';
 import { activityLogger, storeCall } from './common';
 
 export interface LatestRunInput {

@@ -7,7 +7,7 @@
  */
 import { renderReport, type ReportData } from '../engine/report';
 import type { ArtifactRef } from '../storage/artifact-store';
-import type { RunReport } from '../workflows/pipeline-types';
+import type { RunReport } from '../contracts/pipeline';
 import { activityLogger, keySegment } from './common';
 import {
   decodeEvaluationSamples,

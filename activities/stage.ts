@@ -15,7 +15,7 @@ import { storeForUri } from '../storage';
 import type { ArtifactMetadata, ArtifactRef, ArtifactStore, PutOptions } from '../storage/artifact-store';
 import { isPermanent, StoreError } from '../storage/errors';
 import { isUri, parseArtifactUri } from '../storage/uri';
-import { ENGINE_PERMANENT_ERRORS } from '../config/error-types';
+import { ENGINE_PERMANENT_ERRORS } from '../contracts/errors';
 import { keySegment, storeCall } from './common';
 
 export interface StageDeps {

@@ -45,8 +45,8 @@ import type {
   TrainChunkInput,
   TrainChunkResult,
   TrainingStage,
-} from '../workflows/training-types';
-import { STAGE_METHOD } from '../workflows/training-types';
+} from '../contracts/training';
+import { STAGE_METHOD } from '../contracts/training';
 import { activityLogger, keySegment, storeCall } from './common';
 import { ModelCache, type HeldModel } from './model-cache';
 import { latentTrainingData } from './latents';

@@ -2,7 +2,7 @@
  * Errors raised by the artifact store. Each has a stable `type` (equal to its class name) so that a
  * Temporal retry policy can list the permanent ones in `nonRetryableErrorTypes`.
  */
-import { STORE_PERMANENT_ERRORS } from '../config/error-types';
+import { STORE_PERMANENT_ERRORS } from '../contracts/errors';
 
 /** Base class: every store error carries a stable `type` string. */
 export abstract class StoreError extends Error {

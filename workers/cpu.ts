@@ -1,5 +1,5 @@
 /** Worker process for workflows and I/O activities (task queue `dro-cpu`). */
-import { TASK_QUEUES } from '../config/task-queues';
+import { TASK_QUEUES } from '../contracts/task-queues';
 import { logger } from '../infra/logger';
 import { runStandaloneWorker } from './create-worker';
 

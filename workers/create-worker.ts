@@ -5,7 +5,7 @@
 import { setDefaultInferenceRuntime } from '../engine/onnx/runtime';
 import path from 'node:path';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
-import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../config/task-queues';
+import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../contracts/task-queues';
 import { activitiesForQueue, createActivities } from '../activities';
 import { defaultConfig, loadConfigFile } from '../config/load';
 import { logger as rootLogger, type Logger } from '../infra/logger';

@@ -1,5 +1,5 @@
 /** Worker process for compute activities (task queue `dro-gpu`), one activity at a time by default. */
-import { TASK_QUEUES } from '../config/task-queues';
+import { TASK_QUEUES } from '../contracts/task-queues';
 import { logger } from '../infra/logger';
 import { runStandaloneWorker } from './create-worker';
 

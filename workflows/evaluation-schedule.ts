@@ -7,37 +7,14 @@
  */
 import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { LatestRunResult, createLatestRunActivities } from '../activities/latest-run';
-import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, type RunTaskQueues } from '../config/task-queues';
-import type { BackendPreference } from '../engine/backend';
 import type {
-  EvalModelInput,
   EvaluationInput,
   EvaluationResult,
-  EvaluationSettings,
-} from './evaluation-types';
-
-export interface ScheduledEvaluationInput {
-  /** Models given when the schedule was created (`--model NAME=URI`, imported into the store). */
-  models?: EvalModelInput[];
-  /** Evaluate the newest completed run of this config hash instead (`--latest-of`). */
-  latestOf?: string;
-  /** Evaluation settings; `baseline` defaults to `base` for a run's models, else the first model. */
-  settings: EvaluationSettings;
-  backend?: BackendPreference;
-  heartbeatTimeoutSeconds?: number;
-  taskQueues?: RunTaskQueues;
-}
-
-export interface ScheduledEvaluationResult extends EvaluationResult {
-  /** This evaluation's id (the schedule's name and the time it fired). */
-  id: string;
-  /** Key prefix of its artifacts. */
-  out: string;
-  models: EvalModelInput[];
-  /** The run whose models were evaluated (`--latest-of` only). */
-  source?: { runId: string; configHash: string; closedAt: string };
-}
+  ScheduledEvaluationInput,
+  ScheduledEvaluationResult,
+} from '../contracts/evaluation';
+import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../contracts/task-queues';
 
 type LatestRunActivities = ReturnType<typeof createLatestRunActivities>;
 type EvaluationWorkflowFn = (input: EvaluationInput) => Promise<EvaluationResult>;

@@ -10,8 +10,8 @@
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { EvaluationActivities } from '../activities/evaluation';
-import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import { TASK_QUEUES } from '../config/task-queues';
+import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
+import { TASK_QUEUES } from '../contracts/task-queues';
 import type { ArtifactRef } from '../storage/artifact-store';
 import {
   DEFAULT_EVAL_SHARD_SIZE,
@@ -20,9 +20,7 @@ import {
   type EvaluationInput,
   type EvaluationProgress,
   type EvaluationResult,
-} from './evaluation-types';
-
-export * from './evaluation-types';
+} from '../contracts/evaluation';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 120;
 const DEFAULT_PARALLEL_SHARDS = 8;

@@ -24,8 +24,8 @@ import {
 import type * as activities from '../activities';
 import type { StageOutcome } from '../activities/stage-cache';
 import type { PipelineConfig } from '../config/schemas';
-import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, type RunTaskQueues } from '../config/task-queues';
+import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, type RunTaskQueues } from '../contracts/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
 import {
@@ -35,11 +35,12 @@ import {
   type RunManifest,
   type RunReport,
   type StageRecord,
-} from './pipeline-types';
-import { parseInputRef, skippedStages, STAGES, topologicalOrder, type StageName } from './stage-graph';
-import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from './training-types';
-import type { EvaluationInput, EvaluationResult } from './evaluation-types';
-import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_RUN_ID, DRO_STAGE } from '../config/search-attributes';
+} from '../contracts/pipeline';
+import type { StageName } from '../contracts/stages';
+import { parseInputRef, skippedStages, STAGES, topologicalOrder } from './stage-graph';
+import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from '../contracts/training';
+import type { EvaluationInput, EvaluationResult } from '../contracts/evaluation';
+import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_RUN_ID, DRO_STAGE } from '../contracts/search-attributes';
 
 /** Activities the ranking's shards are split over. */
 const RANKING_PARTS = 4;

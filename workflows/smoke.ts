@@ -3,38 +3,17 @@
  * queue. The wait (a signal or a timer, whichever comes first) is where a server restart can
  * happen: the workflow must resume from its history and finish.
  */
-import {
-  condition,
-  defineQuery,
-  defineSignal,
-  proxyActivities,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { condition, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type * as activities from '../activities';
-import { TASK_QUEUES } from '../config/task-queues';
-import { DRO_STAGE } from '../config/search-attributes';
-
-export interface SmokeInput {
-  /** Text written by the first activity and expected back by the second. Default: `dro smoke`. */
-  message?: string;
-  /** Longest wait between the activities, in ms; the `continueSmoke` signal ends it early. Default: 1000. */
-  pauseMs?: number;
-}
-
-export interface SmokeResult {
-  uri: string;
-  /** Hex SHA-256 of the artifact. */
-  sha256: string;
-  size: number;
-}
-
-export type SmokeStage = 'writing' | 'waiting' | 'verifying' | 'done';
-
-/** Ends the wait between the two activities. */
-export const continueSmokeSignal = defineSignal('continueSmoke');
-/** Where the workflow is; `waiting` means the artifact is written and the verifier has not run. */
-export const smokeStageQuery = defineQuery<SmokeStage>('smokeStage');
+import { DRO_STAGE } from '../contracts/search-attributes';
+import {
+  continueSmokeSignal,
+  smokeStageQuery,
+  type SmokeInput,
+  type SmokeResult,
+  type SmokeStage,
+} from '../contracts/smoke';
+import { TASK_QUEUES } from '../contracts/task-queues';
 
 const compute = proxyActivities<activities.Activities>({
   taskQueue: TASK_QUEUES.gpu,

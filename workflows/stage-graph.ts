@@ -11,20 +11,7 @@
  */
 import type { PipelineConfig } from '../config/schemas';
 import { resultConfig } from '../config/config-hash';
-
-export const STAGE_NAMES = [
-  'base',
-  'pretrain',
-  'preferences',
-  'reward',
-  'ranking',
-  'sft',
-  'dro',
-  'dpo',
-  'eval',
-  'report',
-] as const;
-export type StageName = (typeof STAGE_NAMES)[number];
+import type { StageName } from '../contracts/stages';
 
 /** `stage.output`; a trailing `?` marks an input the stage can do without. */
 export type InputRef = `${StageName}.${string}`;

@@ -20,7 +20,7 @@ import {
 import type { TrainingActivities } from '../activities/training';
 import type { ArtifactRef } from '../storage/artifact-store';
 import type { MetricRow } from '../engine/training/trainer';
-import { TASK_QUEUES } from '../config/task-queues';
+import { TASK_QUEUES } from '../contracts/task-queues';
 import {
   STAGE_METHOD,
   TRAINING_NON_RETRYABLE_ERROR_TYPES,
@@ -29,10 +29,8 @@ import {
   type TrainChunkResult,
   type TrainingWorkflowInput,
   type TrainingWorkflowResult,
-} from './training-types';
-import { DRO_STAGE } from '../config/search-attributes';
-
-export * from './training-types';
+} from '../contracts/training';
+import { DRO_STAGE } from '../contracts/search-attributes';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30;
 const DEFAULT_CHUNKS_PER_RUN = 100;

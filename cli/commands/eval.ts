@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { WORKFLOW_TASK_TIMEOUT } from '../../config/task-queues';
+import { WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
 import { decodeEvaluationSamples, evaluationReportData } from '../../activities/evaluation';
 import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
 import { toUint8 } from '../../engine/data/image';
@@ -23,7 +23,7 @@ import { openStore, storeForUri, type ArtifactRef, type ArtifactStore } from '..
 import { isUri } from '../../storage/uri';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
 import { evaluationWorkflow } from '../../workflows/evaluation';
-import type { RunManifest, RunReport } from '../../workflows/pipeline-types';
+import type { RunManifest, RunReport } from '../../contracts/pipeline';
 import { checkRunIdArg, commandLogger, loadConfig, runInterruptibly, stdoutLine, withCluster } from './run';
 
 export class EvalCommandError extends Error {

@@ -25,7 +25,7 @@ import {
   TASK_QUEUES,
   WORKFLOW_TASK_TIMEOUT,
   type RunTaskQueues,
-} from '../../config/task-queues';
+} from '../../contracts/task-queues';
 import { createLogger, logger as rootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
@@ -46,12 +46,18 @@ import {
   type PipelineResult,
   type RunProvenance,
   type StageRecord,
-} from '../../workflows/pipeline-types';
-import { STAGE_NAMES } from '../../workflows/stage-graph';
+} from '../../contracts/pipeline';
+import { STAGE_NAMES } from '../../contracts/stages';
 import { preflight } from '../preflight';
 import { escapeControl } from '../terminal-text';
-import { smokeWorkflow, type SmokeResult } from '../../workflows/smoke';
-import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_GIT_COMMIT, DRO_RUN_ID } from '../../config/search-attributes';
+import type { SmokeResult } from '../../contracts/smoke';
+import { smokeWorkflow } from '../../workflows/smoke';
+import {
+  DRO_CONFIG_HASH,
+  DRO_CONFIG_NAME,
+  DRO_GIT_COMMIT,
+  DRO_RUN_ID,
+} from '../../contracts/search-attributes';
 
 /** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
 export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');

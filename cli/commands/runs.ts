@@ -13,7 +13,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { Command } from 'commander';
 import type { PipelineConfig } from '../../config/schemas';
 import { completedRunsQuery, newestRun, type CompletedRun } from '../../activities/latest-run';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../config/task-queues';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
 import { checkModelBundleHeader } from '../../engine/io/model-bundle';
 import { readSafetensorsHeader } from '../../engine/io/safetensors';
 import { logger as rootLogger } from '../../infra/logger';
@@ -21,18 +21,15 @@ import { digestFile, isSha256Hex, openStore, storeForUri, type ArtifactStore } f
 import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
 import { isUri } from '../../storage/uri';
 import { runStandaloneWorker, WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
-import type { EvalModelInput } from '../../workflows/evaluation-types';
-import {
-  scheduledEvaluationWorkflow,
-  type ScheduledEvaluationInput,
-} from '../../workflows/evaluation-schedule';
+import type { EvalModelInput, ScheduledEvaluationInput } from '../../contracts/evaluation';
+import { scheduledEvaluationWorkflow } from '../../workflows/evaluation-schedule';
 import { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
   type PipelineInput,
   type PipelineProgress,
   type RunManifest,
-} from '../../workflows/pipeline-types';
+} from '../../contracts/pipeline';
 import {
   checkBeforeRun,
   checkRunIdArg,

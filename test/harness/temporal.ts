@@ -18,7 +18,7 @@ import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createActivities, type Activities } from '../../activities';
-import { TASK_QUEUES, type TaskQueue } from '../../config/task-queues';
+import { TASK_QUEUES, type TaskQueue } from '../../contracts/task-queues';
 import { createLogger, type Logger } from '../../infra/logger';
 import { startDevServer, type DevServer } from '../../infra/temporal-server';
 import type { ArtifactStore } from '../../storage/artifact-store';

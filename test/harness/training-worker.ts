@@ -14,7 +14,7 @@
  * Imported as a module it provides the tiny training setup the training tests share.
  */
 import { createTrainingActivities } from '../../activities/training';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { worldTokenizer } from '../../engine/data/world-text';
 import { encodeImageDataset } from '../../engine/io/image-dataset';
 import { encodeModelBundle } from '../../engine/io/model-bundle';

@@ -19,10 +19,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type EvaluationDocument } from '../../activities/evaluation';
 import { createWorldActivities, type PrepareWorldResult } from '../../activities/world';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { initBackend } from '../../engine/backend';
 import { LocalArtifactStore, type ArtifactRef } from '../../storage';
-import { evaluationWorkflow, type EvaluationInput } from '../../workflows/evaluation';
+import type { EvaluationInput } from '../../contracts/evaluation';
+import { evaluationWorkflow } from '../../workflows/evaluation';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 import { createWorker } from '../../workers/create-worker';
 

@@ -13,12 +13,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { PipelineConfig } from '../../config/schemas';
 import { tinyPipelineConfig } from '../harness/tiny-config';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { decodeImageDataset } from '../../engine/io/image-dataset';
 import type { ExpertSet } from '../../engine/ranking/expert-ranking';
 import { LocalArtifactStore, S3ArtifactStore, type ArtifactRef, type ArtifactStore } from '../../storage';
 import { trainingWorkflowId } from '../../workflows/pipeline';
-import { pipelineProgressQuery, type RunManifest, type RunReport } from '../../workflows/pipeline-types';
+import { pipelineProgressQuery, type RunManifest, type RunReport } from '../../contracts/pipeline';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import { runsQuery, verifyManifest } from '../../cli/commands/runs';
@@ -26,7 +26,7 @@ import { configHash, startPipeline } from '../../cli/commands/run';
 import type { temporal as temporalProto } from '@temporalio/proto';
 import { startS3Server, type S3TestServer } from '../harness/s3-server';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
-import { DRO_RUN_ID, DRO_STAGE } from '../../config/search-attributes';
+import { DRO_RUN_ID, DRO_STAGE } from '../../contracts/search-attributes';
 
 async function readJson<T>(store: ArtifactStore, ref: ArtifactRef): Promise<T> {
   return JSON.parse(new TextDecoder().decode(await store.get(ref.uri, ref.sha256))) as T;

@@ -14,10 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { configHash, loadConfig } from '../../cli/commands/run';
 import { LocalArtifactStore } from '../../storage';
-import type {
-  ScheduledEvaluationInput,
-  ScheduledEvaluationResult,
-} from '../../workflows/evaluation-schedule';
+import type { ScheduledEvaluationInput, ScheduledEvaluationResult } from '../../contracts/evaluation';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 import { tinyPipelineConfig } from '../harness/tiny-config';
 

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { createLogger } from '../../infra/logger';
 import { LocalArtifactStore, S3ArtifactStore, parseArtifactUri } from '../../storage';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';

@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalArtifactStore } from '../../storage';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
-import { continueSmokeSignal, smokeStageQuery, smokeWorkflow, type SmokeStage } from '../../workflows/smoke';
+import { continueSmokeSignal, smokeStageQuery, type SmokeStage } from '../../contracts/smoke';
+import { smokeWorkflow } from '../../workflows/smoke';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 
 async function waitForStage(temporal: TemporalHarness, workflowId: string, stage: SmokeStage): Promise<void> {

@@ -19,7 +19,7 @@ import { decodeLatentImageSet } from '../../engine/latent/latent-data';
 import { LATENT_MODEL_FORMAT } from '../../engine/latent/latent-model';
 import { startPipeline } from '../../cli/commands/run';
 import { LocalArtifactStore, type ArtifactRef, type ArtifactStore } from '../../storage';
-import { pipelineProgressQuery } from '../../workflows/pipeline-types';
+import { pipelineProgressQuery } from '../../contracts/pipeline';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { initBackend } from '../../engine/backend';
 import {
   LocalArtifactStore,
@@ -24,13 +24,13 @@ import {
   type ArtifactStore,
 } from '../../storage';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
-import {
-  trainingWorkflow,
-  type ChunkRecord,
-  type TrainChunkHeartbeat,
-  type TrainingWorkflowInput,
-  type TrainingWorkflowResult,
-} from '../../workflows/training';
+import type {
+  ChunkRecord,
+  TrainChunkHeartbeat,
+  TrainingWorkflowInput,
+  TrainingWorkflowResult,
+} from '../../contracts/training';
+import { trainingWorkflow } from '../../workflows/training';
 import { startTemporalHarness, type RunningWorkers, type TemporalHarness } from '../harness/temporal';
 import { startS3Server } from '../harness/s3-server';
 import { putTinyInputs, tinyDroSettings } from '../harness/training-worker';

@@ -17,10 +17,10 @@ import { LocalArtifactStore, type ArtifactRef } from '../../storage';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
 import {
   trainingProgressQuery,
-  trainingWorkflow,
   type TrainChunkHeartbeat,
   type TrainingWorkflowInput,
-} from '../../workflows/training';
+} from '../../contracts/training';
+import { trainingWorkflow } from '../../workflows/training';
 import { startTemporalHarness, type RunningWorkers, type TemporalHarness } from '../harness/temporal';
 import { putTinyInputs, tinyDroSettings } from '../harness/training-worker';
 

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startPipeline } from '../../cli/commands/run';
-import { TASK_QUEUES } from '../../config/task-queues';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { LocalArtifactStore } from '../../storage';
-import { pipelineProgressQuery } from '../../workflows/pipeline-types';
+import { pipelineProgressQuery } from '../../contracts/pipeline';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
 import { tinyPipelineConfig } from '../harness/tiny-config';
 

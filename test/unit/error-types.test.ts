@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ENGINE_PERMANENT_ERRORS, NON_RETRYABLE_ERROR_TYPES } from '../../config/error-types';
+import { ENGINE_PERMANENT_ERRORS, NON_RETRYABLE_ERROR_TYPES } from '../../contracts/errors';
 
 /** Engine errors that a retry can fix, with why. */
 const TRANSIENT: Record<string, string> = {};

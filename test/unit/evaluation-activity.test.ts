@@ -48,7 +48,7 @@ import {
   type EvaluationSettings,
   type PlanEvaluationInput,
   type PlanEvaluationResult,
-} from '../../workflows/evaluation-types';
+} from '../../contracts/evaluation';
 
 const env = new MockActivityEnvironment();
 const run = <I, O>(fn: (input: I) => Promise<O>, input: I): Promise<O> => env.run(fn, input) as Promise<O>;

@@ -19,7 +19,7 @@ import {
 } from '../../activities/latest-run';
 import { createLogger } from '../../infra/logger';
 import { LocalArtifactStore, type ArtifactRef } from '../../storage';
-import type { PipelineResult } from '../../workflows/pipeline-types';
+import type { PipelineResult } from '../../contracts/pipeline';
 
 const HASH = 'c'.repeat(64);
 let dir: string;

@@ -24,7 +24,7 @@ import {
   type TrainChunkHeartbeat,
   type TrainChunkInput,
   type TrainChunkResult,
-} from '../../workflows/training-types';
+} from '../../contracts/training';
 import { putTinyInputs, tinyDroSettings, tinyExperts, tinyModelBundle } from '../harness/training-worker';
 import { encodePng } from '../../engine/data/image-codec';
 import { writePickapicParquet } from '../../engine/data/pickapic';

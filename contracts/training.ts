@@ -9,8 +9,8 @@
  * ```
  */
 import { defineQuery } from '@temporalio/workflow';
-import { NON_RETRYABLE_ERROR_TYPES } from '../config/error-types';
-import type { RunTaskQueues } from '../config/task-queues';
+import { NON_RETRYABLE_ERROR_TYPES } from './errors';
+import type { RunTaskQueues } from './task-queues';
 import type { BackendPreference } from '../engine/backend';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { MetricRow } from '../engine/training/trainer';

@@ -20,8 +20,8 @@
  *   schedules never share a seed;
  * - report grid: GenEval image 0 of the first `gridPrompts` GenEval prompts, the same for every model.
  */
-import type { RunTaskQueues } from '../config/task-queues';
 import { defineQuery } from '@temporalio/workflow';
+import type { RunTaskQueues } from './task-queues';
 import type { BackendPreference } from '../engine/backend';
 import type { ArtifactRef } from '../storage/artifact-store';
 
@@ -182,6 +182,30 @@ export interface SummarizeEvaluationInput {
 }
 
 export type SummarizeEvaluationResult = Omit<EvaluationResult, 'shards'>;
+
+// ----- scheduled evaluations (workflows/evaluation-schedule.ts) -----
+
+export interface ScheduledEvaluationInput {
+  /** Models given when the schedule was created (`--model NAME=URI`, imported into the store). */
+  models?: EvalModelInput[];
+  /** Evaluate the newest completed run of this config hash instead (`--latest-of`). */
+  latestOf?: string;
+  /** Evaluation settings; `baseline` defaults to `base` for a run's models, else the first model. */
+  settings: EvaluationSettings;
+  backend?: BackendPreference;
+  heartbeatTimeoutSeconds?: number;
+  taskQueues?: RunTaskQueues;
+}
+
+export interface ScheduledEvaluationResult extends EvaluationResult {
+  /** This evaluation's id (the schedule's name and the time it fired). */
+  id: string;
+  /** Key prefix of its artifacts. */
+  out: string;
+  models: EvalModelInput[];
+  /** The run whose models were evaluated (`--latest-of` only). */
+  source?: { runId: string; configHash: string; closedAt: string };
+}
 
 // ----- planning -----
 

@@ -6,8 +6,8 @@ import { defineQuery } from '@temporalio/workflow';
 import type { PipelineConfig } from '../config/schemas';
 import type { RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef } from '../storage/artifact-store';
-import type { RunTaskQueues } from '../config/task-queues';
-import { STAGE_NAMES, type StageName } from './stage-graph';
+import type { RunTaskQueues } from './task-queues';
+import { STAGE_NAMES, type StageName } from './stages';
 
 /** Where the run's code and machine came from, recorded in its manifest. */
 export interface RunProvenance {
