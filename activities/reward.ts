@@ -20,6 +20,7 @@ import { parseSafetensors, serializeSafetensors } from '../engine/io/safetensors
 import {
   ClipOnnxReward,
   DetectorReward,
+  checkPreferenceWeights,
   OnnxReward,
   PreferenceModel,
   defaultPreferenceConfig,
@@ -34,6 +35,7 @@ import {
 } from '../engine/rewards';
 import { Rng } from '../engine/rng';
 import type { ArtifactRef } from '../storage/artifact-store';
+import { sha256Hex } from '../storage/digest';
 import { activityLogger } from './common';
 import { readPreferenceRows } from './preferences';
 import {
@@ -72,6 +74,10 @@ export interface TrainRewardModelInput extends StageOutput {
   heldOutFraction?: number;
   /** Passes over the training pairs (kind `preference`). Default 12. */
   epochs?: number;
+  /** Pretrained starting weights (path or URI) of the preference model (config `ranking.preferenceInit`). */
+  preferenceInit?: string;
+  /** SHA-256 they must have (config `ranking.preferenceInitSha256`). */
+  preferenceInitSha256?: string;
   backend?: BackendPreference;
 }
 
@@ -90,6 +96,8 @@ export interface RewardDescriptor {
   accuracyPairs: number;
   trainPairs: number;
   losses?: number[];
+  /** Where the preference model's pretrained starting weights came from, and their SHA-256. */
+  init?: { source: string; sha256: string };
 }
 
 export interface TrainRewardModelResult {
@@ -110,6 +118,33 @@ function preferenceModelFromBytes(bytes: Uint8Array, source: string): Preference
   const weights = new Map<string, Float32Array>();
   for (const [name, t] of file.tensors) weights.set(name, t.data);
   return new PreferenceModel(JSON.parse(configText) as PreferenceModelConfig, weights);
+}
+
+/** Learning rates of the preference model: from scratch, and when fine-tuning pretrained weights. */
+const SCRATCH_LR = 3e-3;
+const FINE_TUNE_LR = 1e-3;
+
+/**
+ * The pretrained starting weights `ranking.preferenceInit` names, checked against the expected
+ * SHA-256 and against the model configuration the stage trains.
+ */
+async function preferenceInitWeights(
+  deps: StageDeps,
+  source: string,
+  expectedSha256: string | undefined,
+  config: PreferenceModelConfig,
+): Promise<{ weights: Map<string, Float32Array>; sha256: string }> {
+  const bytes = await readSource(deps.store, source, 'ranking.preferenceInit');
+  const sha256 = sha256Hex(bytes);
+  if (expectedSha256 !== undefined && sha256 !== expectedSha256)
+    throw badInput(
+      `ranking.preferenceInit ${source} has SHA-256 ${sha256}, not the recorded ${expectedSha256} ` +
+        '(ranking.preferenceInitSha256): the file was replaced or corrupted',
+    );
+  const weights = await stageCall('ranking.preferenceInit', () =>
+    Promise.resolve(checkPreferenceWeights(parseSafetensors(bytes, source), source, config)),
+  );
+  return { weights, sha256 };
 }
 
 /** The files a CLIP-style reward folder holds; the tokenizer config is optional. */
@@ -269,10 +304,15 @@ export function createRewardActivities(deps: StageDeps) {
           );
         const { train, heldOut } = split(pairs, fraction, stageSeed(input.seed, 'reward-split'));
         const config = defaultPreferenceConfig();
+        const init = input.preferenceInit
+          ? await preferenceInitWeights(deps, input.preferenceInit, input.preferenceInitSha256, config)
+          : undefined;
         const result = await stageCall('reward model', () =>
           trainPreferenceModel(train, config, {
             seed: stageSeed(input.seed, 'reward-init'),
             epochs: input.epochs ?? 12,
+            lr: init ? FINE_TUNE_LR : SCRATCH_LR,
+            ...(init && { init: init.weights }),
             onEpoch: (e) => {
               const progress = { phase: 'training', epoch: e.epoch + 1, loss: e.loss, seconds: e.seconds };
               heartbeat(progress);
@@ -314,6 +354,7 @@ export function createRewardActivities(deps: StageDeps) {
             accuracyPairs: acc.pairs,
             trainPairs: train.length,
             losses: result.losses,
+            ...(init && { init: { source: input.preferenceInit!, sha256: init.sha256 } }),
           };
           log.info(
             {

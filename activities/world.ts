@@ -5,16 +5,19 @@
  */
 import type { BackendPreference } from '../engine/backend';
 import { buildPretrainingCorpus } from '../engine/data/pretraining-corpus';
-import { worldTokenizer } from '../engine/data/world-text';
 import { encodeImageDataset } from '../engine/io/image-dataset';
-import { decodeModelBundle, encodeModelBundle } from '../engine/io/model-bundle';
+import { decodeModelBundle } from '../engine/io/model-bundle';
 import { importDiffusersFolder } from '../engine/latent/latent-model';
 import { disposeModel } from '../engine/training/diffusion-model';
-import { CLIPTextModel, demoTextEncoderConfig } from '../engine/models/text-encoder';
-import { UNet2DConditionModel } from '../engine/models/unet';
-import { UNET_CONFIGS, validateUNetConfig, type UNetConfigName } from '../engine/models/unet-config';
-import { Rng } from '../engine/rng';
+import type { UNetConfig, UNetConfigName } from '../engine/models/unet-config';
+import {
+  encodeInitialWorldModel,
+  MIN_WORLD_RESOLUTION,
+  worldUNetConfig,
+  worldUNetProblem,
+} from '../engine/models/world-model';
 import type { ArtifactRef } from '../storage/artifact-store';
+import { sha256Hex } from '../storage/digest';
 import { activityLogger } from './common';
 import { diffusersFolderOf } from './latents';
 import {
@@ -60,6 +63,8 @@ export interface PrepareWorldResult {
 export interface ImportBaseModelInput extends StageOutput {
   /** URI or path of a model bundle (config `model.baseCheckpoint`). */
   uri: string;
+  /** SHA-256 the bundle must have (config `model.baseCheckpointSha256`). */
+  sha256?: string;
   backend?: BackendPreference;
 }
 
@@ -72,26 +77,12 @@ export interface ImportBaseModelResult {
 }
 
 /** Smallest side at which the world's detector (and so the judge and the rewards) work. */
-export const MIN_WORLD_RESOLUTION = 16;
+export { MIN_WORLD_RESOLUTION };
 
-function worldUNetConfig(name: UNetConfigName, resolution: number) {
-  const base = UNET_CONFIGS[name];
-  if (base === undefined) throw badInput(`model.unet: unknown UNet configuration '${String(name)}'`);
-  if (base.in_channels !== 3)
-    throw badInput(
-      `model.unet '${name}' takes ${base.in_channels}-channel latents; the built-in world trains in RGB pixel ` +
-        `space: use 'demo' (or give model.baseCheckpoint)`,
-    );
-  if (!Number.isInteger(resolution) || resolution < MIN_WORLD_RESOLUTION)
-    throw badInput(
-      `model.resolution ${resolution}: the built-in world needs at least ${MIN_WORLD_RESOLUTION} px (its detector judges shapes at that size)`,
-    );
-  const factor = 2 ** (base.block_out_channels.length - 1);
-  if (resolution % factor !== 0)
-    throw badInput(`model.resolution ${resolution} must be divisible by ${factor} for model.unet '${name}'`);
-  const config = { ...base, sample_size: resolution };
-  validateUNetConfig(config);
-  return config;
+function checkedUNetConfig(name: UNetConfigName, resolution: number): UNetConfig {
+  const problem = worldUNetProblem(name, resolution);
+  if (problem !== undefined) throw badInput(problem);
+  return worldUNetConfig(name, resolution);
 }
 
 export function createWorldActivities(deps: StageDeps) {
@@ -103,7 +94,7 @@ export function createWorldActivities(deps: StageDeps) {
       checkPositiveInt(input.corpusSize, 'corpusSize');
       if (!(input.captionNoise >= 0 && input.captionNoise <= 1))
         throw badInput(`data.captionNoise must be in [0, 1], got ${input.captionNoise}`);
-      const unetConfig = worldUNetConfig(input.unet, input.resolution);
+      const unetConfig = checkedUNetConfig(input.unet, input.resolution);
       const corpusKey = outputKey(input, 'base', 'corpus.safetensors');
       const modelKey = outputKey(input, 'base', 'initial-model.safetensors');
 
@@ -150,31 +141,15 @@ export function createWorldActivities(deps: StageDeps) {
       }
       let modelRef = modelDone?.ref;
       if (!modelRef) {
-        const tokenizer = worldTokenizer();
-        const unet = UNet2DConditionModel.create(
-          unetConfig,
-          new Rng(stageSeed(input.seed, 'unet-init')),
-          false,
-        );
-        const text = CLIPTextModel.create(
-          demoTextEncoderConfig(
-            tokenizer.vocabSize,
-            tokenizer.config.maxLength,
-            unetConfig.cross_attention_dim,
-          ),
-          new Rng(stageSeed(input.seed, 'text-encoder')),
-          false,
-        );
-        try {
-          modelRef = await putArtifact(deps.store, modelKey, encodeModelBundle({ unet, text, tokenizer }), {
-            kind: 'model-bundle',
-            producer: 'prepareWorld',
-            extra: { unet: input.unet, resolution: input.resolution, initial: true },
-          });
-        } finally {
-          unet.dispose();
-          text.dispose();
-        }
+        const bytes = encodeInitialWorldModel(unetConfig, {
+          unet: stageSeed(input.seed, 'unet-init'),
+          text: stageSeed(input.seed, 'text-encoder'),
+        });
+        modelRef = await putArtifact(deps.store, modelKey, bytes, {
+          kind: 'model-bundle',
+          producer: 'prepareWorld',
+          extra: { unet: input.unet, resolution: input.resolution, initial: true },
+        });
         log.info(
           { uri: modelRef.uri, unet: input.unet, resolution: input.resolution },
           'initial model written',
@@ -216,6 +191,11 @@ export function createWorldActivities(deps: StageDeps) {
         return { model: ref, source: input.uri, sampleSize, inChannels };
       }
       const bytes = await readSource(deps.store, input.uri, 'model.baseCheckpoint');
+      if (input.sha256 !== undefined && sha256Hex(bytes) !== input.sha256)
+        throw badInput(
+          `model.baseCheckpoint ${input.uri} has SHA-256 ${sha256Hex(bytes)}, not the recorded ` +
+            `${input.sha256} (model.baseCheckpointSha256): the file was replaced or corrupted`,
+        );
       const model = await stageCall('model.baseCheckpoint', () =>
         Promise.resolve(decodeModelBundle(bytes, input.uri)),
       );

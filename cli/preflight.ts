@@ -6,12 +6,15 @@
  * another field; these checks need the file system or the machine:
  * - `model.baseCheckpoint`: a supported scheme (a path, `file://` or `s3://`); a local file exists,
  *   is readable and is a model bundle whose header (configs, tensor names and shapes) is
- *   consistent and whose UNet is the one `model.unet` names; or a diffusers pipeline folder whose
+ *   consistent and whose UNet is the one `model.unet` names, with the SHA-256
+ *   `model.baseCheckpointSha256` records when given; or a diffusers pipeline folder whose
  *   configs, tokenizer, schedule and weight headers are consistent, at `model.resolution`.
  * - `data.paths`: local entries exist; parquet shards have the required columns and honest row
  *   counts, and their first rows (`maxRowsScanned`) are valid; a caption folder follows its layout
  *   and its images declare a usable size. `ranking.topK` is at most the images the run will have.
  * - `ranking.onnxModel` (local) exists.
+ * - `ranking.preferenceInit` (local) exists, has the recorded SHA-256 and holds the weights of the
+ *   preference model the reward stage trains.
  * - A local artifact root is, or can be created as, a writable directory.
  * - The workflow ids fit Temporal's limit and the workflow's input fits its payload limit.
  * - A lower bound of the memory the run holds at once is below the machine's memory.
@@ -28,6 +31,7 @@ import { jsonPath } from '../config/load';
 import type { ModelBundleConfigs } from '../engine/io/model-bundle';
 import type * as ModelBundleModule from '../engine/io/model-bundle';
 import type * as SafetensorsModule from '../engine/io/safetensors';
+import type * as PreferenceModelModule from '../engine/rewards/preference-model';
 import type * as FolderImportModule from '../engine/data/folder-import';
 import type * as PickapicModule from '../engine/data/pickapic';
 import type * as ImageCodecModule from '../engine/data/image-codec';
@@ -38,6 +42,7 @@ import { UNET_CONFIGS, type UNetConfig } from '../engine/models/unet-config';
 import { unetParamSpecs } from '../engine/models/unet-params';
 import { stateDir } from '../infra/paths';
 import { s3BucketNameProblem } from '../storage/config';
+import { digestFile } from '../storage/digest';
 import { isUri, parseArtifactUri } from '../storage/uri';
 
 /** One problem, located by the config field's JSON path (`$.model.baseCheckpoint`). */
@@ -162,7 +167,15 @@ async function checkBaseCheckpoint(
   if (source.kind === 's3') return undefined;
   const entry = await readableEntry(source.file);
   if ('problem' in entry) return void add('model.baseCheckpoint', entry.problem);
-  if (entry.stat.isDirectory()) return checkDiffusersBase(config, source.file, add);
+  const expectedSha = config.model.baseCheckpointSha256;
+  if (entry.stat.isDirectory()) {
+    if (expectedSha)
+      add(
+        'model.baseCheckpointSha256',
+        `model.baseCheckpoint ${source.file} is a diffusers folder; a SHA-256 checks one bundle file: remove model.baseCheckpointSha256`,
+      );
+    return checkDiffusersBase(config, source.file, add);
+  }
   if (!entry.stat.isFile())
     return void add(
       'model.baseCheckpoint',
@@ -175,6 +188,14 @@ async function checkBaseCheckpoint(
     configs = checkModelBundleHeader(await readSafetensorsHeader(source.file), source.file);
   } catch (err) {
     return void add('model.baseCheckpoint', (err as Error).message);
+  }
+  if (expectedSha) {
+    const actual = (await digestFile(source.file)).sha256;
+    if (actual !== expectedSha)
+      add(
+        'model.baseCheckpointSha256',
+        `model.baseCheckpoint ${source.file} has SHA-256 ${actual}, not the recorded ${expectedSha}: the file was replaced or corrupted`,
+      );
   }
   const named = UNET_CONFIGS[config.model.unet];
   if (!sameUNet(configs.unet, named))
@@ -326,6 +347,42 @@ async function checkOnnxModel(config: PipelineConfig, cwd: string, add: (f: stri
       add('ranking.onnxModel', (err as Error).message);
     }
   } else if (!entry.stat.isFile()) add('ranking.onnxModel', `${where.file} is not a file`);
+}
+
+async function checkPreferenceInit(config: PipelineConfig, cwd: string, add: (f: string, m: string) => void) {
+  const field = 'ranking.preferenceInit';
+  if (config.ranking.rewardModel !== 'preference' || !config.ranking.preferenceInit) {
+    if (config.ranking.preferenceInitSha256 && !config.ranking.preferenceInit)
+      add(
+        'ranking.preferenceInitSha256',
+        'ranking.preferenceInitSha256 is set but ranking.preferenceInit is empty',
+      );
+    return;
+  }
+  const where = resolveSource(config.ranking.preferenceInit, cwd);
+  if (where.kind === 'invalid') return add(field, where.message);
+  if (where.kind === 's3') return;
+  const entry = await readableEntry(where.file);
+  if ('problem' in entry) return add(field, entry.problem);
+  if (!entry.stat.isFile())
+    return add(field, `${where.file} is not a file (a .safetensors file of preference-model weights)`);
+  const expected = config.ranking.preferenceInitSha256;
+  if (expected) {
+    const actual = (await digestFile(where.file)).sha256;
+    if (actual !== expected)
+      return add(
+        'ranking.preferenceInitSha256',
+        `ranking.preferenceInit ${where.file} has SHA-256 ${actual}, not the recorded ${expected}: the file was replaced or corrupted`,
+      );
+  }
+  const { checkPreferenceWeights } =
+    require('../engine/rewards/preference-model') as typeof PreferenceModelModule;
+  const { readSafetensors } = require('../engine/io/safetensors') as typeof SafetensorsModule;
+  try {
+    checkPreferenceWeights(await readSafetensors(where.file), where.file);
+  } catch (err) {
+    add(field, (err as Error).message);
+  }
 }
 
 /**
@@ -481,6 +538,7 @@ export async function preflight(
   const bundle = await checkBaseCheckpoint(config, cwd, add);
   const images = await checkDataPaths(config, cwd, options, add, () => problems.length);
   await checkOnnxModel(config, cwd, add);
+  await checkPreferenceInit(config, cwd, add);
   if (images !== undefined && config.data.source !== 'world' && config.ranking.topK > images)
     add(
       'ranking.topK',

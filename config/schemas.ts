@@ -124,6 +124,14 @@ export const ModelConfig = z.strictObject({
   unet: z.enum(['tiny', 'demo', 'sd15']).default('demo'),
   /** Base checkpoint (safetensors URI); empty means pretrain one on the built-in world. Default empty. */
   baseCheckpoint: printable(LIMITS.pathLength).default(''),
+  /**
+   * SHA-256 (64 hex digits) the `baseCheckpoint` bundle file must have; checked before anything
+   * trains, so a replaced or corrupted base is refused instead of silently aligned. Optional.
+   */
+  baseCheckpointSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a SHA-256)')
+    .optional(),
   /** Image side in pixels for the built-in world. Default 16. */
   resolution: z.number().int().min(8).max(1024).default(16),
 });
@@ -158,6 +166,17 @@ export const RankingConfig = z.strictObject({
    * `preprocessor_config.json`, `vocab.json`, `merges.txt`). Default empty.
    */
   onnxModel: printable(LIMITS.pathLength).default(''),
+  /**
+   * Starting weights of the `preference` model (path or URI of a safetensors file, as
+   * `dro pretrain-preference` writes it): the pairs fine-tune a model pretrained on captioned
+   * scenes instead of training one from scratch. Empty trains from scratch. Default empty.
+   */
+  preferenceInit: printable(LIMITS.pathLength).default(''),
+  /** SHA-256 (64 hex digits) `preferenceInit` must have; checked before anything trains. Optional. */
+  preferenceInitSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (a SHA-256)')
+    .optional(),
   /** How many top-scored images become expert demonstrations (reference: 500), at most 1,000,000. Default 500. */
   topK: count(LIMITS.topK).default(500),
   /** Images scored and committed per shard; a restart resumes at the last committed shard. At most 100,000. Default 64. */
@@ -330,6 +349,14 @@ export const PipelineConfig = z
         code: 'custom',
         path: ['data', 'paths'],
         message: `data.source '${config.data.source}' needs at least one path`,
+      });
+    }
+    if (config.model.baseCheckpointSha256 && !config.model.baseCheckpoint) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'baseCheckpointSha256'],
+        message:
+          'model.baseCheckpointSha256 is set but model.baseCheckpoint is empty: name the bundle it checks',
       });
     }
     if (config.data.source !== 'world' && !config.model.baseCheckpoint) {

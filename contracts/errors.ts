@@ -27,6 +27,7 @@ export const ENGINE_PERMANENT_ERRORS = [
   'ShardStoreError',
   'OnnxContractError',
   'ClipRewardFolderError',
+  'PreferenceWeightsError',
   'UnknownPromptError',
   'UnscorableImageError',
   'ImageDecodeError',

@@ -7,6 +7,7 @@
  *   npx tsx tools/reward-accuracy.ts --model models/world-base/base.safetensors \
  *     --sizes 128,512 [--seed 0] [--steps 10] [--guidance 3] [--cache /tmp/images.safetensors]
  *   npx tsx tools/reward-accuracy.ts --model world --sizes 128,512
+ *   ... --init models/world-preference/pretrained.safetensors   (fine-tune pretrained weights)
  *
  * `--model world` uses the stand-in generator of engine/feedback/world-generator.ts (renders, half
  * of them for another prompt, degraded at random) instead of a model: seconds instead of an hour on
@@ -14,7 +15,9 @@
  *
  * The images of the largest size are generated once (a smaller size's prompts and seeds are a
  * prefix of a larger one's) and cached. Besides the learned model it reports the prompt-blind
- * baseline, and how often a click goes to the image GenEval judges correct when exactly one is.
+ * baseline, how often a click goes to the image GenEval judges correct when exactly one is, and
+ * what matters to the ranking stage: the share of GenEval-correct images among the top 3/16 of all
+ * images by the model's score (`expertsCorrect`; `imagesCorrect` is the share among all images).
  */
 import fs from 'node:fs';
 import { stageSeed } from '../activities/stage';
@@ -27,6 +30,8 @@ import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import { parseSafetensors, serializeSafetensors } from '../engine/io/safetensors';
 import {
+  PreferenceModel,
+  checkPreferenceWeights,
   defaultPreferenceConfig,
   pairwiseAccuracy,
   preferencePairsFromRows,
@@ -128,10 +133,17 @@ async function run(): Promise<void> {
     }),
   );
 
-  const variants: Array<[string, Partial<FeedbackSimulationOptions>]> = [
+  const allVariants: Array<[string, Partial<FeedbackSimulationOptions>]> = [
     ['verdict+partial credit (correctnessWeight 1)', {}],
     ['partial credit only (correctnessWeight 0)', { correctnessWeight: 0 }],
   ];
+  const variants = allVariants.slice(0, Number(arg('variants', '2')));
+  // As the reward stage does with ranking.preferenceInit: fine-tune pretrained weights at 1e-3.
+  const initFile = arg('init', '');
+  const init = initFile
+    ? checkPreferenceWeights(parseSafetensors(new Uint8Array(fs.readFileSync(initFile)), initFile), initFile)
+    : undefined;
+  const pretrained = init ? new PreferenceModel(defaultPreferenceConfig(), init) : undefined;
   const rows: unknown[] = [];
   for (const [label, extra] of variants) {
     const feedback = await simulateFeedback(
@@ -146,10 +158,30 @@ async function run(): Promise<void> {
       const pairs = preferencePairsFromRows(sub);
       const { train, heldOut } = split(pairs, stageSeed(seed, 'reward-split'));
       const opts = { seed: stageSeed(seed, 'reward-init'), epochs: 12 };
-      const learned = await trainPreferenceModel(train, defaultPreferenceConfig(), opts);
+      const learned = await trainPreferenceModel(train, defaultPreferenceConfig(), {
+        ...opts,
+        ...(init && { init, lr: 1e-3 }),
+      });
+      const zeroShot = pretrained ? await pairwiseAccuracy(pretrained, heldOut) : undefined;
+      // The ranking stage's use of the model: of the top 3/16 of all images by score (the demo's
+      // top-K share), how many GenEval judges correct.
+      const allImages = pairs.flatMap((p) => [p.images[0], p.images[1]]);
+      const allPrompts = pairs.flatMap((p) => [p.prompt, p.prompt]);
+      const correct = subPairs.flatMap((p) => [p.correct[0], p.correct[1]]);
+      const k = Math.round((allImages.length * 3) / 16);
+      const expertPrecision = async (m: { score: typeof learned.model.score }): Promise<number> => {
+        const scores = await m.score.call(m, allImages, allPrompts);
+        const top = scores
+          .map((sc, i) => [sc, i] as const)
+          .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+          .slice(0, k);
+        return top.filter(([, i]) => correct[i]).length / k;
+      };
       const blind = await trainPreferenceModel(train, defaultPreferenceConfig({ promptInput: false }), opts);
       const acc = await pairwiseAccuracy(learned.model, heldOut);
       const accBlind = await pairwiseAccuracy(blind.model, heldOut);
+      const precision = await expertPrecision(learned.model);
+      const precisionBlind = await expertPrecision(blind.model);
       learned.model.dispose();
       blind.model.dispose();
       const oneCorrect = subPairs
@@ -168,7 +200,11 @@ async function run(): Promise<void> {
         trainPairs: train.length,
         heldOutDecided: acc.pairs,
         heldOutAccuracy: Number(acc.accuracy.toFixed(4)),
+        ...(zeroShot && { pretrainedZeroShot: Number(zeroShot.accuracy.toFixed(4)) }),
         promptBlindAccuracy: Number(accBlind.accuracy.toFixed(4)),
+        topK: k,
+        expertsCorrect: Number(precision.toFixed(4)),
+        promptBlindExpertsCorrect: Number(precisionBlind.toFixed(4)),
         imagesCorrect: Number(correctShare.toFixed(4)),
         pairsWithOneCorrect: oneCorrect.length,
         clicksForCorrectImage: Number(followsVerdict.toFixed(4)),
@@ -183,6 +219,7 @@ async function run(): Promise<void> {
     fs.writeFileSync(out, `${JSON.stringify({ model: modelFile, seed, steps, guidance, rows }, null, 2)}\n`);
   model?.unet.dispose();
   model?.text.dispose();
+  pretrained?.dispose();
 }
 
 run().catch((err: unknown) => {

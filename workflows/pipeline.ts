@@ -256,7 +256,13 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
   > = {
     base: async (_inputs, out): Promise<StageOutcome> => {
       if (config.model.baseCheckpoint) {
-        const r = await io.importBaseModel({ runId, out, uri: config.model.baseCheckpoint });
+        const sha256 = config.model.baseCheckpointSha256;
+        const r = await io.importBaseModel({
+          runId,
+          out,
+          uri: config.model.baseCheckpoint,
+          ...(sha256 !== undefined && { sha256 }),
+        });
         return {
           outputs: { model: r.model },
           details: { source: r.source, sampleSize: r.sampleSize, inChannels: r.inChannels },
@@ -321,6 +327,10 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
         preferences: inputs.preferences!,
         onnxModel: config.ranking.onnxModel,
         onnxResolution: config.model.resolution,
+        ...(config.ranking.preferenceInit && { preferenceInit: config.ranking.preferenceInit }),
+        ...(config.ranking.preferenceInitSha256 !== undefined && {
+          preferenceInitSha256: config.ranking.preferenceInitSha256,
+        }),
         backend,
       });
       return {

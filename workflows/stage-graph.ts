@@ -66,6 +66,11 @@ function trainingSlice(c: PipelineConfig, section: 'pretrain' | 'sft' | 'dro' | 
   return { seed: c.seed, [section]: resultConfig(c)[section] };
 }
 
+/** Whether the reward stage fine-tunes pretrained preference-model weights. */
+function preferenceInit(c: PipelineConfig): boolean {
+  return c.ranking.rewardModel === 'preference' && c.ranking.preferenceInit !== '';
+}
+
 export const STAGES: Record<StageName, StageDef> = {
   base: {
     name: 'base',
@@ -78,7 +83,10 @@ export const STAGES: Record<StageName, StageDef> = {
     disabledBecause: () => undefined,
     slice: (c) =>
       imported(c)
-        ? { baseCheckpoint: c.model.baseCheckpoint }
+        ? {
+            baseCheckpoint: c.model.baseCheckpoint,
+            ...(c.model.baseCheckpointSha256 !== undefined && { sha256: c.model.baseCheckpointSha256 }),
+          }
         : {
             seed: c.seed,
             unet: c.model.unet,
@@ -117,7 +125,7 @@ export const STAGES: Record<StageName, StageDef> = {
   },
   reward: {
     name: 'reward',
-    version: 1,
+    version: 2,
     queue: 'gpu',
     kind: 'activity',
     cached: true,
@@ -129,8 +137,17 @@ export const STAGES: Record<StageName, StageDef> = {
       rewardModel: c.ranking.rewardModel,
       onnxModel: c.ranking.onnxModel,
       resolution: c.model.resolution,
+      ...(preferenceInit(c) && {
+        preferenceInit: c.ranking.preferenceInit,
+        preferenceInitSha256: c.ranking.preferenceInitSha256 ?? null,
+      }),
     }),
-    external: (c) => (c.ranking.rewardModel === 'onnx' && c.ranking.onnxModel ? [c.ranking.onnxModel] : []),
+    external: (c) =>
+      c.ranking.rewardModel === 'onnx' && c.ranking.onnxModel
+        ? [c.ranking.onnxModel]
+        : preferenceInit(c)
+          ? [c.ranking.preferenceInit]
+          : [],
   },
   ranking: {
     name: 'ranking',

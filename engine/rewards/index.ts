@@ -12,6 +12,8 @@ export type { DetectorRewardOptions, MetadataLookup } from './detector-reward';
 export { parseWorldPrompt, UnknownPromptError } from './world-prompts';
 export {
   PreferenceModel,
+  PreferenceWeightsError,
+  checkPreferenceWeights,
   defaultPreferenceConfig,
   loadPreferenceModel,
   pairwiseAccuracy,
@@ -21,6 +23,8 @@ export {
   worldVocabulary,
 } from './preference-model';
 export type { PreferenceModelConfig, PreferencePair, TrainOptions, TrainResult } from './preference-model';
+export { pretrainPreferenceModel } from './preference-pretraining';
+export type { PretrainOptions, PretrainResult } from './preference-pretraining';
 export { OnnxReward, OnnxContractError } from './onnx-reward';
 export type { OnnxRewardConfig, PromptTokenizer } from './onnx-reward';
 export {

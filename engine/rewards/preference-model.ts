@@ -31,7 +31,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { decodeImage } from '../data/image-codec';
 import { COLOR_NAMES, RELATIONS, SHAPE_CLASSES, numberWord, plural } from '../data/world';
-import { readSafetensors, serializeSafetensors } from '../io/safetensors';
+import { readSafetensors, serializeSafetensors, type SafetensorsFile } from '../io/safetensors';
 import { conv2d, conv2dDown, embeddingLookup, linear } from '../ops';
 import { Rng } from '../rng';
 import { checkBatch, resizeToFloat } from './reward-model';
@@ -56,6 +56,12 @@ export interface PreferenceModelConfig {
   hidden: number;
   /** False gives the prompt-blind baseline. */
   promptInput: boolean;
+  /**
+   * Adds a vector per (word, position) to the bag of words, so that word order counts: "a red
+   * circle and a blue square" and "a blue circle and a red square" differ, as do "a circle left of
+   * a square" and "a square left of a circle". Absent in configs saved before it existed (false).
+   */
+  wordOrder?: boolean;
   /** Vocabulary; index 0 is the unknown word, index 1 padding. */
   vocab: string[];
 }
@@ -80,6 +86,7 @@ export function defaultPreferenceConfig(
     featureDim: 32,
     hidden: 32,
     promptInput: true,
+    wordOrder: true,
     vocab: worldVocabulary(),
     ...overrides,
   };
@@ -109,6 +116,8 @@ function paramShapes(c: PreferenceModelConfig): ParamShape[] {
   ];
   if (c.promptInput) {
     list.push({ name: 'text.embedding', shape: [c.vocab.length, d], fanIn: 4 * d });
+    if (c.wordOrder)
+      list.push({ name: 'text.positional', shape: [c.maxWords * c.vocab.length, d], fanIn: 16 * d });
   }
   list.push(
     { name: 'head.fc1.weight', shape: [d, c.hidden], fanIn: d },
@@ -135,6 +144,46 @@ function validateConfig(c: PreferenceModelConfig): void {
   }
   if (c.vocab.length < 3 || c.vocab[0] !== '<unk>' || c.vocab[1] !== '<pad>')
     throw new RangeError('preference model: vocab must start with <unk>, <pad> and hold words');
+}
+
+/** Starting weights that do not fit the preference model to be trained. */
+export class PreferenceWeightsError extends Error {
+  override name = 'PreferenceWeightsError';
+}
+
+/**
+ * The weights of a saved preference model (safetensors with its config in the metadata, as
+ * `serializeWeights` writes it) when they fit the model `expected` configures: same vocabulary (a
+ * word id must mean the same word), same parameter names and shapes. Throws a
+ * PreferenceWeightsError naming the first difference.
+ */
+export function checkPreferenceWeights(
+  file: SafetensorsFile,
+  source: string,
+  expected: PreferenceModelConfig = defaultPreferenceConfig(),
+): Map<string, Float32Array> {
+  const fail = (why: string): never => {
+    throw new PreferenceWeightsError(`${source}: ${why}`);
+  };
+  let saved: PreferenceModelConfig | undefined;
+  try {
+    saved = JSON.parse(file.metadata.config ?? 'null') as PreferenceModelConfig | undefined;
+  } catch {
+    fail('the preference-model config in __metadata__ is not JSON');
+  }
+  if (!saved || typeof saved !== 'object') return fail('no preference-model config in __metadata__');
+  if (JSON.stringify(saved.vocab) !== JSON.stringify(expected.vocab))
+    fail('its vocabulary differs from the preference model being trained');
+  const weights = new Map<string, Float32Array>();
+  for (const p of paramShapes(expected)) {
+    const t = file.tensors.get(p.name);
+    if (!t) fail(`weight '${p.name}' is missing`);
+    else if (t.shape.join() !== p.shape.join())
+      fail(`weight '${p.name}' has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+    else weights.set(p.name, t.data);
+  }
+  for (const name of file.tensors.keys()) if (!weights.has(name)) fail(`unexpected weight '${name}'`);
+  return weights;
 }
 
 export class PreferenceModel implements RewardModel {
@@ -217,32 +266,49 @@ export class PreferenceModel implements RewardModel {
     return tf.tensor4d(flat, [images.length, r, r, 3]);
   }
 
-  /** Scores as a [N] tensor (differentiable with respect to the parameters). */
-  forward(x: tf.Tensor4D, promptIds: number[][]): tf.Tensor1D {
+  /** Prompt vectors t [N, d]: the words' vectors summed (padding masked out), plus word order. */
+  textFeatures(promptIds: number[][]): tf.Tensor2D {
     return tf.tidy(() => {
       const c = this.config;
-      const n = x.shape[0];
-      let t: tf.Tensor2D | undefined;
-      if (c.promptInput) {
-        // Bag of words: padding has id 1 and is masked out, so t is the sum of the words' vectors.
-        const ids = tf.tensor2d(promptIds.flat(), [n, c.maxWords], 'int32');
-        const emb = embeddingLookup(ids, this.p('text.embedding'));
-        const mask = tf.expandDims(tf.cast(tf.notEqual(ids, 1), 'float32'), 2);
-        t = tf.sum(tf.mul(emb, mask), 1) as tf.Tensor2D;
+      const n = promptIds.length;
+      const ids = tf.tensor2d(promptIds.flat(), [n, c.maxWords], 'int32');
+      const mask = tf.expandDims(tf.cast(tf.notEqual(ids, 1), 'float32'), 2);
+      let t = tf.sum(tf.mul(embeddingLookup(ids, this.p('text.embedding')), mask), 1) as tf.Tensor2D;
+      if (c.wordOrder) {
+        // Word w at position i looks up row i * |vocab| + w.
+        const v = c.vocab.length;
+        const offsets = tf.range(0, c.maxWords * v, v, 'int32');
+        const posIds = tf.add(ids, tf.expandDims(offsets, 0));
+        const pos = embeddingLookup(posIds, this.p('text.positional'));
+        t = tf.add(t, tf.sum(tf.mul(pos, mask), 1));
       }
+      return t;
+    });
+  }
+
+  /** Image features v [N, d] of images x [N, r, r, 3] in [0, 1]. */
+  imageFeatures(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const n = x.shape[0];
       const input = tf.concat([tf.sub(x, 0.5), tf.tile(this.coordinates(), [n, 1, 1, 1])], 3) as tf.Tensor4D;
       let h = tf.relu(conv2d(input, this.p('image.conv1.weight'), this.p('image.conv1.bias')));
       h = tf.relu(conv2dDown(h, this.p('image.down1.weight'), this.p('image.down1.bias')));
       h = tf.relu(conv2d(h, this.p('image.conv2.weight'), this.p('image.conv2.bias')));
       h = tf.relu(conv2dDown(h, this.p('image.down2.weight'), this.p('image.down2.bias')));
       const pooled = tf.concat([tf.mean(h, [1, 2]), tf.max(h, [1, 2])], 1);
-      const v = tf.relu(
-        linear(pooled, this.p('image.proj.weight'), this.p('image.proj.bias')),
-      ) as tf.Tensor2D;
+      return tf.relu(linear(pooled, this.p('image.proj.weight'), this.p('image.proj.bias'))) as tf.Tensor2D;
+    });
+  }
+
+  /** Scores as a [N] tensor (differentiable with respect to the parameters). */
+  forward(x: tf.Tensor4D, promptIds: number[][]): tf.Tensor1D {
+    return tf.tidy(() => {
+      const n = x.shape[0];
+      const v = this.imageFeatures(x);
       const hid = tf.relu(linear(v, this.p('head.fc1.weight'), this.p('head.fc1.bias')));
       const prior = tf.reshape(linear(hid, this.p('head.fc2.weight'), this.p('head.fc2.bias')), [n]);
-      if (!t) return prior as tf.Tensor1D;
-      return tf.add(prior, tf.sum(tf.mul(v, t), 1)) as tf.Tensor1D;
+      if (!this.config.promptInput) return prior as tf.Tensor1D;
+      return tf.add(prior, tf.sum(tf.mul(v, this.textFeatures(promptIds)), 1)) as tf.Tensor1D;
     });
   }
 
@@ -362,6 +428,11 @@ export interface TrainOptions {
   lr?: number;
   /** 'half' (default): ties are 0.5 targets; 'skip': ties are dropped. */
   ties?: 'half' | 'skip';
+  /**
+   * Starting weights (e.g. of `pretrainPreferenceModel`) instead of a seeded initialization: the
+   * pairs then fine-tune a model that already relates images to prompts.
+   */
+  init?: ReadonlyMap<string, Float32Array>;
   onEpoch?: (info: { epoch: number; loss: number; seconds: number }) => void;
 }
 
@@ -388,7 +459,11 @@ export async function trainPreferenceModel(
   const used = options.ties === 'skip' ? pairs.filter((p) => p.label0 !== 0.5) : pairs.slice();
   if (used.length === 0) throw new RangeError('trainPreferenceModel: no usable preference pairs');
   const rng = new Rng(options.seed);
-  const model = new PreferenceModel(config, { seed: rng.nextUint32() });
+  const initSeed = rng.nextUint32();
+  const model = new PreferenceModel(
+    config,
+    options.init ? new Map([...options.init].map(([k, v]) => [k, v.slice()])) : { seed: initSeed },
+  );
   const optimizer = tf.train.adam(options.lr ?? 3e-3);
   const vars = [...model.params.values()];
   // Pixels and token ids are prepared once; each step gathers its batch from them.
