@@ -16,27 +16,30 @@
  */
 import { Buffer } from 'node:buffer';
 import { canonicalJson } from '../config/config-hash';
-import { toUint8, type RgbImage } from '../engine/data/image';
-import { encodePng } from '../engine/data/image-codec';
-import { fromModelSpace } from '../engine/data/pretraining-corpus';
 import { TAGS, type PromptMetadata, type Tag } from '../engine/data/world';
-import { judgeImage } from '../engine/eval/geneval';
 import {
-  compareGeneval,
   genevalResultRow,
-  summarizeGeneval,
   toResultsJsonl,
   type GenevalComparison,
   type GenevalResultRow,
   type GenevalSummary,
 } from '../engine/eval/geneval-summary';
+import { compareModels } from '../engine/eval/model-comparison';
+import { judgeShardImages, toJudgedImages } from '../engine/eval/shard-judging';
 import { genevalImagePath } from '../engine/eval/seeds';
-import { buildWorldSuite, EvalSuiteError, normalizePrompt, parseSuite } from '../engine/eval/suite';
-import { winRateTable, type RewardScores, type WinRateRow } from '../engine/eval/win-rate';
+import {
+  buildWorldSuite,
+  EvalSuiteError,
+  normalizePrompt,
+  parseSuite,
+  selectSuitePrompts,
+  type WorldSuite,
+} from '../engine/eval/suite';
+import type { WinRateRow } from '../engine/eval/win-rate';
 import { generateImages } from '../engine/generate';
 import { imageSideOf, samplesToImages } from '../engine/latent/decode';
 import { decodeAnyModel, describeModel } from '../engine/latent/latent-model';
-import { formatRunTables, genevalRow, type GenEvalRow, type SampleGrid } from '../engine/report';
+import { formatRunTables, type GenEvalRow, type SampleGrid } from '../engine/report';
 import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../engine/rewards';
 import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
@@ -287,55 +290,6 @@ async function suiteCall<T>(fn: () => T): Promise<T> {
   }
 }
 
-/**
- * A given suite without training prompts, chosen like the built-in one: tags take turns (GenEval's
- * tag order, each in file order) until `limit` prompts are chosen.
- */
-export function selectSuitePrompts(
-  prompts: readonly PromptMetadata[],
-  training: ReadonlySet<string>,
-  limit: number,
-  file: string,
-): Omit<EvaluationSuiteInfo, 'source' | 'trainingPrompts' | 'genevalPrompts' | 'winratePrompts'> & {
-  prompts: PromptMetadata[];
-} {
-  const excludedPerTag = Object.fromEntries(TAGS.map((t) => [t, 0])) as Record<Tag, number>;
-  const excludedPrompts: string[] = [];
-  const byTag = new Map<Tag, PromptMetadata[]>(TAGS.map((t) => [t, []]));
-  for (const meta of prompts) {
-    if (training.has(normalizePrompt(meta.prompt))) {
-      excludedPerTag[meta.tag]++;
-      excludedPrompts.push(meta.prompt);
-    } else byTag.get(meta.tag)!.push(meta);
-  }
-  const chosen: PromptMetadata[] = [];
-  for (let round = 0; chosen.length < limit; round++) {
-    let took = false;
-    for (const tag of TAGS) {
-      const next = byTag.get(tag)![round];
-      if (next === undefined || chosen.length >= limit) continue;
-      chosen.push(next);
-      took = true;
-    }
-    if (!took) break;
-  }
-  if (chosen.length === 0)
-    throw new EvalSuiteError(
-      file,
-      undefined,
-      `all ${prompts.length} prompts occur in the training data; nothing is left to evaluate`,
-    );
-  const present = new Set(chosen.map((p) => p.tag));
-  return {
-    prompts: chosen,
-    drawn: prompts.length,
-    excluded: excludedPrompts.length,
-    excludedPerTag,
-    excludedPrompts,
-    missingTags: TAGS.filter((t) => !present.has(t)),
-  };
-}
-
 async function readPlan(store: ArtifactStore, ref: ArtifactRef): Promise<EvaluationPlan> {
   const plan = await readJsonArtifact<EvaluationPlan>(store, checkRef(ref, 'plan'));
   if (plan.format !== EVAL_PLAN_FORMAT) throw badInput(`${ref.uri} is not an evaluation plan`);
@@ -492,7 +446,7 @@ export function createEvaluationActivities(deps: StageDeps) {
           training.add(normalizePrompt(row.caption));
       }
       const wanted = Math.max(settings.genevalPrompts, settings.winratePrompts);
-      let selection: ReturnType<typeof selectSuitePrompts>;
+      let selection: WorldSuite;
       let source: string;
       if (input.suite) {
         const suite = input.suite;
@@ -632,39 +586,14 @@ export function createEvaluationActivities(deps: StageDeps) {
         );
         // A latent model's samples are decoded by its VAE (÷ scaling_factor, decode, clamp).
         const pixels = await samplesToImages(model, generated);
-        const images: RgbImage[] = pixels.map((x) =>
-          toUint8({ width: size, height: size, data: fromModelSpace(x) }),
-        );
+        const images = toJudgedImages(pixels, size);
         heartbeat({ shard: input.shard, phase: 'judging', images: jobs.length, total: jobs.length });
-        const geneval: EvaluationShardDocument['geneval'] = [];
-        const grid: EvaluationShardDocument['grid'] = [];
-        const winIdx: number[] = [];
-        jobs.forEach((job, i) => {
-          if (job.kind === 'geneval' && !plan.suite.genevalSkipped) {
-            const j = judgeImage(images[i]!, meta(job));
-            geneval.push({
-              prompt: job.prompt,
-              index: job.index,
-              seed: job.seed,
-              correct: j.correct,
-              reason: j.reason,
-              score: j.score,
-            });
-          } else if (job.kind === 'winrate') winIdx.push(i);
-          if (job.grid)
-            grid.push({
-              prompt: job.prompt,
-              index: job.index,
-              seed: job.seed,
-              png: Buffer.from(encodePng(images[i]!)).toString('base64'),
-            });
-        });
-        const winrate: EvaluationShardDocument['winrate'] = winIdx.map((i) => ({
-          prompt: jobs[i]!.prompt,
-          index: jobs[i]!.index,
-          seed: jobs[i]!.seed,
-          scores: {},
-        }));
+        const {
+          geneval,
+          winrate,
+          winrateSlots: winIdx,
+          grid,
+        } = judgeShardImages(jobs, images, plan.prompts, !plan.suite.genevalSkipped);
         for (const r of rewards) {
           const scores = await stageCall(`reward ${r.name}`, () =>
             r.model.score(
@@ -782,7 +711,6 @@ export function createEvaluationActivities(deps: StageDeps) {
       }
 
       const results: Record<string, ArtifactRef> = {};
-      const summaries: Record<string, GenevalSummary> = {};
       for (const name of names) {
         const list = rows
           .get(name)!
@@ -798,47 +726,20 @@ export function createEvaluationActivities(deps: StageDeps) {
             extra: { model: name, images: list.length },
           },
         );
-        if (!plan.suite.genevalSkipped) summaries[name] = summarizeGeneval(list);
       }
 
-      // Later models first: rows read "dro vs base", as the paper's tables.
-      const order = [...names].reverse();
-      const comparisons: EvaluationDocument['geneval']['comparisons'] = [];
-      for (let i = 0; i < order.length && !plan.suite.genevalSkipped; i++)
-        for (let j = i + 1; j < order.length; j++) {
-          const [a, b] = [order[i]!, order[j]!];
-          comparisons.push({
-            a,
-            b,
-            ...compareGeneval(rows.get(a)!, rows.get(b)!, {
-              seed: `geneval:${settings.seed}:${a}:${b}`,
-              resamples: settings.bootstrapSamples,
-            }),
-          });
-        }
-      const vsBaseline = (name: string): number | undefined =>
-        name === settings.baseline
-          ? undefined
-          : comparisons.find(
-              (c) =>
-                (c.a === name && c.b === settings.baseline) || (c.b === name && c.a === settings.baseline),
-            )?.mcnemar.pValue;
-      const table = plan.suite.genevalSkipped
-        ? []
-        : names.map((n) => genevalRow(n, summaries[n]!, vsBaseline(n)));
-
-      let winRates: WinRateRow[] = [];
-      if (names.length >= 2) {
-        const perReward: RewardScores[] = plan.rewards.map((r) => ({
+      const { summaries, comparisons, table, winRates } = compareModels({
+        models: names,
+        baseline: settings.baseline,
+        geneval: rows,
+        genevalSkipped: Boolean(plan.suite.genevalSkipped),
+        rewards: plan.rewards.map((r) => ({
           reward: r.name,
           scores: Object.fromEntries(scores.get(r.name)!),
-        }));
-        winRates = winRateTable(perReward, {
-          methods: order,
-          seed: `winrate:${settings.seed}`,
-          resamples: settings.bootstrapSamples,
-        });
-      }
+        })),
+        seed: settings.seed,
+        bootstrapSamples: settings.bootstrapSamples,
+      });
 
       const gridPrompts = [...Array(plan.gridPrompts).keys()];
       const samples: EvaluationSamples = {

@@ -5,32 +5,21 @@
  * latents instead of encoding again. The artifact is digest-verified like any other.
  */
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
-import { readPickapicShards } from '../engine/data/pickapic';
-import { toModelSpace } from '../engine/data/pretraining-corpus';
-import { decodeImageDataset } from '../engine/io/image-dataset';
 import {
   decodeLatentImageSet,
   decodeLatentPairSet,
-  encodeImages,
-  encodeLatentImageSet,
-  encodeLatentPairSet,
-  type LatentEncoding,
   type LatentImageSet,
   type LatentPairSet,
 } from '../engine/latent/latent-data';
-import { resizeToFloat } from '../engine/rewards/reward-model';
+import { encodeTrainingLatents, LATENT_MODE } from '../engine/latent/training-latents';
 import type { DiffusionModel } from '../engine/training/diffusion-model';
 import { TrainingInputError } from '../engine/training/errors';
 import type { Logger } from '../infra/logger';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import { storeCall } from './common';
-
-/** How latents are drawn from the VAE posterior (see engine/latent/latent-data.ts). */
-const MODE = 'sample' as const;
 
 export interface LatentData {
   data: { images?: LatentImageSet; pairs?: LatentPairSet };
@@ -47,7 +36,7 @@ export function latentSetKey(
   sourceSha256: string,
   flips: boolean,
 ): string {
-  return `latents/${kind}/${vaeSha256.slice(0, 16)}-${sourceSha256.slice(0, 16)}-${MODE}${flips ? '-flip' : ''}.safetensors`;
+  return `latents/${kind}/${vaeSha256.slice(0, 16)}-${sourceSha256.slice(0, 16)}-${LATENT_MODE}${flips ? '-flip' : ''}.safetensors`;
 }
 
 function beat(details: Record<string, unknown>): void {
@@ -55,48 +44,6 @@ function beat(details: Record<string, unknown>): void {
     Context.current().heartbeat(details);
   } catch {
     // Outside an activity (tests): nothing to heartbeat.
-  }
-}
-
-/** Prompts with more tokens than the tokenizer allows: SD's pipelines truncate them (transformers' truncation=True). */
-function overlong(model: DiffusionModel, prompts: readonly string[]): string[] {
-  const tok = model.tokenizer as { tokenize?: (p: string) => string[] };
-  if (!tok.tokenize) return [];
-  const room = model.tokenizer.config.maxLength - 2;
-  return [...new Set(prompts)].filter((p) => tok.tokenize!(p).length > room);
-}
-
-/** Winner/loser pixel images (HWC in [-1, 1], resized to `side`) of a Pick-a-Pic parquet; ties are skipped. */
-async function readPairs(
-  bytes: Uint8Array,
-  source: string,
-  side: number,
-): Promise<{ prompt: string; winner: Float32Array; loser: Float32Array }[]> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dro-latent-pairs-'));
-  const file = path.join(dir, 'pairs.parquet');
-  try {
-    await fsp.writeFile(file, bytes);
-    const { rows } = await readPickapicShards([file], {
-      images: 'decode',
-      onBadRow: 'fail',
-      minImageSide: 1,
-    });
-    return rows
-      .filter((r) => r.label_0 !== 0.5)
-      .map((row) => {
-        const [win, lose] = row.label_0 === 1 ? [row.image_0!, row.image_1!] : [row.image_1!, row.image_0!];
-        return {
-          prompt: row.caption,
-          winner: toModelSpace(resizeToFloat(win, side, side)),
-          loser: toModelSpace(resizeToFloat(lose, side, side)),
-        };
-      });
-  } catch (err) {
-    if (err instanceof Error && /Pickapic/.test(err.name))
-      throw new TrainingInputError(`${source}: ${err.message.replace(file, 'parquet')}`);
-    throw err;
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -136,95 +83,13 @@ export async function latentTrainingData(
     };
   }
 
-  const side = latent.imageSize;
   const source = await storeCall(() => store.get(ref.uri, ref.sha256));
-  // The seed of every image's posterior draw follows from the source's digest alone.
-  const seed = Number.parseInt(ref.sha256.slice(0, 8), 16);
   const started = performance.now();
   const progress = (done: number, total: number) => beat({ phase: 'encoding latents', done, total });
-  let bytes: Uint8Array;
-  let prompts: string[];
-  let encoding: LatentEncoding;
-  if (kind === 'images') {
-    const ds = decodeImageDataset(source, ref.uri);
-    if (ds.height !== side || ds.width !== side || ds.channels !== 3)
-      throw new TrainingInputError(
-        `${ref.uri}: expert images are ${ds.height}x${ds.width}x${ds.channels}; the model's VAE encodes ${side}x${side} RGB ` +
-          `images into its UNet's latents: set model.resolution to ${side}`,
-      );
-    prompts = ds.examples.map((e) => e.prompt);
-    const enc = await encodeImages(
-      latent.vae,
-      ds.examples.map((e) => e.image),
-      ds,
-      {
-        mode: MODE,
-        seed,
-        flips,
-        onProgress: progress,
-      },
-    );
-    encoding = {
-      mode: MODE,
-      seed,
-      flips,
-      vaeSha256: latent.vaeSha256,
-      sourceSha256: ref.sha256,
-      scalingFactor: latent.vae.config.scaling_factor,
-    };
-    const set: LatentImageSet = {
-      space: 'latent',
-      ...enc.shape,
-      examples: prompts.map((prompt, i) => ({
-        prompt,
-        image: enc.latents[i]!,
-        ...(enc.flipped ? { flipped: enc.flipped[i]! } : {}),
-      })),
-    };
-    encoding.truncatedPrompts = overlong(model, prompts).length;
-    bytes = encodeLatentImageSet(set, encoding);
-  } else {
-    const pairs = await readPairs(source, ref.uri, side);
-    if (pairs.length === 0) throw new TrainingInputError(`${ref.uri}: no preference pair without a tie`);
-    prompts = pairs.map((p) => p.prompt);
-    // Winner and loser of pair i are images 2i and 2i + 1: each has its own posterior draw.
-    const images = pairs.flatMap((p) => [p.winner, p.loser]);
-    const enc = await encodeImages(
-      latent.vae,
-      images,
-      { height: side, width: side, channels: 3 },
-      {
-        mode: MODE,
-        seed,
-        flips,
-        onProgress: progress,
-      },
-    );
-    encoding = {
-      mode: MODE,
-      seed,
-      flips,
-      vaeSha256: latent.vaeSha256,
-      sourceSha256: ref.sha256,
-      scalingFactor: latent.vae.config.scaling_factor,
-      truncatedPrompts: overlong(model, prompts).length,
-    };
-    const set: LatentPairSet = {
-      space: 'latent',
-      ...enc.shape,
-      pairs: pairs.map((p, i) => ({
-        prompt: p.prompt,
-        winner: enc.latents[2 * i]!,
-        loser: enc.latents[2 * i + 1]!,
-        ...(enc.flipped ? { winnerFlipped: enc.flipped[2 * i]!, loserFlipped: enc.flipped[2 * i + 1]! } : {}),
-      })),
-    };
-    bytes = encodeLatentPairSet(set, encoding);
-  }
-  const long = overlong(model, prompts);
-  if (long.length > 0)
+  const { bytes, prompts, overlong } = await encodeTrainingLatents(model, kind, source, ref, flips, progress);
+  if (overlong.length > 0)
     log.warn(
-      { prompts: long.length, first: long[0], maxLength: model.tokenizer.config.maxLength },
+      { prompts: overlong.length, first: overlong[0], maxLength: model.tokenizer.config.maxLength },
       'prompts longer than the tokenizer allows are truncated (eos kept last), as transformers truncation=True does',
     );
   const put = await storeCall(() =>
@@ -234,7 +99,7 @@ export async function latentTrainingData(
       inputs: [ref.sha256],
       extra: {
         vaeSha256: latent.vaeSha256,
-        mode: MODE,
+        mode: LATENT_MODE,
         flips,
         images: prompts.length * (kind === 'pairs' ? 2 : 1),
       },

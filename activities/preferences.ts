@@ -14,17 +14,19 @@ import * as path from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import type { InferenceRuntimePreference } from '../engine/onnx/runtime';
 import type { RgbImageF32 } from '../engine/data/image';
-import { encodePng } from '../engine/data/image-codec';
-import { importCaptionFolder } from '../engine/data/folder-import';
+import { folderPreferenceRows, importCaptionFolder } from '../engine/data/folder-import';
 import {
+  encodePickapicParquet,
+  pickapicRowStats,
+  readPickapicBytes,
   readPickapicShards,
-  writePickapicParquet,
+  toPickapicWriteRow,
   type PickapicRow,
   type PickapicWriteRow,
 } from '../engine/data/pickapic';
 import { fromModelSpace } from '../engine/data/pretraining-corpus';
 import { generatePrompts, type PromptMetadata } from '../engine/data/world';
-import { simulateFeedback } from '../engine/feedback/simulate';
+import { feedbackStats, simulateFeedback } from '../engine/feedback/simulate';
 import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -92,18 +94,6 @@ export interface PreferencesResult {
   comparisons: number;
 }
 
-/** Writes rows through a temporary parquet file and returns its bytes. */
-async function parquetBytes(rows: readonly PickapicWriteRow[]): Promise<Uint8Array> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-prefs-'));
-  try {
-    const file = path.join(dir, 'preferences.parquet');
-    await writePickapicParquet(file, rows, { validate: false });
-    return new Uint8Array(await fs.readFile(file));
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Reads a preference parquet artifact of the run (validated when it was written). */
 export async function readPreferenceRows(
   deps: StageDeps,
@@ -111,35 +101,10 @@ export async function readPreferenceRows(
   images: 'signature' | 'decode' = 'signature',
 ): Promise<PickapicRow[]> {
   const bytes = await readArtifact(deps.store, ref);
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-prefs-'));
-  try {
-    const file = path.join(dir, 'preferences.parquet');
-    await fs.writeFile(file, bytes);
-    const result = await stageCall('preference set', () =>
-      readPickapicShards([file], { onBadRow: 'fail', images, minImageSide: 1 }),
-    );
-    return result.rows;
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
-
-function toWriteRow(row: PickapicRow): PickapicWriteRow {
-  const out: PickapicWriteRow = {
-    caption: row.caption,
-    image_0_uid: row.image_0_uid,
-    image_1_uid: row.image_1_uid,
-    jpg_0: row.jpg_0,
-    jpg_1: row.jpg_1,
-    label_0: row.label_0,
-    label_1: row.label_1,
-    user_id: row.user_id,
-    ranking_id: row.ranking_id,
-  };
-  if (row.model_0 !== undefined) out.model_0 = row.model_0;
-  if (row.model_1 !== undefined) out.model_1 = row.model_1;
-  if (row.created_at !== undefined) out.created_at = row.created_at;
-  return out;
+  const result = await stageCall('preference set', () =>
+    readPickapicBytes(bytes, ref.uri, { onBadRow: 'fail', images, minImageSide: 1 }),
+  );
+  return result.rows;
 }
 
 /** The local parquet files a `data.paths` entry names; remote objects are fetched into `tmp`. */
@@ -169,13 +134,6 @@ async function shardFiles(deps: StageDeps, entry: string, tmp: string, index: nu
       PIPELINE_ERRORS.sourceNotFound,
     );
   return names.map((n) => path.join(local, n));
-}
-
-function summarize(rows: readonly PickapicWriteRow[]): { prompts: number; comparisons: number } {
-  return {
-    prompts: new Set(rows.map((r) => r.caption)).size,
-    comparisons: rows.filter((r) => r.image_0_uid !== r.image_1_uid).length,
-  };
 }
 
 function fromDone(done: {
@@ -273,12 +231,8 @@ export function createPreferenceActivities(deps: StageDeps) {
           // Ids follow the seed, not the run, so the same inputs give the same bytes in any run.
           { seed: simSeed, uidPrefix: `sim${simSeed}-` },
         );
-        const decisions: Record<string, number> = {};
-        for (const p of feedback.pairs) decisions[p.decision] = (decisions[p.decision] ?? 0) + 1;
-        const meanAlignment =
-          feedback.pairs.reduce((a, p) => a + p.alignment[0] + p.alignment[1], 0) /
-          (2 * feedback.pairs.length);
-        const stats = summarize(feedback.rows);
+        const { decisions, meanAlignment } = feedbackStats(feedback.pairs);
+        const stats = pickapicRowStats(feedback.rows);
         const extra = {
           rows: feedback.rows.length,
           ...stats,
@@ -288,12 +242,17 @@ export function createPreferenceActivities(deps: StageDeps) {
           meanAlignment,
           generationSeconds: (Date.now() - started) / 1000,
         };
-        const ref = await putArtifact(deps.store, key, await parquetBytes(feedback.rows), {
-          kind: 'pickapic-parquet',
-          producer: 'simulatePreferences',
-          inputs: [input.baseModel.sha256],
-          extra,
-        });
+        const ref = await putArtifact(
+          deps.store,
+          key,
+          encodePickapicParquet(feedback.rows, { validate: false }),
+          {
+            kind: 'pickapic-parquet',
+            producer: 'simulatePreferences',
+            inputs: [input.baseModel.sha256],
+            extra,
+          },
+        );
         log.info({ uri: ref.uri, ...extra }, 'simulated preference set written');
         return { preferences: ref, rows: feedback.rows.length, ...stats, skipped: 0, badRows: [] };
       } finally {
@@ -339,21 +298,7 @@ export function createPreferenceActivities(deps: StageDeps) {
             })
           : path.resolve(entry);
         const items = await stageCall('data.paths[0]', () => importCaptionFolder(dir));
-        rows = items.map((item, i) => {
-          const png = encodePng(item.image);
-          const uid = `folder-${item.fileName}`;
-          return {
-            caption: item.caption,
-            image_0_uid: uid,
-            image_1_uid: uid,
-            jpg_0: png,
-            jpg_1: png,
-            label_0: 0.5,
-            label_1: 0.5,
-            user_id: 0,
-            ranking_id: i,
-          };
-        });
+        rows = folderPreferenceRows(items);
       } else {
         const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dro-import-'));
         try {
@@ -364,7 +309,7 @@ export function createPreferenceActivities(deps: StageDeps) {
           const result = await stageCall('data.paths', () =>
             readPickapicShards(files, { onBadRow: input.onBadRow, images: 'validate' }),
           );
-          rows = result.rows.map(toWriteRow);
+          rows = result.rows.map(toPickapicWriteRow);
           skipped = result.skipped;
           badRows = result.examples.map((e) => ({
             file: e.file,
@@ -383,7 +328,7 @@ export function createPreferenceActivities(deps: StageDeps) {
           `data.paths: no valid rows (${skipped} skipped; first: ${badRows[0] ? `${badRows[0].file} row ${badRows[0].row} ${badRows[0].reason}` : 'none'})`,
           'PickapicFileError',
         );
-      const stats = summarize(rows);
+      const stats = pickapicRowStats(rows);
       const extra = {
         rows: rows.length,
         ...stats,
@@ -392,7 +337,7 @@ export function createPreferenceActivities(deps: StageDeps) {
         source: input.source,
         paths: input.paths,
       };
-      const ref = await putArtifact(deps.store, key, await parquetBytes(rows), {
+      const ref = await putArtifact(deps.store, key, encodePickapicParquet(rows, { validate: false }), {
         kind: 'pickapic-parquet',
         producer: 'importPreferences',
         extra,

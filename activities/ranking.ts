@@ -7,10 +7,9 @@
  * (reward identity, K, every kept score).
  */
 import type { BackendPreference } from '../engine/backend';
-import { decodeImage } from '../engine/data/image-codec';
-import { toModelSpace } from '../engine/data/pretraining-corpus';
 import { encodeImageDataset } from '../engine/io/image-dataset';
 import {
+  expertImageDataset,
   rankExperts as rankExpertsEngine,
   rankingItemsFromPickapic,
   scoreShards,
@@ -23,7 +22,7 @@ import {
   type ShardCommitter,
   type ShardScores,
 } from '../engine/ranking/shard-committer';
-import { formatIdentity, resizeToFloat, type RewardModelIdentity } from '../engine/rewards/reward-model';
+import { formatIdentity, type RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import type { Logger } from '../infra/logger';
 import { activityLogger, storeCall } from './common';
@@ -273,12 +272,7 @@ export function createRankingActivities(deps: StageDeps) {
       } finally {
         await reward.dispose();
       }
-      const byUid = new Map(items.map((item) => [item.uid, item]));
-      const examples = set.experts.map((e) => {
-        const bytes = byUid.get(e.uid)!.image as Uint8Array;
-        const image = decodeImage(bytes, { source: `image ${e.uid}` });
-        return { prompt: e.prompt, image: toModelSpace(resizeToFloat(image, resolution, resolution)) };
-      });
+      const dataset = expertImageDataset(set, items, resolution);
       const rankingRef = await putArtifact(deps.store, rankingKey, encodeJson(set), {
         kind: 'expert-ranking',
         producer: 'rankExperts',
@@ -288,17 +282,7 @@ export function createRankingActivities(deps: StageDeps) {
       const expertsRef = await putArtifact(
         deps.store,
         expertsKey,
-        encodeImageDataset(
-          {
-            height: resolution,
-            width: resolution,
-            channels: 3,
-            examples,
-            ids: set.experts.map((e) => e.uid),
-            scores: set.experts.map((e) => e.score),
-          },
-          { reward_model: JSON.stringify(set.rewardModel) },
-        ),
+        encodeImageDataset(dataset, { reward_model: JSON.stringify(set.rewardModel) }),
         {
           kind: 'expert-set',
           producer: 'rankExperts',

@@ -8,16 +8,12 @@
  * heartbeated, so no more than `checkpointEvery` micro-steps are redone, and because a checkpoint
  * holds the complete training state the result is bit-identical to an uninterrupted run.
  */
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { currentBackend, initBackend } from '../engine/backend';
 import { ImageDecodeError } from '../engine/data/image-codec';
-import { toFloat } from '../engine/data/image';
-import { PickapicFileError, PickapicRowError, readPickapicShards } from '../engine/data/pickapic';
-import { toModelSpace } from '../engine/data/pretraining-corpus';
+import { PickapicFileError, PickapicRowError } from '../engine/data/pickapic';
+import { readPreferencePairs } from '../engine/data/preference-pairs';
 import { decodeImageDataset } from '../engine/io/image-dataset';
 import { ModelBundleError, streamDiffusersUnet } from '../engine/io/model-bundle';
 import { DiffusersFolderError } from '../engine/io/diffusers-pipeline';
@@ -26,14 +22,15 @@ import { isLatentSet } from '../engine/latent/latent-data';
 import { NonFiniteTensorError, SafetensorsError } from '../engine/io/safetensors';
 import { decodeCheckpoint } from '../engine/training/checkpoint';
 import {
-  validateImageDataset,
-  validatePreferenceDataset,
-  type PreferenceDataset,
-  type PreferencePair,
-} from '../engine/training/datasets';
+  checkpointFileName,
+  resumeCandidates,
+  staleCheckpoints,
+} from '../engine/training/checkpoint-selection';
+import { validateImageDataset, validatePreferenceDataset } from '../engine/training/datasets';
 import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import { NonFiniteTrainingError, TrainingInputError } from '../engine/training/errors';
 import { formatDuration, StepRateWindow } from '../engine/training/eta';
+import { checkModelFits } from '../engine/training/model-fit';
 import { Trainer, type MetricRow, type TrainerInit } from '../engine/training/trainer';
 import type { Logger } from '../infra/logger';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
@@ -69,10 +66,8 @@ export function stagePrefix(runId: string, stage: TrainingStage, out?: string): 
 }
 
 export function checkpointKey(runId: string, stage: TrainingStage, step: number, out?: string): string {
-  return `${stagePrefix(runId, stage, out)}/checkpoints/step-${String(step).padStart(7, '0')}.safetensors`;
+  return `${stagePrefix(runId, stage, out)}/checkpoints/${checkpointFileName(step)}`;
 }
-
-const CHECKPOINT_NAME = /step-(\d+)\.safetensors$/;
 
 /**
  * Deletes all but the `keep` newest checkpoints of a stage. More than one is kept because a retry
@@ -87,8 +82,7 @@ export async function pruneCheckpoints(
 ): Promise<string[]> {
   if (keep <= 0) return [];
   const prefix = `${stagePrefix(runId, stage, out)}/checkpoints/`;
-  const keys = (await store.list(prefix)).filter((k) => /step-\d+\.safetensors$/.test(k)).sort();
-  const stale = keys.slice(0, Math.max(0, keys.length - keep));
+  const stale = staleCheckpoints(await store.list(prefix), keep);
   for (const key of stale) await store.delete(key);
   return stale;
 }
@@ -124,69 +118,6 @@ async function decoding<T>(fn: () => T | Promise<T>, wrap: (message: string) => 
       throw wrap(err.message);
     }
     throw err;
-  }
-}
-
-/** Shapes the text encoder, tokenizer and UNet must agree on; otherwise the first forward pass fails. */
-function checkModelFits(model: DiffusionModel, source: string): void {
-  const { unet, text, tokenizer } = model;
-  if (text.config.hidden_size !== unet.config.cross_attention_dim) {
-    throw new ModelBundleError(
-      `${source}: text encoder hidden_size ${text.config.hidden_size} does not match the UNet's ` +
-        `cross_attention_dim ${unet.config.cross_attention_dim}`,
-    );
-  }
-  if (tokenizer.config.maxLength > text.config.max_position_embeddings) {
-    throw new ModelBundleError(
-      `${source}: tokenizer maxLength ${tokenizer.config.maxLength} exceeds the text encoder's ` +
-        `max_position_embeddings ${text.config.max_position_embeddings}`,
-    );
-  }
-  if (tokenizer.vocabSize > text.config.vocab_size) {
-    throw new ModelBundleError(
-      `${source}: tokenizer has ${tokenizer.vocabSize} tokens, the text encoder only ${text.config.vocab_size}`,
-    );
-  }
-}
-
-/** Winner/loser pairs from a Pick-a-Pic parquet, images in model space; ties are skipped. */
-async function readPreferencePairs(bytes: Uint8Array, source: string): Promise<PreferenceDataset> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dro-pickapic-'));
-  const file = path.join(dir, 'pairs.parquet');
-  try {
-    await fsp.writeFile(file, bytes);
-    const { rows } = await readPickapicShards([file], {
-      images: 'decode',
-      onBadRow: 'fail',
-      minImageSide: 1,
-    });
-    const pairs: PreferencePair[] = [];
-    let size: { width: number; height: number } | undefined;
-    for (const row of rows) {
-      if (row.label_0 === 0.5) continue;
-      const [win, lose] = row.label_0 === 1 ? [row.image_0!, row.image_1!] : [row.image_1!, row.image_0!];
-      size ??= { width: win.width, height: win.height };
-      for (const img of [win, lose]) {
-        if (img.width !== size.width || img.height !== size.height) {
-          throw new TrainingInputError(
-            `${source} row ${row.row}: image is ${img.width}x${img.height}, the first pair's is ` +
-              `${size.width}x${size.height}; every image must have the same size`,
-          );
-        }
-      }
-      pairs.push({
-        prompt: row.caption,
-        winner: toModelSpace(toFloat(win).data),
-        loser: toModelSpace(toFloat(lose).data),
-      });
-    }
-    return { height: size?.height ?? 0, width: size?.width ?? 0, channels: 3, pairs };
-  } catch (err) {
-    if (err instanceof PickapicFileError || err instanceof PickapicRowError)
-      throw new TrainingInputError(`${source}: ${err.message.replace(file, 'parquet')}`);
-    throw err;
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -292,13 +223,7 @@ export async function resumableCheckpoint(
 ): Promise<{ ref: ArtifactRef; step: number }> {
   if (await store.exists(named.ref.uri)) return named;
   const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
-  const keys = (await store.list(prefix))
-    .filter((k) => /step-\d+\.safetensors$/.test(k))
-    .sort()
-    .reverse();
-  for (const key of keys) {
-    const step = Number(/step-(\d+)\.safetensors$/.exec(key)![1]);
-    if (step > input.untilStep || step < named.step) continue;
+  for (const { key, step } of resumeCandidates(await store.list(prefix), input.untilStep, named.step)) {
     const head = await store.head(key);
     if (head) return { ref: head.ref, step };
   }
@@ -342,10 +267,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
     ): Promise<{ checkpoint: ArtifactRef; step: number } | undefined> {
       Context.current().heartbeat({ phase: 'looking for checkpoints' });
       const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
-      const keys = (await storeCall(() => store.list(prefix))).filter((k) => CHECKPOINT_NAME.test(k)).sort();
-      for (const key of keys.reverse()) {
-        const step = Number(CHECKPOINT_NAME.exec(key)![1]);
-        if (step > input.maxStep) continue;
+      const keys = await storeCall(() => store.list(prefix));
+      for (const { key, step } of resumeCandidates(keys, input.maxStep)) {
         const head = await storeCall(() => store.head(key));
         if (!head || head.metadata.kind !== 'checkpoint') continue;
         if (

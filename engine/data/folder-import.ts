@@ -15,7 +15,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { RgbImage } from './image';
-import { decodeImage } from './image-codec';
+import { decodeImage, encodePng } from './image-codec';
+import type { PickapicWriteRow } from './pickapic';
 
 export interface FolderItem {
   /** File name of the image within the folder. */
@@ -192,4 +193,27 @@ export async function importCaptionFolder(
     });
   }
   return items;
+}
+
+/**
+ * A folder's items as Pick-a-Pic rows: single images, not comparisons, so each row shows its image
+ * twice as a tie (`are_different` false), which ranking can score but a preference model cannot
+ * learn from. Images are stored as PNG; ids are `folder-<file name>`.
+ */
+export function folderPreferenceRows(items: readonly FolderItem[]): PickapicWriteRow[] {
+  return items.map((item, i) => {
+    const png = encodePng(item.image);
+    const uid = `folder-${item.fileName}`;
+    return {
+      caption: item.caption,
+      image_0_uid: uid,
+      image_1_uid: uid,
+      jpg_0: png,
+      jpg_1: png,
+      label_0: 0.5,
+      label_1: 0.5,
+      user_id: 0,
+      ranking_id: i,
+    };
+  });
 }

@@ -15,7 +15,13 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
+import {
+  asyncBufferFromFile,
+  parquetMetadataAsync,
+  parquetReadObjects,
+  type AsyncBuffer,
+  type FileMetaData,
+} from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { RgbImage } from './image';
 import { ImageDecodeError, ImageTooSmallError, decodeImage, sniffImageFormat } from './image-codec';
@@ -279,15 +285,48 @@ export function validatePickapicRecord(
  * Streams the validated rows of one shard, in order. `report` (if given) receives skip counts.
  * Required columns missing from the schema fail immediately with PickapicFileError.
  */
-export async function* iteratePickapicShard(
+export function iteratePickapicShard(
   file: string,
   options: ReadOptions = {},
   report: SkipReport = { skipped: 0, byReason: {}, examples: [] },
 ): AsyncGenerator<PickapicRow> {
+  return iterateParquet(file, () => asyncBufferFromFile(file), options, report);
+}
+
+/**
+ * Streams the validated rows of a shard held in memory (an artifact's bytes), in order; `name`
+ * stands for the file in error messages.
+ */
+export function iteratePickapicBytes(
+  bytes: Uint8Array,
+  name: string,
+  options: ReadOptions = {},
+  report: SkipReport = { skipped: 0, byReason: {}, examples: [] },
+): AsyncGenerator<PickapicRow> {
+  return iterateParquet(name, () => Promise.resolve(exactArrayBuffer(bytes)), options, report);
+}
+
+/** The bytes as an ArrayBuffer of exactly their length (a parquet reader finds the footer at its end). */
+function exactArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength &&
+    bytes.buffer instanceof ArrayBuffer
+  )
+    return bytes.buffer;
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+async function* iterateParquet(
+  file: string,
+  open: () => Promise<AsyncBuffer>,
+  options: ReadOptions,
+  report: SkipReport,
+): AsyncGenerator<PickapicRow> {
   let buffer;
   let metadata;
   try {
-    buffer = await asyncBufferFromFile(file);
+    buffer = await open();
     metadata = await parquetMetadataAsync(buffer);
   } catch (err) {
     throw new PickapicFileError(file, `not a readable parquet file (${(err as Error).message})`);
@@ -411,6 +450,18 @@ export async function readPickapicShards(
   return { rows, ...report };
 }
 
+/** Reads and validates every row of one shard held in memory; `name` stands for the file in errors. */
+export async function readPickapicBytes(
+  bytes: Uint8Array,
+  name: string,
+  options: ReadOptions = {},
+): Promise<ReadResult> {
+  const report: SkipReport = { skipped: 0, byReason: {}, examples: [] };
+  const rows: PickapicRow[] = [];
+  for await (const row of iteratePickapicBytes(bytes, name, options, report)) rows.push(row);
+  return { rows, ...report };
+}
+
 /** A row to write. Nullable fields let fixtures hold deliberately bad rows (with `validate: false`). */
 export interface PickapicWriteRow {
   caption: string | null;
@@ -425,6 +476,36 @@ export interface PickapicWriteRow {
   model_0?: string;
   model_1?: string;
   created_at?: Date;
+}
+
+/** A row as read, ready to be written again (the decoded images and the source position dropped). */
+export function toPickapicWriteRow(row: PickapicRow): PickapicWriteRow {
+  const out: PickapicWriteRow = {
+    caption: row.caption,
+    image_0_uid: row.image_0_uid,
+    image_1_uid: row.image_1_uid,
+    jpg_0: row.jpg_0,
+    jpg_1: row.jpg_1,
+    label_0: row.label_0,
+    label_1: row.label_1,
+    user_id: row.user_id,
+    ranking_id: row.ranking_id,
+  };
+  if (row.model_0 !== undefined) out.model_0 = row.model_0;
+  if (row.model_1 !== undefined) out.model_1 = row.model_1;
+  if (row.created_at !== undefined) out.created_at = row.created_at;
+  return out;
+}
+
+/** Distinct captions, and comparisons of two different images (the usable preference pairs). */
+export function pickapicRowStats(rows: readonly PickapicWriteRow[]): {
+  prompts: number;
+  comparisons: number;
+} {
+  return {
+    prompts: new Set(rows.map((r) => r.caption)).size,
+    comparisons: rows.filter((r) => r.image_0_uid !== r.image_1_uid).length,
+  };
 }
 
 export interface WriteOptions {
@@ -448,9 +529,36 @@ export async function writePickapicParquet(
   rows: readonly PickapicWriteRow[],
   options: WriteOptions = {},
 ): Promise<void> {
+  const bytes = encodePickapicParquet(rows, options, file);
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const temp = `${file}.tmp-${process.pid}-${tempCounter++}`;
+  try {
+    const handle = await fs.open(temp, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temp, file);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * The bytes of a Pick-a-Pic v2 shard holding `rows`, as writePickapicParquet writes them; `name`
+ * stands for the file in validation errors.
+ */
+export function encodePickapicParquet(
+  rows: readonly PickapicWriteRow[],
+  options: WriteOptions = {},
+  name = 'parquet',
+): Uint8Array {
   if (options.validate ?? true) {
     rows.forEach((r, i) => {
-      validatePickapicRecord({ ...r }, file, i, {
+      validatePickapicRecord({ ...r }, name, i, {
         images: 'validate',
         minImageSide: options.minImageSide ?? 16,
       });
@@ -491,19 +599,5 @@ export async function writePickapicParquet(
     ],
     rowGroupSize: options.rowGroupSize ?? 1000,
   });
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const temp = `${file}.tmp-${process.pid}-${tempCounter++}`;
-  try {
-    const handle = await fs.open(temp, 'w');
-    try {
-      await handle.writeFile(new Uint8Array(buffer));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(temp, file);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
+  return new Uint8Array(buffer);
 }

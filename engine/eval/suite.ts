@@ -135,10 +135,47 @@ export function buildWorldSuite(options: WorldSuiteOptions): WorldSuite {
   const training = new Set<string>();
   for (const p of options.trainingPrompts) training.add(normalizePrompt(p));
   const drawn = generateSuite({ seed: options.seed, perTag: options.perTag });
+  const suite = takeTurns(drawn, training, limit);
+  if (suite.prompts.length === 0)
+    throw new EvalSuiteError(
+      `built-in suite (seed ${String(options.seed)})`,
+      undefined,
+      `all ${drawn.length} drawn prompts occur in the training data; nothing is left to evaluate`,
+    );
+  return suite;
+}
+
+/**
+ * A given suite (from `parseSuite`) without training prompts, chosen as the built-in one is: tags
+ * take turns, each in file order, until `limit` prompts are chosen. `training` holds normalized
+ * prompts (`normalizePrompt`). Throws `EvalSuiteError` naming `file` when nothing is left.
+ */
+export function selectSuitePrompts(
+  prompts: readonly PromptMetadata[],
+  training: ReadonlySet<string>,
+  limit: number,
+  file: string,
+): WorldSuite {
+  const suite = takeTurns(prompts, training, limit);
+  if (suite.prompts.length === 0)
+    throw new EvalSuiteError(
+      file,
+      undefined,
+      `all ${prompts.length} prompts occur in the training data; nothing is left to evaluate`,
+    );
+  return suite;
+}
+
+/** `candidates` minus the normalized `training` prompts, tags taking turns until `limit` are chosen. */
+function takeTurns(
+  candidates: readonly PromptMetadata[],
+  training: ReadonlySet<string>,
+  limit: number,
+): WorldSuite {
   const excludedPerTag = Object.fromEntries(TAGS.map((t) => [t, 0])) as Record<Tag, number>;
   const excludedPrompts: string[] = [];
   const byTag = new Map<Tag, PromptMetadata[]>(TAGS.map((t) => [t, []]));
-  for (const meta of drawn) {
+  for (const meta of candidates) {
     if (training.has(normalizePrompt(meta.prompt))) {
       excludedPerTag[meta.tag]++;
       excludedPrompts.push(meta.prompt);
@@ -155,16 +192,10 @@ export function buildWorldSuite(options: WorldSuiteOptions): WorldSuite {
     }
     if (!took) break;
   }
-  if (prompts.length === 0)
-    throw new EvalSuiteError(
-      `built-in suite (seed ${String(options.seed)})`,
-      undefined,
-      `all ${drawn.length} drawn prompts occur in the training data; nothing is left to evaluate`,
-    );
   const present = new Set(prompts.map((p) => p.tag));
   return {
     prompts,
-    drawn: drawn.length,
+    drawn: candidates.length,
     excluded: excludedPrompts.length,
     excludedPerTag,
     excludedPrompts,

@@ -214,3 +214,14 @@ export async function simulateFeedback(
   }
   return { rows, pairs };
 }
+
+/** How the simulated clicks came about, and the mean alignment term over every compared image. */
+export function feedbackStats(pairs: readonly SimulatedPair[]): {
+  decisions: Record<string, number>;
+  meanAlignment: number;
+} {
+  const decisions: Record<string, number> = {};
+  for (const p of pairs) decisions[p.decision] = (decisions[p.decision] ?? 0) + 1;
+  const meanAlignment = pairs.reduce((a, p) => a + p.alignment[0] + p.alignment[1], 0) / (2 * pairs.length);
+  return { decisions, meanAlignment };
+}

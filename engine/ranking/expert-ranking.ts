@@ -12,9 +12,12 @@
  */
 import { decodeImage } from '../data/image-codec';
 import type { PickapicRow, PickapicWriteRow } from '../data/pickapic';
+import { toModelSpace } from '../data/pretraining-corpus';
+import type { StoredImageDataset } from '../io/image-dataset';
 import {
   UnscorableImageError,
   formatIdentity,
+  resizeToFloat,
   rewardModelIdentity,
   sameIdentity,
 } from '../rewards/reward-model';
@@ -293,4 +296,29 @@ export function rankingItemsFromPickapic(rows: readonly (PickapicRow | PickapicW
     }
   });
   return items;
+}
+
+/**
+ * The expert set as training data: each kept image decoded from the ranking items' bytes, resized
+ * to `resolution` and put in model space, with its prompt, uid and score, in ranking order.
+ */
+export function expertImageDataset(
+  set: ExpertSet,
+  items: readonly RankingItem[],
+  resolution: number,
+): StoredImageDataset {
+  const byUid = new Map(items.map((item) => [item.uid, item]));
+  const examples = set.experts.map((e) => {
+    const bytes = byUid.get(e.uid)!.image as Uint8Array;
+    const image = decodeImage(bytes, { source: `image ${e.uid}` });
+    return { prompt: e.prompt, image: toModelSpace(resizeToFloat(image, resolution, resolution)) };
+  });
+  return {
+    height: resolution,
+    width: resolution,
+    channels: 3,
+    examples,
+    ids: set.experts.map((e) => e.uid),
+    scores: set.experts.map((e) => e.score),
+  };
 }
