@@ -2,12 +2,15 @@
  * GenEval of a built-in-world model on a prompt suite, as the pretraining tool measures it: every
  * prompt is drawn `seedsPerPrompt` times with DPM-Solver++ and classifier-free guidance, each image
  * judged by engine/eval/geneval.ts. Image j of prompt i has seed `i + j * P` (P = number of prompts),
- * so adding seeds keeps the earlier images.
+ * so adding seeds keeps the earlier images. Images are judged as 8-bit RGB through the evaluation
+ * stage's own conversion (`toJudgedImages`): rounding moves a few verdicts near the judge's
+ * thresholds, and the stage judges the image a saved PNG holds.
  */
 import { fromModelSpace } from '../engine/data/pretraining-corpus';
 import { generateSuite, type PromptMetadata } from '../engine/data/world';
 import { encodePng } from '../engine/data/image-codec';
 import { judgeImage, scoreGenEval, type GenEvalSummary } from '../engine/eval/geneval';
+import { toJudgedImages } from '../engine/eval/shard-judging';
 import { generateImages } from '../engine/generate';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../engine/rng';
@@ -20,12 +23,17 @@ export interface BaseEvalOptions {
   samplerSteps?: number;
   /** Classifier-free guidance scale. Default 3 (the demo's). */
   guidanceScale?: number;
+  /**
+   * Indices into the suite of the prompts to draw, in suite order. Default: every prompt. Seeds stay
+   * those of the whole suite, so a slice draws exactly the images a full measurement draws.
+   */
+  only?: readonly number[];
 }
 
 export interface BaseEvalResult {
   summary: GenEvalSummary;
-  /** Every image in [0, 1] RGB (HWC) with its prompt and verdict, seed-major order. */
-  images: { prompt: string; data: Float32Array; correct: boolean }[];
+  /** Every image in [0, 1] RGB (HWC) with its prompt, seed and verdict, seed-major order. */
+  images: { prompt: string; seed: number; data: Float32Array; correct: boolean; score: number }[];
   /** Mean of the judge's continuous alignment score over all images. */
   meanScore: number;
 }
@@ -37,25 +45,31 @@ export async function evaluateBase(
 ): Promise<BaseEvalResult> {
   const k = options.seedsPerPrompt ?? 1;
   const p = suite.length;
-  const metas = Array.from({ length: k }, () => suite).flat();
-  const seeds = metas.map((_, n) => (n % p) + Math.floor(n / p) * p);
+  const drawn = options.only ?? suite.map((_, i) => i);
+  for (const i of drawn)
+    if (!Number.isInteger(i) || i < 0 || i >= p)
+      throw new RangeError(`prompt index ${i} is not in the suite`);
+  const slots = Array.from({ length: k }, (_, j) => drawn.map((i) => ({ i, j }))).flat();
+  const metas = slots.map(({ i }) => suite[i]!);
+  const seeds = slots.map(({ i, j }) => i + j * p);
   const images = await generateImages(
     model,
     metas.map((m) => m.prompt),
     { seeds, steps: options.samplerSteps ?? 20, guidanceScale: options.guidanceScale ?? 3 },
   );
   const res = model.unet.config.sample_size;
+  const judgedImages = toJudgedImages(images, res);
   let scoreSum = 0;
   const judged = metas.map((meta, n) => {
     const data = fromModelSpace(images[n]!);
-    const j = judgeImage({ width: res, height: res, data }, meta);
+    const j = judgeImage(judgedImages[n]!, meta);
     scoreSum += j.score;
-    return { tag: meta.tag, correct: j.correct, prompt: meta.prompt, data };
+    return { tag: meta.tag, correct: j.correct, score: j.score, prompt: meta.prompt, seed: seeds[n]!, data };
   });
   return {
     summary: scoreGenEval(judged),
     meanScore: scoreSum / metas.length,
-    images: judged.map(({ prompt, data, correct }) => ({ prompt, data, correct })),
+    images: judged.map(({ prompt, seed, data, correct, score }) => ({ prompt, seed, data, correct, score })),
   };
 }
 
