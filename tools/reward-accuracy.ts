@@ -182,6 +182,7 @@ async function run(): Promise<void> {
       const accBlind = await pairwiseAccuracy(blind.model, heldOut);
       const precision = await expertPrecision(learned.model);
       const precisionBlind = await expertPrecision(blind.model);
+      const precisionPretrained = pretrained ? await expertPrecision(pretrained) : undefined;
       learned.model.dispose();
       blind.model.dispose();
       const oneCorrect = subPairs
@@ -205,6 +206,9 @@ async function run(): Promise<void> {
         topK: k,
         expertsCorrect: Number(precision.toFixed(4)),
         promptBlindExpertsCorrect: Number(precisionBlind.toFixed(4)),
+        ...(precisionPretrained !== undefined && {
+          pretrainedExpertsCorrect: Number(precisionPretrained.toFixed(4)),
+        }),
         imagesCorrect: Number(correctShare.toFixed(4)),
         pairsWithOneCorrect: oneCorrect.length,
         clicksForCorrectImage: Number(followsVerdict.toFixed(4)),
