@@ -2,12 +2,18 @@
  * Where the time of one benchmark operation goes, kernel by kernel.
  *
  *   npx tsx bench/profile.ts [--config demo|tiny] [--row forward|sft|dro] [--reps N] [--backend wasm]
+ *                            [--optimizer adam|trainer]
  *
  * Builds the UNet and inputs of `bench/run.ts` (same seed, batch, context length, learning rate and
  * margin from bench/spec.ts), runs two warm-up steps, times `--reps` plain steps (wall and process
  * CPU time), then runs `--reps` steps under `tf.profile()` and prints, per rep: kernels aggregated by
  * name and by kind, the phase split (forward, backward, optimizer), and the slowest single kernel calls
  * with their input shapes.
+ *
+ * `--optimizer adam` (default) updates with `tf.train.adam`, as `bench/run.ts` and the PyTorch side do;
+ * `--optimizer trainer` runs what the engine's trainer does after a backward pass instead: scale the
+ * gradients by 1 / gradientAccumulation (1 here), clip their global norm to 1, AdamW (weight decay
+ * 1e-2), EMA (decay 0.9999), each its own phase, and reports the CPU time of that update alone.
  *
  * Kernel times: the wasm backend runs each kernel synchronously and its `time()` is `performance.now()`
  * around the kernel call, so `kernelTimeMs` is the kernel's own wall time (the wasm code plus its JS
@@ -25,10 +31,15 @@ import { initBackend, type BackendName } from '../engine/backend';
 import { UNet2DConditionModel } from '../engine/models/unet';
 import { UNET_CONFIGS } from '../engine/models/unet-config';
 import { Rng } from '../engine/rng';
+import { AdamW } from '../engine/training/adamw';
+import { clipGradNorm } from '../engine/training/clip-grad';
+import { Ema } from '../engine/training/ema';
 import { BATCH, CONTEXT_LENGTH, DRO_MARGIN, LEARNING_RATE, type BenchConfigName } from './spec';
 
 type ProfileRow = 'forward' | 'sft' | 'dro';
-type Phase = 'ref forward' | 'forward' | 'backward' | 'optimizer' | 'loss/readback';
+type OptimizerChoice = 'adam' | 'trainer';
+type Phase =
+  'ref forward' | 'forward' | 'backward' | 'optimizer' | 'accumulate' | 'clip' | 'ema' | 'loss/readback';
 
 interface KernelCall {
   name: string;
@@ -45,7 +56,10 @@ const KINDS: Record<string, readonly string[]> = {
   matmul: ['BatchMatMul', '_FusedMatMul'],
   transpose: ['Transpose'],
   reshape: ['Reshape'],
-  /** A full copy on wasm: tfjs-core clones every input a gradient needs while the tape records. */
+  /**
+   * tfjs-core clones every input a gradient needs while the tape records; the engine's wasm Identity
+   * (engine/ops/wasm-identity.ts) shares the buffer where wasm's own would copy it.
+   */
   identity: ['Identity'],
   'pad/slice/concat': [
     'Pad',
@@ -63,6 +77,11 @@ const KINDS: Record<string, readonly string[]> = {
   resize: ['ResizeNearestNeighbor', 'ResizeNearestNeighborGrad', 'ResizeBilinear', 'ResizeBilinearGrad'],
   'reduce/softmax': ['Sum', 'Mean', 'Max', 'Min', 'Prod', 'Softmax', 'ArgMax', 'All', 'Any'],
 };
+/**
+ * Kernels whose output shares its input's buffer on wasm, which the engine still counts as new
+ * bytes: reshapes, and the engine's Identity.
+ */
+const SHARES_INPUT_BUFFER: ReadonlySet<string> = new Set(['Reshape', 'Identity']);
 const KIND_OF = new Map(
   Object.entries(KINDS).flatMap(([kind, names]) => names.map((n) => [n, kind] as const)),
 );
@@ -88,10 +107,17 @@ function pad(cells: (string | number)[], widths: number[]): string {
 interface Setup {
   step: () => void;
   paramTensors: number;
+  /** CPU ms of each step's update (gradients in, weights out), trainer optimizer only. */
+  updateCpu: number[];
   dispose: () => void;
 }
 
-function buildStep(name: BenchConfigName, row: ProfileRow, mark: (phase: Phase) => void): Setup {
+function buildStep(
+  name: BenchConfigName,
+  row: ProfileRow,
+  optimizerChoice: OptimizerChoice,
+  mark: (phase: Phase) => void,
+): Setup {
   const config = UNET_CONFIGS[name];
   const batch = BATCH[name];
   const size = config.sample_size;
@@ -109,9 +135,45 @@ function buildStep(name: BenchConfigName, row: ProfileRow, mark: (phase: Phase) 
   const t2 = [...t, ...t];
   const vars = phi.params.variables();
   const optimizer = tf.train.adam(LEARNING_RATE);
+  const byName = new Map(phi.params.names.map((n) => [n, phi.params.get(n)]));
+  const adamw = new AdamW({ lr: LEARNING_RATE, weightDecay: 1e-2 });
+  const ema = optimizerChoice === 'trainer' ? new Ema(byName, 0.9999) : undefined;
+  const updateCpu: number[] = [];
+
+  /** The trainer's micro-step and update (trainer.ts), with the phase boundaries marked. */
+  const trainerMinimize = (f: () => tf.Scalar): tf.Scalar => {
+    const { value, grads } = tf.variableGrads(() => {
+      const loss = f();
+      mark('backward');
+      return loss;
+    }, vars);
+    const c0 = process.cpuUsage();
+    mark('accumulate');
+    const accum = new Map<string, tf.Tensor>();
+    for (const [n, v] of byName) {
+      const g = grads[v.name];
+      if (!g) continue;
+      accum.set(
+        n,
+        tf.tidy(() => tf.mul(g, 1)),
+      );
+    }
+    tf.dispose(Object.values(grads));
+    mark('clip');
+    clipGradNorm(accum, 1);
+    mark('optimizer');
+    adamw.apply(byName, accum);
+    tf.dispose([...accum.values()]);
+    mark('ema');
+    ema!.update(byName);
+    const c = process.cpuUsage(c0);
+    updateCpu.push((c.user + c.system) / 1000);
+    mark('loss/readback');
+    return value;
+  };
 
   /** `optimizer.minimize(f, true, vars)`, with the phase boundaries marked. */
-  const minimize = (f: () => tf.Scalar): tf.Scalar => {
+  const adamMinimize = (f: () => tf.Scalar): tf.Scalar => {
     const { value, grads } = optimizer.computeGradients(() => {
       const loss = f();
       mark('backward');
@@ -124,6 +186,7 @@ function buildStep(name: BenchConfigName, row: ProfileRow, mark: (phase: Phase) 
     mark('loss/readback');
     return value;
   };
+  const minimize = optimizerChoice === 'trainer' ? trainerMinimize : adamMinimize;
 
   const steps: Record<ProfileRow, () => void> = {
     forward: () => {
@@ -161,9 +224,12 @@ function buildStep(name: BenchConfigName, row: ProfileRow, mark: (phase: Phase) 
   return {
     step: steps[row],
     paramTensors: vars.length,
+    updateCpu,
     dispose: () => {
       tf.dispose([x, target, ctx, x2, target2, ctx2]);
       optimizer.dispose();
+      adamw.dispose();
+      ema?.dispose();
       phi.dispose();
       ref.dispose();
     },
@@ -182,8 +248,7 @@ function aggregate(calls: KernelCall[], key: (c: KernelCall) => string): Map<str
     const a = out.get(key(c)) ?? { count: 0, ms: 0, bytes: 0 };
     a.count += 1;
     a.ms += c.ms;
-    // The engine counts a reshape's output as new bytes; the wasm reshape shares its input's buffer.
-    if (c.name !== 'Reshape') a.bytes += Math.max(0, c.bytesAdded);
+    if (!SHARES_INPUT_BUFFER.has(c.name)) a.bytes += Math.max(0, c.bytesAdded);
     out.set(key(c), a);
   }
   return out;
@@ -210,6 +275,9 @@ async function main(): Promise<void> {
   const reps = Number(argValue('reps') ?? 3);
   if (!Number.isInteger(reps) || reps < 1)
     throw new Error(`--reps: expected a positive integer, got '${argValue('reps')}'`);
+  const optimizerChoice = (argValue('optimizer') ?? 'adam') as OptimizerChoice;
+  if (!['adam', 'trainer'].includes(optimizerChoice))
+    throw new Error(`--optimizer: expected adam or trainer, got '${optimizerChoice}'`);
   const backend = (argValue('backend') ?? 'wasm') as BackendName;
   await initBackend(backend, { reselect: true });
 
@@ -221,7 +289,7 @@ async function main(): Promise<void> {
     phase = p;
     if (profiling) boundaries.push([tf.engine().state.activeProfile.kernels.length, p]);
   };
-  const { step, paramTensors, dispose } = buildStep(config, row, mark);
+  const { step, paramTensors, updateCpu, dispose } = buildStep(config, row, optimizerChoice, mark);
 
   step();
   step(); // warm-up: kernel setup, optimizer slots, wasm memory growth
@@ -235,6 +303,7 @@ async function main(): Promise<void> {
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
   }
+  const timedUpdates = updateCpu.splice(0).slice(2);
 
   // The step is deterministic, so rep r's k-th kernel is the same call as every other rep's k-th:
   // each call's time is its median over the reps, which drops one-off stalls (a preempted core, GC).
@@ -281,17 +350,22 @@ async function main(): Promise<void> {
 
   const load = os.loadavg().map((l) => l.toFixed(1));
   console.log(
-    `${backend} ${config} B${BATCH[config]} row ${row}, ${reps} reps; load average ${load.join(' ')} on ${os.cpus().length} CPUs`,
+    `${backend} ${config} B${BATCH[config]} row ${row}, optimizer ${optimizerChoice}, ${reps} reps; load average ${load.join(' ')} on ${os.cpus().length} CPUs`,
   );
   console.log(
     `step wall ${median(wall).toFixed(1)} ms, CPU ${median(cpu).toFixed(1)} ms (median, unprofiled)`,
   );
+  if (timedUpdates.length > 0) {
+    console.log(
+      `update (accumulate, clip, AdamW, EMA) CPU ${median(timedUpdates).toFixed(1)} ms (median, unprofiled)`,
+    );
+  }
   console.log(
     `profiled step wall ${profiled.toFixed(1)} ms (median); sum of per-call median kernel times ${kernelMs.toFixed(1)} ms ` +
       `(${((100 * kernelMs) / profiled).toFixed(0)}% of it); ${calls.length} kernel calls; ` +
       `${(newBytes / reps / 2 ** 20).toFixed(2)} MB and ${(newTensors / reps).toFixed(0)} tensors left after the step`,
   );
-  const buffers = calls.filter((c) => c.name !== 'Reshape' && c.bytesAdded > 0);
+  const buffers = calls.filter((c) => !SHARES_INPUT_BUFFER.has(c.name) && c.bytesAdded > 0);
   const allocated = buffers.reduce((s, c) => s + c.bytesAdded, 0);
   const allocating = buffers.length;
   console.log(
@@ -306,7 +380,7 @@ async function main(): Promise<void> {
   if (optimizerCalls > 0) {
     const perTensor = (optimizerCalls / paramTensors).toFixed(1);
     console.log(
-      `Adam: ${optimizerCalls} kernel calls for ${paramTensors} parameter tensors (${perTensor} per tensor)`,
+      `${optimizerChoice === 'trainer' ? 'AdamW' : 'Adam'}: ${optimizerCalls} kernel calls for ${paramTensors} parameter tensors (${perTensor} per tensor)`,
     );
   }
 

@@ -5,8 +5,12 @@
  *   decay_n = 0 if step <= 0 else min(decay, (1 + step) / (10 + step))
  *   ema <- decay_n * ema + (1 - decay_n) * param
  * so early averages follow the weights closely and the full decay applies only later.
+ *
+ * On host-memory backends the update is a JS loop per parameter instead of three kernel calls, with
+ * the kernels' float32 rounding after each operation, so both routes give the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { assignTensor, mapValues, runsOnHost, type UpdateRoute } from './host-update';
 
 export class Ema {
   private updates = 0;
@@ -15,8 +19,15 @@ export class Ema {
   constructor(
     params: Map<string, tf.Tensor>,
     readonly decay = 0.9999,
+    public route: UpdateRoute = 'auto',
   ) {
-    for (const [name, p] of params) this.shadow.set(name, tf.variable(p.clone(), false));
+    for (const [name, p] of params) {
+      // In a tidy: the clone is only the variable's initial value and would otherwise leak.
+      this.shadow.set(
+        name,
+        tf.tidy(() => tf.variable(p.clone(), false)),
+      );
+    }
   }
 
   get updateCount(): number {
@@ -31,11 +42,24 @@ export class Ema {
 
   update(params: Map<string, tf.Tensor>): void {
     const d = this.nextDecay();
+    for (const name of this.shadow.keys()) {
+      if (!params.has(name)) throw new Error(`EMA has parameter '${name}' that the model lacks`);
+    }
     this.updates += 1;
+    if (!runsOnHost(this.route)) {
+      for (const [name, s] of this.shadow) {
+        const p = params.get(name)!;
+        tf.tidy(() => s.assign(tf.add(tf.mul(s, d), tf.mul(p, 1 - d))));
+      }
+      return;
+    }
+    const keep = Math.fround(d);
+    const take = Math.fround(1 - d);
     for (const [name, s] of this.shadow) {
-      const p = params.get(name);
-      if (!p) throw new Error(`EMA has parameter '${name}' that the model lacks`);
-      tf.tidy(() => s.assign(tf.add(tf.mul(s, d), tf.mul(p, 1 - d))));
+      const updated = mapValues([s, params.get(name)!], s.shape, ([sv, pv], out) =>
+        emaLoop(sv!, pv!, out, keep, take),
+      );
+      assignTensor(s, updated);
     }
   }
 
@@ -59,4 +83,10 @@ export class Ema {
     for (const s of this.shadow.values()) s.dispose();
     this.shadow.clear();
   }
+}
+
+/** Module-level, constants as arguments, so that the JIT keeps them in registers. */
+function emaLoop(s: Float32Array, p: Float32Array, out: Float32Array, keep: number, take: number): void {
+  const f = Math.fround;
+  for (let i = 0; i < out.length; i++) out[i] = f(f(s[i]! * keep) + f(p[i]! * take));
 }
