@@ -16,7 +16,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { canonicalJson } from '../config/config-hash';
-import { TAGS, type PromptMetadata, type Tag } from '../engine/data/world';
+import { TAGS, type PromptMetadata, type Tag } from '../engine/world/world';
 import {
   genevalResultRow,
   toResultsJsonl,

@@ -2,7 +2,7 @@
  * The preference stage: the run's preference set as one Pick-a-Pic v2 parquet artifact.
  *
  * - `simulatePreferences` (built-in world): prompts from the world's generator, two base-model
- *   generations per prompt with distinct seeds, simulated users choose (engine/feedback/simulate).
+ *   generations per prompt with distinct seeds, simulated users choose (engine/world/simulate).
  * - `importPreferences` (`pickapic` shards or a caption `folder`): validates every row
  *   (`data.onBadRow`), writes the accepted ones and names each skipped row by file and row.
  *   A folder holds single images, not comparisons: each image becomes a row showing it twice
@@ -24,9 +24,9 @@ import {
   type PickapicRow,
   type PickapicWriteRow,
 } from '../engine/data/pickapic';
-import { fromModelSpace } from '../engine/data/pretraining-corpus';
-import { generatePrompts, type PromptMetadata } from '../engine/data/world';
-import { feedbackStats, simulateFeedback } from '../engine/feedback/simulate';
+import { fromModelSpace } from '../engine/world/pretraining-corpus';
+import { generatePrompts, type PromptMetadata } from '../engine/world/world';
+import { feedbackStats, simulateFeedback } from '../engine/world/simulate';
 import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import type { ArtifactRef } from '../storage/artifact-store';

@@ -4,7 +4,7 @@
  * pretraining child workflow; `importBaseModel` copies a given model bundle into the run instead.
  */
 import type { BackendPreference } from '../engine/backend';
-import { buildPretrainingCorpus } from '../engine/data/pretraining-corpus';
+import { buildPretrainingCorpus } from '../engine/world/pretraining-corpus';
 import { encodeImageDataset } from '../engine/io/image-dataset';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import { importDiffusersFolder } from '../engine/latent/latent-model';

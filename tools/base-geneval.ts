@@ -1,15 +1,15 @@
 /**
  * GenEval of a built-in-world model on a prompt suite, as the pretraining tool measures it: every
  * prompt is drawn `seedsPerPrompt` times with DPM-Solver++ and classifier-free guidance, each image
- * judged by engine/eval/geneval.ts. Image j of prompt i has seed `i + j * P` (P = number of prompts),
+ * judged by engine/world/geneval.ts. Image j of prompt i has seed `i + j * P` (P = number of prompts),
  * so adding seeds keeps the earlier images. Images are judged as 8-bit RGB through the evaluation
  * stage's own conversion (`toJudgedImages`): rounding moves a few verdicts near the judge's
  * thresholds, and the stage judges the image a saved PNG holds.
  */
-import { fromModelSpace } from '../engine/data/pretraining-corpus';
-import { generateSuite, type PromptMetadata } from '../engine/data/world';
+import { fromModelSpace } from '../engine/world/pretraining-corpus';
+import { generateSuite, type PromptMetadata } from '../engine/world/world';
 import { encodePng } from '../engine/data/image-codec';
-import { judgeImage, scoreGenEval, type GenEvalSummary } from '../engine/eval/geneval';
+import { judgeImage, scoreGenEval, type GenEvalSummary } from '../engine/world/geneval';
 import { toJudgedImages } from '../engine/eval/shard-judging';
 import { generateImages } from '../engine/generate';
 import * as tf from '@tensorflow/tfjs-core';

@@ -23,8 +23,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Prng } from '../engine/data/prng';
-import { renderScene, sampleCaptionedScene } from '../engine/data/render';
-import { worldTokenizer } from '../engine/data/world-text';
+import { renderScene, sampleCaptionedScene } from '../engine/world/render';
+import { worldTokenizer } from '../engine/world/world-text';
 import { parseSafetensorsHeader } from '../engine/io/safetensors';
 
 function arg(name: string, fallback?: string): string {

@@ -9,7 +9,7 @@
  *   npx tsx tools/reward-accuracy.ts --model world --sizes 128,512
  *   ... --init models/world-preference/pretrained.safetensors   (fine-tune pretrained weights)
  *
- * `--model world` uses the stand-in generator of engine/feedback/world-generator.ts (renders, half
+ * `--model world` uses the stand-in generator of engine/world/world-generator.ts (renders, half
  * of them for another prompt, degraded at random) instead of a model: seconds instead of an hour on
  * a CPU, and a check of the simulation itself.
  *
@@ -22,10 +22,10 @@
 import fs from 'node:fs';
 import { stageSeed } from '../activities/stage';
 import { initBackend } from '../engine/backend';
-import { fromModelSpace, toModelSpace } from '../engine/data/pretraining-corpus';
-import { generatePrompts, type PromptMetadata } from '../engine/data/world';
-import { simulateFeedback, type FeedbackSimulationOptions } from '../engine/feedback/simulate';
-import { worldGenerator } from '../engine/feedback/world-generator';
+import { fromModelSpace, toModelSpace } from '../engine/world/pretraining-corpus';
+import { generatePrompts, type PromptMetadata } from '../engine/world/world';
+import { simulateFeedback, type FeedbackSimulationOptions } from '../engine/world/simulate';
+import { worldGenerator } from '../engine/world/world-generator';
 import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import { parseSafetensors, serializeSafetensors } from '../engine/io/safetensors';

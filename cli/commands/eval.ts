@@ -13,11 +13,11 @@ import type { EvaluationDocument, EvaluationSamples } from '../../activities/eva
 import { toUint8 } from '../../engine/data/image';
 import { encodePng } from '../../engine/data/image-codec';
 import { Prng } from '../../engine/data/prng';
-import { renderScene, sceneForMetadata } from '../../engine/data/render';
+import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { checkModelBundleHeader } from '../../engine/io/model-bundle';
 import { parseSafetensorsHeader } from '../../engine/io/safetensors';
 import { renderReport, type ReportData } from '../../engine/report';
-import { parseWorldPrompt } from '../../engine/rewards/world-prompts';
+import { parseWorldPrompt } from '../../engine/world/world-prompts';
 import { attentionChecks, exportStudy, importStudyResults, selectComparisons } from '../../engine/study';
 import { openStore, storeForUri, type ArtifactRef, type ArtifactStore } from '../../storage';
 import { isUri } from '../../storage/uri';

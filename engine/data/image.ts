@@ -49,3 +49,17 @@ export function assertImageShape(
     );
   }
 }
+
+/** Maps [0, 1] RGB to the model's [-1, 1] input space. */
+export function toModelSpace(data: Float32Array): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i]! * 2 - 1;
+  return out;
+}
+
+/** Maps model outputs back to [0, 1] RGB, clipping. */
+export function fromModelSpace(data: Float32Array): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Math.min(1, Math.max(0, (data[i]! + 1) / 2));
+  return out;
+}

@@ -9,7 +9,7 @@ import { TrainingInputError } from '../training/errors';
 import type { RgbImage } from './image';
 import { toFloat } from './image';
 import { PickapicFileError, PickapicRowError, readPickapicBytes, type PickapicRow } from './pickapic';
-import { toModelSpace } from './pretraining-corpus';
+import { toModelSpace } from './image';
 
 /** The non-tie rows of a parquet with their images decoded, winner first. */
 async function decodedPairs(

@@ -11,14 +11,14 @@
  *   resamples (prompt, seed) pairs within each tag (so each tag keeps its size). Images of one prompt
  *   are treated as independent units.
  */
-import type { PromptMetadata, Tag } from '../data/world';
-import { TAGS } from '../data/world';
+import type { PromptMetadata, Tag } from '../world/world';
+import { TAGS } from '../world/world';
 import { mcnemarExact, type McNemarResult } from '../stats/binomial';
 import { bootstrapInterval, DEFAULT_BOOTSTRAP_RESAMPLES } from '../stats/bootstrap';
 import { pairedTTest } from '../stats/t-test';
 import { wilsonInterval } from '../stats/wilson';
-import { scoreGenEval } from './geneval';
-import type { Judgement, TagScore } from './geneval';
+import { scoreGenEval } from '../world/geneval';
+import type { Judgement, TagScore } from '../world/geneval';
 
 /** One judged image: a line of results.jsonl. */
 export interface GenevalResultRow {

@@ -7,9 +7,9 @@
 import { Buffer } from 'node:buffer';
 import { toUint8, type RgbImage } from '../data/image';
 import { encodePng } from '../data/image-codec';
-import { fromModelSpace } from '../data/pretraining-corpus';
-import type { PromptMetadata } from '../data/world';
-import { judgeImage } from './geneval';
+import { fromModelSpace } from '../world/pretraining-corpus';
+import type { PromptMetadata } from '../world/world';
+import { judgeImage } from '../world/geneval';
 
 /** One image slot: which prompt, which image of it, its seed, whether the report grid shows it. */
 export interface ShardSlot {

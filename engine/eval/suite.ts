@@ -10,8 +10,8 @@
  *   every prompt that also occurs in the training data removed and counted, so reported accuracy is
  *   on prompts the model never trained on.
  */
-import { COLOR_NAMES, PromptMetadata, SHAPE_CLASSES, TAGS, generateSuite } from '../data/world';
-import type { Tag } from '../data/world';
+import { COLOR_NAMES, PromptMetadata, SHAPE_CLASSES, TAGS, generateSuite } from '../world/world';
+import type { Tag } from '../world/world';
 
 /** A suite file or the built-in suite is unusable; the message names the file and the line. Permanent. */
 export class EvalSuiteError extends Error {

@@ -2,7 +2,7 @@
  * The built-in world's starting point: a seeded random UNet of a named configuration at the run's
  * resolution, with the world's word tokenizer and a text encoder sized to it, as one model bundle.
  */
-import { worldTokenizer } from '../data/world-text';
+import { worldTokenizer } from '../world/world-text';
 import { encodeModelBundle } from '../io/model-bundle';
 import { Rng } from '../rng';
 import { CLIPTextModel, demoTextEncoderConfig } from './text-encoder';

@@ -12,7 +12,7 @@
  */
 import { decodeImage } from '../data/image-codec';
 import type { PickapicRow, PickapicWriteRow } from '../data/pickapic';
-import { toModelSpace } from '../data/pretraining-corpus';
+import { toModelSpace } from '../world/pretraining-corpus';
 import type { StoredImageDataset } from '../io/image-dataset';
 import {
   UnscorableImageError,

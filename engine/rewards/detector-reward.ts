@@ -1,15 +1,15 @@
 /**
- * Detector-based alignment reward: the continuous GenEval alignment score of engine/eval/geneval.ts
+ * Detector-based alignment reward: the continuous GenEval alignment score of engine/world/geneval.ts
  * (mean partial credit over the count, color and position checks of the prompt's metadata; exactly
  * 1 when the image passes GenEval). It needs each prompt's GenEval metadata: given explicitly
  * (a map or a lookup function), or parsed from the prompt text with the world's templates.
  */
-import type { PromptMetadata } from '../data/world';
-import type { DetectorOptions } from '../eval/detector';
-import { judgeImage } from '../eval/geneval';
+import type { PromptMetadata } from '../world/world';
+import type { DetectorOptions } from '../world/detector';
+import { judgeImage } from '../world/geneval';
 import { UnscorableImageError, checkBatch } from './reward-model';
 import type { ImageBatch, RewardModel } from './reward-model';
-import { UnknownPromptError, parseWorldPrompt } from './world-prompts';
+import { UnknownPromptError, parseWorldPrompt } from '../world/world-prompts';
 
 /** Bumped whenever the scoring rule changes, so stored scores of the old rule are not reused. */
 export const DETECTOR_REWARD_VERSION = 'geneval-continuous-1';

@@ -9,7 +9,7 @@
 export * from './reward-model';
 export { DetectorReward, DETECTOR_REWARD_VERSION } from './detector-reward';
 export type { DetectorRewardOptions, MetadataLookup } from './detector-reward';
-export { parseWorldPrompt, UnknownPromptError } from './world-prompts';
+export { parseWorldPrompt, UnknownPromptError } from '../world/world-prompts';
 export {
   PreferenceModel,
   PreferenceWeightsError,

@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { decodeImage } from '../data/image-codec';
-import { COLOR_NAMES, RELATIONS, SHAPE_CLASSES, numberWord, plural } from '../data/world';
+import { COLOR_NAMES, RELATIONS, SHAPE_CLASSES, numberWord, plural } from '../world/world';
 import { readSafetensors, serializeSafetensors, type SafetensorsFile } from '../io/safetensors';
 import { conv2d, conv2dDown, embeddingLookup, linear } from '../ops';
 import { Rng } from '../rng';

@@ -18,9 +18,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Prng } from '../data/prng';
-import { renderScene, sampleCaptionedScene } from '../data/render';
-import { PERTURB_LEVELS, perturb } from '../eval/perturb';
-import type { PerturbLevel } from '../eval/perturb';
+import { renderScene, sampleCaptionedScene } from '../world/render';
+import { PERTURB_LEVELS, perturb } from '../world/perturb';
+import type { PerturbLevel } from '../world/perturb';
 import { PreferenceModel, type PreferenceModelConfig } from './preference-model';
 
 export interface PretrainOptions {

@@ -15,7 +15,7 @@
  */
 import { createTrainingActivities } from '../../activities/training';
 import { TASK_QUEUES } from '../../contracts/task-queues';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import { encodeImageDataset } from '../../engine/io/image-dataset';
 import { encodeModelBundle } from '../../engine/io/model-bundle';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';

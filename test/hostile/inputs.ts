@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import { encodePng } from '../../engine/data/image-codec';
 import { writePickapicParquet, type PickapicWriteRow } from '../../engine/data/pickapic';
 import { MODEL_FORMAT } from '../../engine/io/model-bundle';

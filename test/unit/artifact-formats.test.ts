@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import { decodeImageDataset, encodeImageDataset } from '../../engine/io/image-dataset';
 import { decodeModelBundle, encodeModelBundle, exportDiffusersUnet } from '../../engine/io/model-bundle';
 import { parseSafetensors, serializeSafetensors } from '../../engine/io/safetensors';

@@ -22,7 +22,7 @@ import {
   type EvaluationShardDocument,
 } from '../../activities/evaluation';
 import type { StageDeps } from '../../activities/stage';
-import { generateSuite, TAGS, toMetadataJsonl, type PromptMetadata } from '../../engine/data/world';
+import { generateSuite, TAGS, toMetadataJsonl, type PromptMetadata } from '../../engine/world/world';
 import { genevalResultRow, metadataJson, summarizeGeneval } from '../../engine/eval/geneval-summary';
 import { genevalImagePath } from '../../engine/eval/seeds';
 import { initBackend } from '../../engine/backend';

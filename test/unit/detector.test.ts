@@ -1,15 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../../engine/data/prng';
-import { TAGS, generatePrompts } from '../../engine/data/world';
-import type { Tag } from '../../engine/data/world';
-import { objectBox, renderScene, sceneForMetadata } from '../../engine/data/render';
-import type { Scene } from '../../engine/data/render';
+import { TAGS, generatePrompts } from '../../engine/world/world';
+import type { Tag } from '../../engine/world/world';
+import { objectBox, renderScene, sceneForMetadata } from '../../engine/world/render';
+import type { Scene } from '../../engine/world/render';
 import { toUint8 } from '../../engine/data/image';
-import { detectObjects } from '../../engine/eval/detector';
-import type { Detection } from '../../engine/eval/detector';
-import { judgeDetections } from '../../engine/eval/geneval';
-import { PERTURB_LEVELS, addNoise, gaussianBlur, perturb } from '../../engine/eval/perturb';
+import { detectObjects } from '../../engine/world/detector';
+import type { Detection } from '../../engine/world/detector';
+import { judgeDetections } from '../../engine/world/geneval';
+import { PERTURB_LEVELS, addNoise, gaussianBlur, perturb } from '../../engine/world/perturb';
 
 function sameObjects(scene: Scene, dets: Detection[]): boolean {
   const want = scene.objects.map((o) => `${o.color} ${o.class}`).sort();

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TAGS, generateSuite, toMetadataJsonl } from '../../engine/data/world';
+import { TAGS, generateSuite, toMetadataJsonl } from '../../engine/world/world';
 import { EvalSuiteError, buildWorldSuite, normalizePrompt, parseSuite } from '../../engine/eval/suite';
 
 const good = toMetadataJsonl(generateSuite({ seed: 'suite-test', perTag: 2 }).slice(0, 3));

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodePng } from '../../engine/data/image-codec';
-import { toModelSpace } from '../../engine/data/pretraining-corpus';
+import { toModelSpace } from '../../engine/world/pretraining-corpus';
 import { expertImageDataset, type ExpertSet, type RankingItem } from '../../engine/ranking/expert-ranking';
 import { resizeToFloat } from '../../engine/rewards/reward-model';
 

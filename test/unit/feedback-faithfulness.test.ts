@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Prng } from '../../engine/data/prng';
-import { renderScene, sceneForMetadata } from '../../engine/data/render';
-import { generatePrompts, type PromptMetadata } from '../../engine/data/world';
-import { judgeImage } from '../../engine/eval/geneval';
-import { PERTURB_LEVELS, perturb } from '../../engine/eval/perturb';
-import { imageQuality } from '../../engine/feedback/image-quality';
-import { simulateFeedback, type FeedbackSimulationOptions } from '../../engine/feedback/simulate';
+import { renderScene, sceneForMetadata } from '../../engine/world/render';
+import { generatePrompts, type PromptMetadata } from '../../engine/world/world';
+import { judgeImage } from '../../engine/world/geneval';
+import { PERTURB_LEVELS, perturb } from '../../engine/world/perturb';
+import { imageQuality } from '../../engine/world/image-quality';
+import { simulateFeedback, type FeedbackSimulationOptions } from '../../engine/world/simulate';
 
 // Counting prompts of three or four: the "nearly right" image shows one object too few, which
 // GenEval fails but gives high partial credit (every other check passes).

@@ -6,13 +6,13 @@ import * as path from 'node:path';
 import { decodeImage } from '../../engine/data/image-codec';
 import { readPickapicShards, writePickapicParquet } from '../../engine/data/pickapic';
 import { Prng } from '../../engine/data/prng';
-import { renderScene, sceneForMetadata } from '../../engine/data/render';
-import { generatePrompts } from '../../engine/data/world';
-import { PERTURB_LEVELS, addNoise, perturb } from '../../engine/eval/perturb';
-import { imageQuality } from '../../engine/feedback/image-quality';
-import { simulateFeedback } from '../../engine/feedback/simulate';
-import type { FeedbackSimulationOptions, SimulatedFeedback } from '../../engine/feedback/simulate';
-import { worldGenerator } from '../../engine/feedback/world-generator';
+import { renderScene, sceneForMetadata } from '../../engine/world/render';
+import { generatePrompts } from '../../engine/world/world';
+import { PERTURB_LEVELS, addNoise, perturb } from '../../engine/world/perturb';
+import { imageQuality } from '../../engine/world/image-quality';
+import { simulateFeedback } from '../../engine/world/simulate';
+import type { FeedbackSimulationOptions, SimulatedFeedback } from '../../engine/world/simulate';
+import { worldGenerator } from '../../engine/world/world-generator';
 
 const prompts = generatePrompts('feedback', 36);
 /** One aligned (even seed) and one misaligned (odd seed) image per pair, clean renders. */

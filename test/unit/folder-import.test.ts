@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { toUint8 } from '../../engine/data/image';
 import { encodeJpeg, encodePng } from '../../engine/data/image-codec';
-import { renderScene } from '../../engine/data/render';
+import { renderScene } from '../../engine/world/render';
 import { FolderImportError, importCaptionFolder } from '../../engine/data/folder-import';
 
 let root: string;

@@ -6,7 +6,7 @@ import { generateImages } from '../../engine/generate';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
 import { UNet2DConditionModel } from '../../engine/models/unet';
 import { TINY_UNET } from '../../engine/models/unet-config';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import { Rng } from '../../engine/rng';
 import type { DiffusionModel } from '../../engine/training/diffusion-model';
 

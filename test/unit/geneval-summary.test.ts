@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PromptMetadata } from '../../engine/data/world';
-import { PromptMetadata as PromptMetadataSchema } from '../../engine/data/world';
-import { judgeDetections } from '../../engine/eval/geneval';
+import type { PromptMetadata } from '../../engine/world/world';
+import { PromptMetadata as PromptMetadataSchema } from '../../engine/world/world';
+import { judgeDetections } from '../../engine/world/geneval';
 import {
   compareGeneval,
   genevalResultRow,

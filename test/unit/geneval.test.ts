@@ -1,10 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Box, ColorName, PromptMetadata, ShapeClass } from '../../engine/data/world';
-import { renderScene } from '../../engine/data/render';
-import type { SceneObject } from '../../engine/data/render';
-import { judgeDetections, judgeImage, scoreGenEval } from '../../engine/eval/geneval';
-import type { Detection } from '../../engine/eval/detector';
+import type { Box, ColorName, PromptMetadata, ShapeClass } from '../../engine/world/world';
+import { renderScene } from '../../engine/world/render';
+import type { SceneObject } from '../../engine/world/render';
+import { judgeDetections, judgeImage, scoreGenEval } from '../../engine/world/geneval';
+import type { Detection } from '../../engine/world/detector';
 
 /** A detection at box center (x, y) with side s, in pixels. */
 function det(cls: ShapeClass, color: ColorName, x: number, y: number, s = 6): Detection {

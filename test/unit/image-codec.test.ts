@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import { toUint8 } from '../../engine/data/image';
-import { renderScene } from '../../engine/data/render';
+import { renderScene } from '../../engine/world/render';
 import {
   ImageDecodeError,
   ImageTooSmallError,

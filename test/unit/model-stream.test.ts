@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { initBackend } from '../../engine/backend';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import {
   encodeModelBundle,
   exportDiffusersUnet,

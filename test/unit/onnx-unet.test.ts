@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { worldTokenizer } from '../../engine/world/world-text';
 import { generateImages } from '../../engine/generate';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
 import { DEFAULT_SPECIAL_TOKENS, WordTokenizer } from '../../engine/models/tokenizer';

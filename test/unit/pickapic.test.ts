@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parquetMetadataAsync, asyncBufferFromFile } from 'hyparquet';
 import { toUint8 } from '../../engine/data/image';
 import { encodeJpeg, encodePng } from '../../engine/data/image-codec';
-import { renderScene } from '../../engine/data/render';
+import { renderScene } from '../../engine/world/render';
 import {
   PickapicFileError,
   PickapicRowError,

@@ -18,8 +18,8 @@ import {
   type PickapicWriteRow,
 } from '../../engine/data/pickapic';
 import { readPreferencePairs, readResizedPreferencePairs } from '../../engine/data/preference-pairs';
-import { feedbackStats, type SimulatedPair } from '../../engine/feedback/simulate';
-import { toModelSpace } from '../../engine/data/pretraining-corpus';
+import { feedbackStats, type SimulatedPair } from '../../engine/world/simulate';
+import { toModelSpace } from '../../engine/world/pretraining-corpus';
 import { TrainingInputError } from '../../engine/training/errors';
 
 let dir: string;

@@ -24,10 +24,10 @@ import { parseConfig } from '../../config/load';
 import { initBackend } from '../../engine/backend';
 import { writePickapicParquet } from '../../engine/data/pickapic';
 import { Prng } from '../../engine/data/prng';
-import { renderScene, sampleCaptionedScene } from '../../engine/data/render';
-import { generatePrompts } from '../../engine/data/world';
-import { simulateFeedback } from '../../engine/feedback/simulate';
-import { worldGenerator } from '../../engine/feedback/world-generator';
+import { renderScene, sampleCaptionedScene } from '../../engine/world/render';
+import { generatePrompts } from '../../engine/world/world';
+import { simulateFeedback } from '../../engine/world/simulate';
+import { worldGenerator } from '../../engine/world/world-generator';
 import { parseSafetensors, serializeSafetensors } from '../../engine/io/safetensors';
 import {
   PreferenceModel,

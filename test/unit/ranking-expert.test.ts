@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { toUint8 } from '../../engine/data/image';
 import { encodePng } from '../../engine/data/image-codec';
-import { renderScene, sceneForMetadata } from '../../engine/data/render';
+import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { Prng } from '../../engine/data/prng';
-import { generatePrompts } from '../../engine/data/world';
-import { simulateFeedback } from '../../engine/feedback/simulate';
-import { worldGenerator } from '../../engine/feedback/world-generator';
+import { generatePrompts } from '../../engine/world/world';
+import { simulateFeedback } from '../../engine/world/simulate';
+import { worldGenerator } from '../../engine/world/world-generator';
 import {
   ExpertRankingError,
   mergeExpertSet,

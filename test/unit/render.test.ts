@@ -8,11 +8,11 @@ import {
   generatePrompts,
   relativePosition,
   relationStrength,
-} from '../../engine/data/world';
-import { objectBox, renderScene, sampleCaptionedScene, sceneForMetadata } from '../../engine/data/render';
-import type { Scene } from '../../engine/data/render';
-import { judgeDetections } from '../../engine/eval/geneval';
-import type { Detection } from '../../engine/eval/detector';
+} from '../../engine/world/world';
+import { objectBox, renderScene, sampleCaptionedScene, sceneForMetadata } from '../../engine/world/render';
+import type { Scene } from '../../engine/world/render';
+import { judgeDetections } from '../../engine/world/geneval';
+import type { Detection } from '../../engine/world/detector';
 
 function pixel(img: { width: number; data: Float32Array }, x: number, y: number): number[] {
   const i = (y * img.width + x) * 3;

@@ -2,8 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { toUint8 } from '../../engine/data/image';
 import { Prng } from '../../engine/data/prng';
-import { renderScene, sceneForMetadata } from '../../engine/data/render';
-import { generateSuite } from '../../engine/data/world';
+import { renderScene, sceneForMetadata } from '../../engine/world/render';
+import { generateSuite } from '../../engine/world/world';
 import { DETECTOR_REWARD_VERSION, DetectorReward } from '../../engine/rewards/detector-reward';
 import {
   UnscorableImageError,
@@ -12,7 +12,7 @@ import {
   rewardModelIdentity,
   sameIdentity,
 } from '../../engine/rewards/reward-model';
-import { UnknownPromptError, parseWorldPrompt } from '../../engine/rewards/world-prompts';
+import { UnknownPromptError, parseWorldPrompt } from '../../engine/world/world-prompts';
 
 describe('world prompt parser', () => {
   test('inverts the prompt generator on a whole GenEval-style suite', () => {

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../../engine/backend';
-import { generatePrompts } from '../../engine/data/world';
-import { simulateFeedback } from '../../engine/feedback/simulate';
-import { worldGenerator } from '../../engine/feedback/world-generator';
+import { generatePrompts } from '../../engine/world/world';
+import { simulateFeedback } from '../../engine/world/simulate';
+import { worldGenerator } from '../../engine/world/world-generator';
 import {
   defaultPreferenceConfig,
   loadPreferenceModel,

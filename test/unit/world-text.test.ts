@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { buildPretrainingCorpus, fromModelSpace, toModelSpace } from '../../engine/data/pretraining-corpus';
+import { buildPretrainingCorpus, fromModelSpace, toModelSpace } from '../../engine/world/pretraining-corpus';
 import { Prng } from '../../engine/data/prng';
-import { sampleCaptionedScene } from '../../engine/data/render';
-import { generatePrompts } from '../../engine/data/world';
-import { worldTokenizer } from '../../engine/data/world-text';
+import { sampleCaptionedScene } from '../../engine/world/render';
+import { generatePrompts } from '../../engine/world/world';
+import { worldTokenizer } from '../../engine/world/world-text';
 
 describe('world text', () => {
   test('every generated prompt and caption tokenizes without unknown words', () => {

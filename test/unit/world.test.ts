@@ -13,7 +13,7 @@ import {
   parseMetadataJsonl,
   relativePosition,
   toMetadataJsonl,
-} from '../../engine/data/world';
+} from '../../engine/world/world';
 
 describe('Prng', () => {
   test('is deterministic per seed and differs across seeds', () => {

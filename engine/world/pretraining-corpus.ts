@@ -4,7 +4,7 @@
  * only roughly: the misaligned starting point that preference alignment improves.
  */
 import type { ImageDataset } from '../training/datasets';
-import { Prng } from './prng';
+import { Prng } from '../data/prng';
 import { renderScene, sampleCaptionedScene } from './render';
 
 export interface CorpusOptions {
@@ -15,19 +15,8 @@ export interface CorpusOptions {
   captionNoise: number;
 }
 
-/** Maps [0, 1] RGB to the model's [-1, 1] input space. */
-export function toModelSpace(data: Float32Array): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = data[i]! * 2 - 1;
-  return out;
-}
-
-/** Maps model outputs back to [0, 1] RGB, clipping. */
-export function fromModelSpace(data: Float32Array): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = Math.min(1, Math.max(0, (data[i]! + 1) / 2));
-  return out;
-}
+export { fromModelSpace, toModelSpace } from '../data/image';
+import { toModelSpace } from '../data/image';
 
 export function buildPretrainingCorpus(options: CorpusOptions): ImageDataset & { kinds: string[] } {
   const rng = new Prng(`corpus:${options.seed}`);

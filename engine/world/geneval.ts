@@ -12,8 +12,8 @@
  * Overall accuracy is the unweighted mean of the per-tag accuracies (summary_scores.py).
  */
 import type { RgbImage, RgbImageF32 } from '../data/image';
-import { POSITION_THRESHOLD, TAGS, relationStrength, relativePosition } from '../data/world';
-import type { PromptMetadata, Tag } from '../data/world';
+import { POSITION_THRESHOLD, TAGS, relationStrength, relativePosition } from './world';
+import type { PromptMetadata, Tag } from './world';
 import { detectObjects } from './detector';
 import type { Detection, DetectorOptions } from './detector';
 

@@ -12,8 +12,8 @@
  * positions with a margin beyond GenEval's threshold). `sampleCaptionedScene` pairs a scene with a
  * caption that is, with configurable probabilities, wrong or partial, as captions of web data are.
  */
-import type { RgbImageF32 } from './image';
-import type { Prng } from './prng';
+import type { RgbImageF32 } from '../data/image';
+import type { Prng } from '../data/prng';
 import {
   BACKGROUND_RGB,
   COLOR_NAMES,

@@ -7,12 +7,12 @@
  */
 import type { RgbImageF32 } from '../data/image';
 import { Prng } from '../data/prng';
-import { renderScene, sceneForMetadata } from '../data/render';
-import { TAGS, generatePrompt } from '../data/world';
-import type { PromptMetadata } from '../data/world';
-import { judgeImage } from '../eval/geneval';
-import { PERTURB_LEVELS, perturb } from '../eval/perturb';
-import type { PerturbLevel } from '../eval/perturb';
+import { renderScene, sceneForMetadata } from './render';
+import { TAGS, generatePrompt } from './world';
+import type { PromptMetadata } from './world';
+import { judgeImage } from './geneval';
+import { PERTURB_LEVELS, perturb } from './perturb';
+import type { PerturbLevel } from './perturb';
 
 export interface WorldGeneratorOptions {
   /** Image side in pixels. Default 24. */

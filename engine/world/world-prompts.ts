@@ -1,6 +1,6 @@
 /**
  * Prompt text -> GenEval metadata for the built-in world: the inverse of the prompt templates in
- * engine/data/world.ts (`generatePrompt`), so a reward that judges alignment can be given bare
+ * engine/world/world.ts (`generatePrompt`), so a reward that judges alignment can be given bare
  * prompt strings, as rows of a preference set carry them.
  *
  * Templates (articles "a"/"an" as `withArticle` writes them):
@@ -11,8 +11,8 @@
  *   position       a photo of a A RELATION a B  (include [B, A at RELATION of group 0])
  *   color_attr     a photo of a CA A and a CB B
  */
-import { COLOR_NAMES, RELATIONS, SHAPE_CLASSES, numberWord, plural } from '../data/world';
-import type { ColorName, PromptMetadata, Relation, ShapeClass } from '../data/world';
+import { COLOR_NAMES, RELATIONS, SHAPE_CLASSES, numberWord, plural } from './world';
+import type { ColorName, PromptMetadata, Relation, ShapeClass } from './world';
 
 /** The prompt does not follow any of the world's templates. Permanent. */
 export class UnknownPromptError extends Error {

@@ -6,7 +6,7 @@
  *   u = a_user * alignment + q_user * quality
  *   alignment = (score + c * correct) / (1 + c)
  * where `correct` (0 or 1) is GenEval's verdict and `score` its continuous partial credit
- * (engine/eval/geneval.ts), c = `correctnessWeight`, and quality the sharpness/noise measure of
+ * (engine/world/geneval.ts), c = `correctnessWeight`, and quality the sharpness/noise measure of
  * ./image-quality. People asked for "two circles" care first whether they got two circles: the
  * verdict term makes an image that shows the prompt clearly better than a nearly-right one, so the
  * clicks carry what GenEval measures rather than mostly partial credit and looks. The click
@@ -26,8 +26,8 @@ import type { RgbImage, RgbImageF32 } from '../data/image';
 import { encodeImage } from '../data/image-codec';
 import type { ImageFormat } from '../data/image-codec';
 import type { PickapicWriteRow } from '../data/pickapic';
-import type { PromptMetadata } from '../data/world';
-import { judgeImage } from '../eval/geneval';
+import type { PromptMetadata } from './world';
+import { judgeImage } from './geneval';
 import { Rng } from '../rng';
 import { imageQuality } from './image-quality';
 

@@ -1,7 +1,7 @@
 /**
  * The built-in text-to-image world: a small closed vocabulary of shapes and colors whose prompts
  * follow GenEval's six task families and carry GenEval's evaluation metadata, so prompt alignment
- * of a generated image can be judged exactly (see engine/eval/geneval.ts).
+ * of a generated image can be judged exactly (see engine/world/geneval.ts).
  *
  * Metadata mirrors GenEval's `evaluation_metadata.jsonl` lines:
  *   { tag, include: [{ class, count, color?, position?: [relation, groupIndex] }], exclude?, prompt }
@@ -12,7 +12,7 @@
  *   For "a photo of A left of B", include is [B, A with position ['left of', 0]].
  */
 import { z } from 'zod';
-import { Prng } from './prng';
+import { Prng } from '../data/prng';
 
 /** Shape classes. A "cross" is an upright plus sign; a "ring" is an annulus. */
 export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'cross', 'ring'] as const;

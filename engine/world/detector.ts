@@ -1,5 +1,5 @@
 /**
- * Exact object detector for the built-in world (engine/data/world.ts).
+ * Exact object detector for the built-in world (engine/world/world.ts).
  *
  * Images are modeled as `pixel = bg + alpha * (color - bg) + noise`: the renderer's anti-aliasing
  * mixes one object color with the background by coverage. So:
@@ -19,9 +19,9 @@
  */
 import type { RgbImage, RgbImageF32 } from '../data/image';
 import { assertImageShape } from '../data/image';
-import { DEFAULT_SUPERSAMPLE, CROSS_HALF_WIDTH, RING_INNER_RADIUS, coverageWindow } from '../data/render';
-import { COLOR_NAMES, COLOR_RGB, SHAPE_CLASSES } from '../data/world';
-import type { Box, ColorName, ShapeClass } from '../data/world';
+import { DEFAULT_SUPERSAMPLE, CROSS_HALF_WIDTH, RING_INNER_RADIUS, coverageWindow } from './render';
+import { COLOR_NAMES, COLOR_RGB, SHAPE_CLASSES } from './world';
+import type { Box, ColorName, ShapeClass } from './world';
 import { blurPlane } from './filters';
 
 export interface Detection {
