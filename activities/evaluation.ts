@@ -18,7 +18,7 @@ import { Buffer } from 'node:buffer';
 import { canonicalJson } from '../config/config-hash';
 import { TAGS, type PromptMetadata, type Tag } from '../engine/world/world';
 import {
-  genevalResultRow,
+  genevalRowsOf,
   toResultsJsonl,
   type GenevalComparison,
   type GenevalResultRow,
@@ -26,7 +26,6 @@ import {
 } from '../engine/eval/geneval-summary';
 import { compareModels } from '../engine/eval/model-comparison';
 import { judgeShardImages, toJudgedImages } from '../engine/eval/shard-judging';
-import { genevalImagePath } from '../engine/eval/seeds';
 import {
   buildWorldSuite,
   EvalSuiteError,
@@ -686,17 +685,7 @@ export function createEvaluationActivities(deps: StageDeps) {
           !sameJobs(doc.jobs, want.jobs)
         )
           throw badInput(`shards.${n}: ${ref.uri} is not shard ${n} of ${input.plan.uri}`);
-        for (const g of doc.geneval)
-          rows.get(doc.model)!.push(
-            genevalResultRow({
-              meta: plan.prompts[g.prompt]!,
-              judgement: { correct: g.correct, reason: g.reason, score: g.score },
-              filename: genevalImagePath(g.prompt, g.index),
-              promptIndex: g.prompt,
-              imageIndex: g.index,
-              seed: g.seed,
-            }),
-          );
+        rows.get(doc.model)!.push(...genevalRowsOf(doc.geneval, plan.prompts));
         for (const w of doc.winrate)
           for (const r of plan.rewards) {
             const s = w.scores[r.name];

@@ -13,6 +13,7 @@
  */
 import type { PromptMetadata, Tag } from '../world/world';
 import { TAGS } from '../world/world';
+import { genevalImagePath } from './seeds';
 import { mcnemarExact, type McNemarResult } from '../stats/binomial';
 import { bootstrapInterval, DEFAULT_BOOTSTRAP_RESAMPLES } from '../stats/bootstrap';
 import { pairedTTest } from '../stats/t-test';
@@ -68,6 +69,35 @@ export function genevalResultRow(input: {
     imageIndex: input.imageIndex,
     seed: input.seed,
   };
+}
+
+/** One image as an evaluation shard records its GenEval judgement. */
+export interface JudgedGenevalImage {
+  /** Index into the suite's prompts. */
+  prompt: number;
+  /** Image index within the prompt. */
+  index: number;
+  seed: number;
+  correct: boolean;
+  reason: string;
+  score: number;
+}
+
+/** The results.jsonl rows of a shard's judged images, against the suite's prompts. */
+export function genevalRowsOf(
+  judged: readonly JudgedGenevalImage[],
+  prompts: readonly PromptMetadata[],
+): GenevalResultRow[] {
+  return judged.map((g) =>
+    genevalResultRow({
+      meta: prompts[g.prompt]!,
+      judgement: { correct: g.correct, reason: g.reason, score: g.score },
+      filename: genevalImagePath(g.prompt, g.index),
+      promptIndex: g.prompt,
+      imageIndex: g.index,
+      seed: g.seed,
+    }),
+  );
 }
 
 /** results.jsonl text: one row per line. */

@@ -23,8 +23,7 @@ import {
 } from '../../activities/evaluation';
 import type { StageDeps } from '../../activities/stage';
 import { generateSuite, TAGS, toMetadataJsonl, type PromptMetadata } from '../../engine/world/world';
-import { genevalResultRow, metadataJson, summarizeGeneval } from '../../engine/eval/geneval-summary';
-import { genevalImagePath } from '../../engine/eval/seeds';
+import { genevalRowsOf, metadataJson, summarizeGeneval } from '../../engine/eval/geneval-summary';
 import { initBackend } from '../../engine/backend';
 import { decodeModelBundle } from '../../engine/io/model-bundle';
 import { disposeModel } from '../../engine/training/diffusion-model';
@@ -209,16 +208,7 @@ describe('GenEval of the shipped base: evaluation stage vs tools/eval-base.ts', 
 
   test('per-tag accuracy and overall score agree, as the stage summarizes them', () => {
     // summarizeEvaluation's rows and summary (compareModels -> summarizeGeneval) of the shard's verdicts.
-    const rows = shard.geneval.map((g) =>
-      genevalResultRow({
-        meta: plan.prompts[g.prompt]!,
-        judgement: { correct: g.correct, reason: g.reason, score: g.score },
-        filename: genevalImagePath(g.prompt, g.index),
-        promptIndex: g.prompt,
-        imageIndex: g.index,
-        seed: g.seed,
-      }),
-    );
+    const rows = genevalRowsOf(shard.geneval, plan.prompts);
     const stage = summarizeGeneval(rows);
     const want = tool.summary;
     assert.deepEqual(stage.missingTags, []);
