@@ -168,7 +168,7 @@ export const RankingConfig = z.strictObject({
   onnxModel: printable(LIMITS.pathLength).default(''),
   /**
    * Starting weights of the `preference` model (path or URI of a safetensors file, as
-   * `dro pretrain-preference` writes it): the pairs fine-tune a model pretrained on captioned
+   * `tools/pretrain-preference.ts` writes it): the pairs fine-tune a model pretrained on captioned
    * scenes instead of training one from scratch. Empty trains from scratch. Default empty.
    */
   preferenceInit: printable(LIMITS.pathLength).default(''),
