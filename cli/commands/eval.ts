@@ -24,7 +24,15 @@ import { isUri } from '../../storage/uri';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
 import { evaluationWorkflow } from '../../workflows/evaluation';
 import type { RunManifest, RunReport } from '../../contracts/pipeline';
-import { checkRunIdArg, commandLogger, loadConfig, runInterruptibly, stdoutLine, withCluster } from './run';
+import {
+  checkRunIdRef,
+  commandLogger,
+  runRecordsKey,
+  loadConfig,
+  runInterruptibly,
+  stdoutLine,
+  withCluster,
+} from './run';
 
 export class EvalCommandError extends Error {
   override name = 'EvalCommandError';
@@ -121,11 +129,13 @@ async function writeFiles(
 
 /** The newest manifest of a run, with its evaluation's artifacts. */
 async function runEvaluation(store: ArtifactStore, runId: string) {
-  const keys = (await store.list(`runs/${runId}/executions/`))
+  const keys = (await store.list(`${runRecordsKey(runId)}/executions/`))
     .filter((k) => k.endsWith('/manifest.json'))
     .sort();
   if (keys.length === 0)
-    throw new EvalCommandError(`run ${runId}: no manifest in ${store.baseUri}/runs/${runId}/executions/`);
+    throw new EvalCommandError(
+      `run ${runId}: no manifest in ${store.baseUri}/${runRecordsKey(runId)}/executions/`,
+    );
   const manifest = await readJson<RunManifest>(store, keys.at(-1)!);
   const find = (role: string) => manifest.artifacts.find((a) => a.stage === 'eval' && a.role === role);
   const evaluation = find('evaluation');
@@ -235,7 +245,7 @@ export function registerEvalCommands(program: Command): void {
     .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
     .action(
       async (runId: string, options: { pairs?: string; methods?: string; out?: string; config?: string }) => {
-        checkRunIdArg(runId);
+        checkRunIdRef(runId);
         const config = loadConfig(options.config);
         const store = openStore(config.storage);
         const pairs = options.pairs === undefined ? config.userStudy.prompts : Number(options.pairs);
@@ -291,7 +301,7 @@ export function registerEvalCommands(program: Command): void {
         fs.renameSync(tmp, dir);
         fs.renameSync(`${keyFile}.tmp`, keyFile);
         console.log(
-          `Study ${exported.studyId}: ${comparisons.length} pairs + ${renders.length} attention checks`,
+          `Study ${exported.studyId}: ${comparisons.length} pairs + ${renders.length} attention ${renders.length === 1 ? 'check' : 'checks'}`,
         );
         console.log(`Open:     ${path.join(dir, 'index.html')} (works from file://, no server)`);
         console.log(`Key:      ${keyFile} (keep it apart from the study; \`dro study import\` needs it)`);
@@ -308,7 +318,7 @@ export function registerEvalCommands(program: Command): void {
     .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
     .action(
       async (runId: string, results: string[], options: { study: string; key?: string; config?: string }) => {
-        checkRunIdArg(runId);
+        checkRunIdRef(runId);
         const config = loadConfig(options.config);
         const store = openStore(config.storage);
         const dir = path.resolve(options.study);
@@ -335,7 +345,7 @@ export function registerEvalCommands(program: Command): void {
         });
         data.name = base?.name ?? runId;
         data.humanStudy = imported.summary;
-        const written = await writeFiles(store, `runs/${runId}/studies/${imported.studyId}`, {
+        const written = await writeFiles(store, `${runRecordsKey(runId)}/studies/${imported.studyId}`, {
           ...renderReport(data),
           'human-study.json': new TextEncoder().encode(`${JSON.stringify(imported.summary, null, 2)}\n`),
         });

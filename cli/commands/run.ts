@@ -17,6 +17,7 @@ import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/com
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { activitiesForQueue, createActivities } from '../../activities';
+import { keySegment } from '../../activities/common';
 import { canonicalJson, resultConfig } from '../../config/config-hash';
 import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
@@ -171,6 +172,25 @@ export function checkRunIdArg(runId: string): string {
       `run id ${JSON.stringify(runId)}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
     );
   return runId;
+}
+
+/**
+ * An existing run's id as a command names it. Besides the ids `dro run` makes, Temporal Schedules
+ * name their runs `<schedule>-<RFC 3339 time>`, with ':' in the time.
+ */
+const RUN_ID_REF = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export function checkRunIdRef(runId: string): string {
+  if (!RUN_ID_REF.test(runId))
+    throw new Error(
+      `run id ${JSON.stringify(runId)}: use 1-128 letters, digits, '.', '_', '-' or ':', starting with a letter or digit`,
+    );
+  return runId;
+}
+
+/** Where a run's records are in the artifact store (its id made a safe key segment, as stages do). */
+export function runRecordsKey(runId: string): string {
+  return `runs/${keySegment(runId)}`;
 }
 
 export function newRunId(config: PipelineConfig): string {

@@ -33,6 +33,8 @@ import {
 import {
   checkBeforeRun,
   checkRunIdArg,
+  checkRunIdRef,
+  runRecordsKey,
   commandLogger,
   configHash,
   followProgress,
@@ -84,7 +86,7 @@ async function withClient<T>(
 
 async function describeRun(client: Client, runId: string): Promise<WorkflowExecutionDescription> {
   try {
-    return await client.workflow.getHandle(checkRunIdArg(runId)).describe();
+    return await client.workflow.getHandle(checkRunIdRef(runId)).describe();
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError')
       throw new RunCommandError(`no run ${runId} on this cluster (see \`dro runs list\`)`);
@@ -94,7 +96,7 @@ async function describeRun(client: Client, runId: string): Promise<WorkflowExecu
 
 /** The newest manifest of a run in the store, if any execution finished. */
 async function newestManifest(store: ArtifactStore, runId: string): Promise<RunManifest | undefined> {
-  const keys = (await store.list(`runs/${runId}/executions/`))
+  const keys = (await store.list(`${runRecordsKey(runId)}/executions/`))
     .filter((k) => k.endsWith('/manifest.json'))
     .sort();
   const key = keys.at(-1);
@@ -503,10 +505,10 @@ export function registerRunsCommands(program: Command): void {
       .description("re-hash every artifact in the run's manifest; exit 1 on any missing or changed"),
   ).action(async (runId: string, options: CommonOptions) => {
     const config = loadConfig(options.config);
-    const manifest = await newestManifest(openStore(config.storage), checkRunIdArg(runId));
+    const manifest = await newestManifest(openStore(config.storage), checkRunIdRef(runId));
     if (!manifest)
       throw new RunCommandError(
-        `run ${runId}: no manifest in ${openStore(config.storage).baseUri}/runs/${runId}/executions/`,
+        `run ${runId}: no manifest in ${openStore(config.storage).baseUri}/${runRecordsKey(runId)}/executions/`,
       );
     const results = await verifyManifest(manifest);
     const bad = results.filter((r) => r.status !== 'ok');
