@@ -28,13 +28,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { initBackend, type BackendName } from '../engine/backend';
-import { UNet2DConditionModel } from '../engine/models/unet';
-import { UNET_CONFIGS } from '../engine/models/unet-config';
-import { Rng } from '../engine/rng';
 import { AdamW } from '../engine/training/adamw';
 import { clipGradNorm } from '../engine/training/clip-grad';
 import { Ema } from '../engine/training/ema';
-import { BATCH, CONTEXT_LENGTH, DRO_MARGIN, LEARNING_RATE, type BenchConfigName } from './spec';
+import { benchInputs } from './inputs';
+import { BATCH, DRO_MARGIN, LEARNING_RATE, type BenchConfigName } from './spec';
 
 type ProfileRow = 'forward' | 'sft' | 'dro';
 type OptimizerChoice = 'adam' | 'trainer';
@@ -118,21 +116,8 @@ function buildStep(
   optimizerChoice: OptimizerChoice,
   mark: (phase: Phase) => void,
 ): Setup {
-  const config = UNET_CONFIGS[name];
-  const batch = BATCH[name];
-  const size = config.sample_size;
-  const rng = new Rng(2024);
-  const phi = UNet2DConditionModel.create(config, rng);
-  const ref = phi.clone(false);
-  const shape = [batch, size, size, config.in_channels];
-  const x = rng.normalTensor(shape) as tf.Tensor4D;
-  const target = rng.normalTensor(shape);
-  const ctx = rng.normalTensor([batch, CONTEXT_LENGTH, config.cross_attention_dim]) as tf.Tensor3D;
-  const t = Array.from({ length: batch }, () => rng.int(0, 1000));
-  const x2 = tf.concat([x, x]) as tf.Tensor4D;
-  const target2 = tf.concat([target, target]);
-  const ctx2 = tf.concat([ctx, ctx]) as tf.Tensor3D;
-  const t2 = [...t, ...t];
+  const inputs = benchInputs(name);
+  const { phi, ref, x, target, ctx, t, x2, target2, ctx2, t2 } = inputs;
   const vars = phi.params.variables();
   const optimizer = tf.train.adam(LEARNING_RATE);
   const byName = new Map(phi.params.names.map((n) => [n, phi.params.get(n)]));
@@ -226,12 +211,10 @@ function buildStep(
     paramTensors: vars.length,
     updateCpu,
     dispose: () => {
-      tf.dispose([x, target, ctx, x2, target2, ctx2]);
       optimizer.dispose();
       adamw.dispose();
       ema?.dispose();
-      phi.dispose();
-      ref.dispose();
+      inputs.dispose();
     },
   };
 }

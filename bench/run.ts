@@ -32,6 +32,7 @@ import {
   parseBenchReport,
   type BenchReport,
 } from './compare';
+import { benchInputs } from './inputs';
 import {
   BATCH,
   BENCH_CONFIGS,
@@ -119,21 +120,8 @@ async function benchOne(
   setGradientMode(gradients);
   // The autodiff baseline is slow (naive convolution gradients): time one step of each kind only.
   const baseline = gradients === 'autodiff';
-  const config = UNET_CONFIGS[name];
-  const batch = BATCH[name];
-  const size = config.sample_size;
-  const rng = new Rng(2024);
-  const phi = UNet2DConditionModel.create(config, rng);
-  const ref = phi.clone(false);
-  const shape = [batch, size, size, config.in_channels];
-  const x = rng.normalTensor(shape) as tf.Tensor4D;
-  const target = rng.normalTensor(shape);
-  const ctx = rng.normalTensor([batch, CONTEXT_LENGTH, config.cross_attention_dim]) as tf.Tensor3D;
-  const t = Array.from({ length: batch }, () => rng.int(0, 1000));
-  const x2 = tf.concat([x, x]) as tf.Tensor4D;
-  const target2 = tf.concat([target, target]);
-  const ctx2 = tf.concat([ctx, ctx]) as tf.Tensor3D;
-  const t2 = [...t, ...t];
+  const inputs = benchInputs(name);
+  const { config, batch, size, phi, ref, x, target, ctx, t, x2, target2, ctx2, t2 } = inputs;
   const vars = phi.params.variables();
   const optimizer = tf.train.adam(LEARNING_RATE);
   const budget = quick || baseline ? TIMING.quickBudgetMs : TIMING.budgetMs;
@@ -242,11 +230,9 @@ async function benchOne(
     sample20Gflops: sample20Ms === null ? null : flops.sample20 / sample20Ms / 1e6,
     flops,
   };
-  tf.dispose([x, target, ctx, x2, target2, ctx2]);
   setGradientMode('custom');
   optimizer.dispose();
-  phi.dispose();
-  ref.dispose();
+  inputs.dispose();
   return row;
 }
 
