@@ -34,10 +34,15 @@ export class ModelBundleError extends Error {
   readonly type = 'ModelBundleError';
 }
 
-function diffusersTensors(
+/**
+ * A network's weights in diffusers' layout and names, each named `prefix + rename(name)`;
+ * `override` (TF.js layout, e.g. EMA weights) replaces the weights it names.
+ */
+export function diffusersTensors(
   params: ParameterSet,
   prefix: string,
   override?: ReadonlyMap<string, tf.Tensor>,
+  rename: (name: string) => string = (n) => n,
 ): Map<string, TensorToWrite> {
   const out = new Map<string, TensorToWrite>();
   const weights = params.getWeights('diffusers');
@@ -50,7 +55,7 @@ function diffusersTensors(
         data = converted.dataSync() as Float32Array;
         converted.dispose();
       }
-      out.set(`${prefix}${name}`, { shape: t.shape, data });
+      out.set(`${prefix}${rename(name)}`, { shape: t.shape, data });
     }
   } finally {
     tf.dispose([...weights.values()]);

@@ -29,6 +29,7 @@ import {
 import {
   checkModelBundleHeader,
   decodeModelBundle,
+  diffusersTensors,
   encodeModelBundle,
   ModelBundleError,
 } from '../io/model-bundle';
@@ -39,13 +40,12 @@ import {
   readSafetensorsHeader,
   serializeSafetensors,
   type NamedTensor,
-  type TensorToWrite,
 } from '../io/safetensors';
 import { CLIPTextModel, type TextEncoderConfig } from '../models/text-encoder';
 import { UNet2DConditionModel } from '../models/unet';
 import type { UNetConfig } from '../models/unet-config';
 import { AutoencoderKL } from '../models/vae';
-import { toDiffusersLayout, type ParameterSet } from '../nn/params';
+import type { ParameterSet } from '../nn/params';
 import { Rng } from '../rng';
 import { SD15_SCHEDULE } from '../schedulers/ddpm-schedule';
 import type { DiffusionModel, LatentSpace } from '../training/diffusion-model';
@@ -116,31 +116,6 @@ function weightsSha256(params: ParameterSet): string {
   return hash.digest('hex');
 }
 
-function tensorsOf(
-  params: ParameterSet,
-  prefix: string,
-  override?: ReadonlyMap<string, tf.Tensor>,
-  rename: (name: string) => string = (n) => n,
-): Map<string, TensorToWrite> {
-  const out = new Map<string, TensorToWrite>();
-  const weights = params.getWeights('diffusers');
-  try {
-    for (const [name, t] of weights) {
-      let data = t.dataSync() as Float32Array;
-      const replacement = override?.get(name);
-      if (replacement) {
-        const converted = toDiffusersLayout(params.spec(name), replacement);
-        data = converted.dataSync() as Float32Array;
-        converted.dispose();
-      }
-      out.set(`${prefix}${rename(name)}`, { shape: t.shape, data });
-    }
-  } finally {
-    tf.dispose([...weights.values()]);
-  }
-  return out;
-}
-
 function requireLatent(model: DiffusionModel): LatentSpace {
   if (!model.latent) throw new ModelBundleError('not a latent model (it has no VAE)');
   return model.latent;
@@ -153,9 +128,9 @@ export function encodeLatentModel(
 ): Uint8Array {
   const latent = requireLatent(model);
   const tensors = new Map([
-    ...tensorsOf(model.unet.params, 'unet/', unetWeights),
-    ...tensorsOf(latent.vae.params, 'vae/'),
-    ...tensorsOf(model.text.params, 'text_encoder/'),
+    ...diffusersTensors(model.unet.params, 'unet/', unetWeights),
+    ...diffusersTensors(latent.vae.params, 'vae/'),
+    ...diffusersTensors(model.text.params, 'text_encoder/'),
   ]);
   return serializeSafetensors(tensors, {
     metadata: {
@@ -388,12 +363,15 @@ export function diffusersFolderFiles(
     } else out.set(rel, enc.encode(text));
   }
   const meta = { metadata: { format: 'pt' } };
-  out.set(weightFile('unet'), serializeSafetensors(tensorsOf(model.unet.params, '', unetWeights), meta));
-  out.set(weightFile('vae'), serializeSafetensors(tensorsOf(latent.vae.params, ''), meta));
+  out.set(
+    weightFile('unet'),
+    serializeSafetensors(diffusersTensors(model.unet.params, '', unetWeights), meta),
+  );
+  out.set(weightFile('vae'), serializeSafetensors(diffusersTensors(latent.vae.params, ''), meta));
   const strip = (n: string) => (latent.textKeysPrefixed ? n : n.replace(/^text_model\./, ''));
   out.set(
     weightFile('text_encoder'),
-    serializeSafetensors(tensorsOf(model.text.params, '', undefined, strip), meta),
+    serializeSafetensors(diffusersTensors(model.text.params, '', undefined, strip), meta),
   );
   return out;
 }
