@@ -14,6 +14,7 @@
  */
 import type { Dirent, ReadStream } from 'node:fs';
 import fsp from 'node:fs/promises';
+import { putFileWith } from './put-file';
 import path from 'node:path';
 import { stateDir } from '../infra/paths';
 import type {
@@ -133,17 +134,8 @@ export class LocalArtifactStore implements ArtifactStore {
     return { uri: this.uriOf(key), ...digest };
   }
 
-  async putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
-    validatePutOptions(key, options);
-    // Opened first so that a missing source fails here, naming the file, before anything is written.
-    const handle = await fsp.open(file, 'r');
-    const stream = handle.createReadStream({ highWaterMark: READ_CHUNK });
-    try {
-      return await this.put(key, stream, options);
-    } finally {
-      // A put that keeps an existing artifact does not read the stream; close the file anyway.
-      stream.destroy();
-    }
+  putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
+    return putFileWith((k, data, o) => this.put(k, data, o), key, file, options, READ_CHUNK);
   }
 
   async get(uriOrKey: string, expectedSha256?: string): Promise<Uint8Array> {

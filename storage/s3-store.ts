@@ -24,7 +24,7 @@
  * lifecycle rule `AbortIncompleteMultipartUpload` (e.g. after 1 day) removes them.
  */
 import { randomBytes } from 'node:crypto';
-import fsp from 'node:fs/promises';
+import { putFileWith } from './put-file';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -338,17 +338,8 @@ export class S3ArtifactStore implements ArtifactStore {
     return { uri: this.uriOf(key), ...digest };
   }
 
-  async putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
-    validatePutOptions(key, options);
-    // Opened first so that a missing source fails here, naming the file, before anything is sent.
-    const handle = await fsp.open(file, 'r');
-    const stream = handle.createReadStream({ highWaterMark: MiB });
-    try {
-      return await this.put(key, stream, options);
-    } finally {
-      // A put that keeps an existing artifact does not read the stream; close the file anyway.
-      stream.destroy();
-    }
+  putFile(key: string, file: string, options: PutOptions): Promise<ArtifactRef> {
+    return putFileWith((k, data, o) => this.put(k, data, o), key, file, options, MiB);
   }
 
   /**
