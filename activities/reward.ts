@@ -23,6 +23,7 @@ import {
   checkPreferenceWeights,
   OnnxReward,
   PreferenceModel,
+  PREFERENCE_LR,
   defaultPreferenceConfig,
   pairwiseAccuracy,
   preferencePairsFromRows,
@@ -36,6 +37,7 @@ import {
 import { Rng } from '../engine/rng';
 import type { ArtifactRef } from '../storage/artifact-store';
 import { sha256Hex } from '../storage/digest';
+import { recordedDigestProblem } from '../storage/verify';
 import { activityLogger } from './common';
 import { readPreferenceRows } from './preferences';
 import {
@@ -120,10 +122,6 @@ function preferenceModelFromBytes(bytes: Uint8Array, source: string): Preference
   return new PreferenceModel(JSON.parse(configText) as PreferenceModelConfig, weights);
 }
 
-/** Learning rates of the preference model: from scratch, and when fine-tuning pretrained weights. */
-const SCRATCH_LR = 3e-3;
-const FINE_TUNE_LR = 1e-3;
-
 /**
  * The pretrained starting weights `ranking.preferenceInit` names, checked against the expected
  * SHA-256 and against the model configuration the stage trains.
@@ -136,11 +134,8 @@ async function preferenceInitWeights(
 ): Promise<{ weights: Map<string, Float32Array>; sha256: string }> {
   const bytes = await readSource(deps.store, source, 'ranking.preferenceInit');
   const sha256 = sha256Hex(bytes);
-  if (expectedSha256 !== undefined && sha256 !== expectedSha256)
-    throw badInput(
-      `ranking.preferenceInit ${source} has SHA-256 ${sha256}, not the recorded ${expectedSha256} ` +
-        '(ranking.preferenceInitSha256): the file was replaced or corrupted',
-    );
+  const mismatch = recordedDigestProblem('ranking.preferenceInit', source, sha256, expectedSha256);
+  if (mismatch) throw badInput(mismatch);
   const weights = await stageCall('ranking.preferenceInit', () =>
     Promise.resolve(checkPreferenceWeights(parseSafetensors(bytes, source), source, config)),
   );
@@ -311,7 +306,7 @@ export function createRewardActivities(deps: StageDeps) {
           trainPreferenceModel(train, config, {
             seed: stageSeed(input.seed, 'reward-init'),
             epochs: input.epochs ?? 12,
-            lr: init ? FINE_TUNE_LR : SCRATCH_LR,
+            lr: init ? PREFERENCE_LR.fineTune : PREFERENCE_LR.scratch,
             ...(init && { init: init.weights }),
             onEpoch: (e) => {
               const progress = { phase: 'training', epoch: e.epoch + 1, loss: e.loss, seconds: e.seconds };

@@ -18,6 +18,7 @@ import {
 } from '../engine/models/world-model';
 import type { ArtifactRef } from '../storage/artifact-store';
 import { sha256Hex } from '../storage/digest';
+import { recordedDigestProblem } from '../storage/verify';
 import { activityLogger } from './common';
 import { diffusersFolderOf } from './latents';
 import {
@@ -191,11 +192,13 @@ export function createWorldActivities(deps: StageDeps) {
         return { model: ref, source: input.uri, sampleSize, inChannels };
       }
       const bytes = await readSource(deps.store, input.uri, 'model.baseCheckpoint');
-      if (input.sha256 !== undefined && sha256Hex(bytes) !== input.sha256)
-        throw badInput(
-          `model.baseCheckpoint ${input.uri} has SHA-256 ${sha256Hex(bytes)}, not the recorded ` +
-            `${input.sha256} (model.baseCheckpointSha256): the file was replaced or corrupted`,
-        );
+      const mismatch = recordedDigestProblem(
+        'model.baseCheckpoint',
+        input.uri,
+        sha256Hex(bytes),
+        input.sha256,
+      );
+      if (mismatch) throw badInput(mismatch);
       const model = await stageCall('model.baseCheckpoint', () =>
         Promise.resolve(decodeModelBundle(bytes, input.uri)),
       );

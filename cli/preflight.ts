@@ -43,6 +43,7 @@ import { unetParamSpecs } from '../engine/models/unet-params';
 import { stateDir } from '../infra/paths';
 import { s3BucketNameProblem } from '../storage/config';
 import { digestFile } from '../storage/digest';
+import { recordedDigestProblem } from '../storage/verify';
 import { isUri, parseArtifactUri } from '../storage/uri';
 
 /** One problem, located by the config field's JSON path (`$.model.baseCheckpoint`). */
@@ -191,11 +192,8 @@ async function checkBaseCheckpoint(
   }
   if (expectedSha) {
     const actual = (await digestFile(source.file)).sha256;
-    if (actual !== expectedSha)
-      add(
-        'model.baseCheckpointSha256',
-        `model.baseCheckpoint ${source.file} has SHA-256 ${actual}, not the recorded ${expectedSha}: the file was replaced or corrupted`,
-      );
+    const mismatch = recordedDigestProblem('model.baseCheckpoint', source.file, actual, expectedSha);
+    if (mismatch) add('model.baseCheckpointSha256', mismatch);
   }
   const named = UNET_CONFIGS[config.model.unet];
   if (!sameUNet(configs.unet, named))
@@ -369,11 +367,8 @@ async function checkPreferenceInit(config: PipelineConfig, cwd: string, add: (f:
   const expected = config.ranking.preferenceInitSha256;
   if (expected) {
     const actual = (await digestFile(where.file)).sha256;
-    if (actual !== expected)
-      return add(
-        'ranking.preferenceInitSha256',
-        `ranking.preferenceInit ${where.file} has SHA-256 ${actual}, not the recorded ${expected}: the file was replaced or corrupted`,
-      );
+    const mismatch = recordedDigestProblem(field, where.file, actual, expected);
+    if (mismatch) return add('ranking.preferenceInitSha256', mismatch);
   }
   const { checkPreferenceWeights } =
     require('../engine/rewards/preference-model') as typeof PreferenceModelModule;

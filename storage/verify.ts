@@ -13,6 +13,23 @@ export function checkExpectedSha256(uri: string, expectedSha256: string | undefi
   }
 }
 
+/**
+ * Why an input file a config names does not match the SHA-256 the config records for it, or
+ * undefined when it does. `field` is the config field naming the file.
+ */
+export function recordedDigestProblem(
+  field: string,
+  source: string,
+  actualSha256: string,
+  recordedSha256: string | undefined,
+): string | undefined {
+  if (recordedSha256 === undefined || actualSha256 === recordedSha256) return undefined;
+  return (
+    `${field} ${source} has SHA-256 ${actualSha256}, not the recorded ${recordedSha256} ` +
+    `(${field}Sha256): the file was replaced or corrupted`
+  );
+}
+
 /** What a read is checked against: a digest, and the written size when it is known to belong to it. */
 export interface ExpectedContent {
   sha256: string;

@@ -30,6 +30,7 @@ import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import { parseSafetensors, serializeSafetensors } from '../engine/io/safetensors';
 import {
+  PREFERENCE_LR,
   PreferenceModel,
   checkPreferenceWeights,
   defaultPreferenceConfig,
@@ -160,7 +161,7 @@ async function run(): Promise<void> {
       const opts = { seed: stageSeed(seed, 'reward-init'), epochs: 12 };
       const learned = await trainPreferenceModel(train, defaultPreferenceConfig(), {
         ...opts,
-        ...(init && { init, lr: 1e-3 }),
+        ...(init && { init, lr: PREFERENCE_LR.fineTune }),
       });
       const zeroShot = pretrained ? await pairwiseAccuracy(pretrained, heldOut) : undefined;
       // The ranking stage's use of the model: of the top 3/16 of all images by score (the demo's

@@ -12,6 +12,7 @@ export type { DetectorRewardOptions, MetadataLookup } from './detector-reward';
 export { parseWorldPrompt, UnknownPromptError } from '../world/world-prompts';
 export {
   PreferenceModel,
+  PREFERENCE_LR,
   PreferenceWeightsError,
   checkPreferenceWeights,
   defaultPreferenceConfig,

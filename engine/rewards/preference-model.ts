@@ -43,6 +43,9 @@ export const PREFERENCE_MODEL_VERSION = '1';
 /** Makes variable and temp-file names unique within the process. */
 let id = 0;
 
+/** Adam learning rates: training from a seeded initialization, and fine-tuning given weights. */
+export const PREFERENCE_LR = { scratch: 3e-3, fineTune: 1e-3 } as const;
+
 export interface PreferenceModelConfig {
   /** Input side in pixels; images are resized to it. */
   resolution: number;
@@ -464,7 +467,7 @@ export async function trainPreferenceModel(
     config,
     options.init ? new Map([...options.init].map(([k, v]) => [k, v.slice()])) : { seed: initSeed },
   );
-  const optimizer = tf.train.adam(options.lr ?? 3e-3);
+  const optimizer = tf.train.adam(options.lr ?? PREFERENCE_LR.scratch);
   const vars = [...model.params.values()];
   // Pixels and token ids are prepared once; each step gathers its batch from them.
   const r = config.resolution;
