@@ -1,8 +1,13 @@
 /**
- * Seeded, serializable random number generator (xoshiro128**, seeded through splitmix32).
+ * The project's one seeded, serializable random number generator (xoshiro128**, seeded through
+ * splitmix32).
  *
- * Everything in the engine that must resume deterministically draws from an `Rng` whose `state()` is
- * stored in checkpoints; TF.js' own seeded ops keep hidden state and are not used for that.
+ * Everything that must reproduce draws from an `Rng`: training (whose `state()` is stored in
+ * checkpoints; TF.js' own seeded ops keep hidden state and are not used for that), sampling noise,
+ * and the built-in world (prompts, scenes, perturbations, simulated users), the study's blinding
+ * and the bootstrap. A string seed names a stream (`new Rng('corpus:0')`), and `fork(label)`
+ * derives an independent one, which keeps one consumer's draws from shifting another's when code
+ * changes.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -34,11 +39,12 @@ export class Rng {
   private s3: number;
   private spare: number | null = null;
 
-  /** `seed` is any finite number; its integer part and the high word of larger values both count. */
-  constructor(seed: number) {
-    if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be a finite number, got ${seed}`);
-    const hi = Math.floor(Math.abs(seed) / TWO_POW_32);
-    const sm = splitmix32((Math.trunc(seed) ^ Math.imul(hi, 0x27d4eb2d)) >>> 0);
+  /**
+   * `seed` is a finite number (its integer part and the high word of larger values both count) or
+   * a string naming a stream.
+   */
+  constructor(seed: number | string) {
+    const sm = splitmix32(typeof seed === 'string' ? hashString(seed) : numericSeed(seed));
     this.s0 = sm();
     this.s1 = sm();
     this.s2 = sm();
@@ -83,15 +89,21 @@ export class Rng {
     return result;
   }
 
-  /** Uniform double in [0, 1) with 53 random bits. */
-  uniform(): number {
+  /** Uniform double in [lo, hi), by default [0, 1), with 53 random bits. */
+  uniform(lo = 0, hi = 1): number {
     const a = this.nextUint32() >>> 5;
     const b = this.nextUint32() >>> 6;
-    return (a * 67108864 + b) / 9007199254740992;
+    const u = (a * 67108864 + b) / 9007199254740992;
+    return lo === 0 && hi === 1 ? u : lo + (hi - lo) * u;
   }
 
-  /** Uniform integer in [min, maxExclusive), unbiased (rejection sampling). */
-  int(min: number, maxExclusive: number): number {
+  /**
+   * Uniform integer, unbiased (rejection sampling): `int(n)` in [0, n), `int(min, maxExclusive)` in
+   * [min, maxExclusive).
+   */
+  int(minOrN: number, maxExclusive?: number): number {
+    const min = maxExclusive === undefined ? 0 : minOrN;
+    if (maxExclusive === undefined) maxExclusive = minOrN;
     if (!Number.isInteger(min) || !Number.isInteger(maxExclusive) || maxExclusive <= min) {
       throw new RangeError(`Rng.int needs integers min < maxExclusive, got [${min}, ${maxExclusive})`);
     }
@@ -116,6 +128,39 @@ export class Rng {
     const r = Math.sqrt(-2 * Math.log(u1));
     this.spare = r * Math.sin(2 * Math.PI * u2);
     return r * Math.cos(2 * Math.PI * u2);
+  }
+
+  /** Uniform integer in [lo, hi], both ends included. */
+  intBetween(lo: number, hi: number): number {
+    return this.int(lo, hi + 1);
+  }
+
+  /** True with probability `p`. */
+  bernoulli(p: number): boolean {
+    return this.uniform() < p;
+  }
+
+  choice<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new RangeError('Rng.choice: empty list');
+    return items[this.int(items.length)] as T;
+  }
+
+  /** `k` distinct items in random order (the list itself is left as it is). */
+  sample<T>(items: readonly T[], k: number): T[] {
+    if (!Number.isInteger(k) || k < 0 || k > items.length) {
+      throw new RangeError(`Rng.sample: cannot take ${k} of ${items.length} items`);
+    }
+    const copy = items.slice();
+    for (let i = 0; i < k; i++) {
+      const j = this.int(i, copy.length);
+      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+    }
+    return copy.slice(0, k);
+  }
+
+  /** An independent stream named by this one's current state and `label`; this one does not advance. */
+  fork(label: string | number): Rng {
+    return new Rng(`${this.s0}:${this.s1}:${this.s2}:${this.s3}:${label}`);
   }
 
   /** Fisher-Yates shuffle in place. */
@@ -145,6 +190,22 @@ export class Rng {
   uniformTensor(shape: number[], low = 0, high = 1): tf.Tensor {
     return tf.tensor(this.fillUniform(new Float32Array(sizeOf(shape)), low, high), shape, 'float32');
   }
+}
+
+function numericSeed(seed: number): number {
+  if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be a finite number, got ${seed}`);
+  const hi = Math.floor(Math.abs(seed) / TWO_POW_32);
+  return (Math.trunc(seed) ^ Math.imul(hi, 0x27d4eb2d)) >>> 0;
+}
+
+/** FNV-1a over the UTF-16 code units. */
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 function rotl(x: number, k: number): number {

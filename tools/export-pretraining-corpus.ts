@@ -16,13 +16,13 @@
  *   counts, the corpus options, and the model bundle metadata (UNet, text encoder and tokenizer
  *   configs) copied from the template bundle, so the trained weights load into the engine unchanged.
  *
- * The scenes are those of `buildPretrainingCorpus` with the same options (same Prng stream), so a
+ * The scenes are those of `buildPretrainingCorpus` with the same options (same Rng stream), so a
  * corpus exported here and one built in-process hold the same images and captions.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { Prng } from '../engine/data/prng';
+import { Rng } from '../engine/rng';
 import { renderScene, sampleCaptionedScene } from '../engine/world/render';
 import { worldTokenizer } from '../engine/world/world-text';
 import { parseSafetensorsHeader } from '../engine/io/safetensors';
@@ -61,7 +61,7 @@ function main(): void {
   const KIND_CODE = { exact: 0, partial: 1, wrong: 2 } as const;
   const kinds: Record<string, number> = {};
   // Same stream as buildPretrainingCorpus, so both hold the same scenes for the same options.
-  const rng = new Prng(`corpus:${seed}`);
+  const rng = new Rng(`corpus:${seed}`);
   const t0 = Date.now();
   for (let i = 0; i < size; i++) {
     const c = sampleCaptionedScene(rng, { pWrong: captionNoise / 2, pPartial: captionNoise / 2 });

@@ -12,7 +12,7 @@ import { decodeEvaluationSamples, evaluationReportData } from '../../activities/
 import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
 import { toUint8 } from '../../engine/data/image';
 import { encodePng } from '../../engine/data/image-codec';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { checkModelBundleHeader } from '../../engine/io/model-bundle';
 import { parseSafetensorsHeader } from '../../engine/io/safetensors';
@@ -268,7 +268,7 @@ export function registerEvalCommands(program: Command): void {
           throw new EvalCommandError((err as Error).message);
         }
         // Attention checks: a clean render of the prompt against noise, one per ten pairs (at least one).
-        const rng = new Prng(`${runId}:attention`);
+        const rng = new Rng(`${runId}:attention`);
         const checkCount = Math.max(1, Math.round(comparisons.length * config.userStudy.attentionCheckRate));
         const renders = grid.prompts.slice(0, checkCount).map((prompt, i) => ({
           prompt,

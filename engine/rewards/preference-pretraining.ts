@@ -17,7 +17,7 @@
  * Deterministic: scenes, degradations and the initialization are functions of `seed`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 import { renderScene, sampleCaptionedScene } from '../world/render';
 import { PERTURB_LEVELS, perturb } from '../world/perturb';
 import type { PerturbLevel } from '../world/perturb';
@@ -78,7 +78,7 @@ export async function pretrainPreferenceModel(
     throw new RangeError(`pretrainPreferenceModel: steps must be >= 1, got ${steps}`);
   if (!Number.isInteger(batch) || batch < 2)
     throw new RangeError(`pretrainPreferenceModel: batchSize must be >= 2, got ${batch}`);
-  const rng = new Prng(`preference-pretraining:${options.seed}`);
+  const rng = new Rng(`preference-pretraining:${options.seed}`);
   const model = new PreferenceModel(config, { seed: rng.nextUint32() });
   const vars = [...model.params.entries()].filter(([name]) => !name.startsWith('head.')).map(([, v]) => v);
   const optimizer = tf.train.adam(options.lr ?? 3e-3);

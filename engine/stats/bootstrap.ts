@@ -1,12 +1,12 @@
 /**
  * Seeded percentile bootstrap (Efron & Tibshirani 1993, ch. 13).
  *
- * Each resample draws n indices uniformly with replacement from a `Prng` seeded by `seed`, so an
+ * Each resample draws n indices uniformly with replacement from a `Rng` seeded by `seed`, so an
  * interval is a pure function of (data, seed, resamples, confidence). The interval is the
  * (1 - confidence)/2 and (1 + confidence)/2 quantiles of the resampled statistic, with linear
  * interpolation between order statistics (numpy.percentile's default).
  */
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 
 export interface BootstrapOptions {
   /** Seed of the resampling stream (number or string). */
@@ -42,9 +42,9 @@ function resolve(options: BootstrapOptions): { resamples: number; confidence: nu
  * Percentile interval of a statistic whose resampled value `draw(rng)` computes (for resampling
  * schemes other than plain i.i.d. indices, e.g. stratified by group).
  */
-export function bootstrapInterval(draw: (rng: Prng) => number, options: BootstrapOptions): [number, number] {
+export function bootstrapInterval(draw: (rng: Rng) => number, options: BootstrapOptions): [number, number] {
   const { resamples, confidence } = resolve(options);
-  const rng = new Prng(options.seed);
+  const rng = new Rng(options.seed);
   const stats = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) stats[r] = draw(rng);
   stats.sort();

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeImage, encodePng } from '../data/image-codec';
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 import { scaleFor, upscaleNearest } from '../report/image-grid';
 import type { SampleGrid } from '../report/report-data';
 import type { KeyPair, StudyKey, StudyManifest } from './study-format';
@@ -105,7 +105,7 @@ export function selectComparisons(
   if (new Set(names).size !== names.length) throw new RangeError(`study methods: a method is listed twice`);
   if (chosen.length < 2)
     throw new RangeError(`study methods: need at least two methods, got ${chosen.length}`);
-  const rng = new Prng(options.seed).fork('study-comparisons');
+  const rng = new Rng(options.seed).fork('study-comparisons');
   const queues: StudyComparison[][] = [];
   for (let i = 0; i < chosen.length; i++) {
     for (let j = i + 1; j < chosen.length; j++) {
@@ -142,7 +142,7 @@ export function selectComparisons(
 
 /** Uniform RGB noise as PNG: the obviously wrong answer of an attention check. */
 export function noisePng(width: number, height: number, seed: number | string): Uint8Array {
-  const rng = new Prng(seed).fork('study-noise');
+  const rng = new Rng(seed).fork('study-noise');
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
   return encodePng({ width, height, data });
@@ -182,7 +182,7 @@ export function exportStudy(input: StudyExportInput): ExportedStudy {
       throw new RangeError(`study comparisons[${i}]: both images are from "${c.images[0].method}"`);
   });
 
-  const rng = new Prng(input.seed).fork('study-export');
+  const rng = new Rng(input.seed).fork('study-export');
   const displaySize = input.displaySize ?? 256;
   type Item = { prompt: string; images: [Uint8Array, Uint8Array]; key: KeyPair };
   const items: Item[] = [];

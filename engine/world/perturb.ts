@@ -3,7 +3,7 @@
  * used to measure how robust the detector is on images that are not exact renders.
  */
 import type { RgbImageF32 } from '../data/image';
-import type { Prng } from '../data/prng';
+import type { Rng } from '../rng';
 import { blurPlane } from './filters';
 
 export function gaussianBlur(image: RgbImageF32, sigma: number): RgbImageF32 {
@@ -15,14 +15,14 @@ export function gaussianBlur(image: RgbImageF32, sigma: number): RgbImageF32 {
 }
 
 /** Independent Gaussian noise per value with standard deviation `sigma` (image units, [0, 1]), clamped. */
-export function addNoise(image: RgbImageF32, sigma: number, rng: Prng): RgbImageF32 {
+export function addNoise(image: RgbImageF32, sigma: number, rng: Rng): RgbImageF32 {
   const data = new Float32Array(image.data.length);
   for (let i = 0; i < data.length; i++) data[i] = clamp01((image.data[i] as number) + sigma * rng.normal());
   return { width: image.width, height: image.height, data };
 }
 
 /** A global color cast: per channel, gain 1 + U(-amount, amount) and offset U(-amount, amount). */
-export function colorJitter(image: RgbImageF32, amount: number, rng: Prng): RgbImageF32 {
+export function colorJitter(image: RgbImageF32, amount: number, rng: Rng): RgbImageF32 {
   const gain = [0, 1, 2].map(() => 1 + rng.uniform(-amount, amount));
   const offset = [0, 1, 2].map(() => rng.uniform(-amount, amount));
   const data = new Float32Array(image.data.length);
@@ -50,7 +50,7 @@ export const PERTURB_LEVELS = {
 } as const satisfies Record<string, PerturbLevel>;
 
 /** Blur, then color cast, then noise (the order a soft, tinted, grainy sample would show). */
-export function perturb(image: RgbImageF32, level: PerturbLevel, rng: Prng): RgbImageF32 {
+export function perturb(image: RgbImageF32, level: PerturbLevel, rng: Rng): RgbImageF32 {
   let out = gaussianBlur(image, level.blur);
   if (level.jitter > 0) out = colorJitter(out, level.jitter, rng);
   if (level.noise > 0) out = addNoise(out, level.noise, rng);

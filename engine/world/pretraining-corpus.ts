@@ -4,7 +4,7 @@
  * only roughly: the misaligned starting point that preference alignment improves.
  */
 import type { ImageDataset } from '../training/datasets';
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 import { renderScene, sampleCaptionedScene } from './render';
 
 export interface CorpusOptions {
@@ -19,7 +19,7 @@ export { fromModelSpace, toModelSpace } from '../data/image';
 import { toModelSpace } from '../data/image';
 
 export function buildPretrainingCorpus(options: CorpusOptions): ImageDataset & { kinds: string[] } {
-  const rng = new Prng(`corpus:${options.seed}`);
+  const rng = new Rng(`corpus:${options.seed}`);
   const examples = [];
   const kinds: string[] = [];
   for (let i = 0; i < options.size; i++) {

@@ -13,7 +13,7 @@
  * caption that is, with configurable probabilities, wrong or partial, as captions of web data are.
  */
 import type { RgbImageF32 } from '../data/image';
-import type { Prng } from '../data/prng';
+import type { Rng } from '../rng';
 import {
   BACKGROUND_RGB,
   COLOR_NAMES,
@@ -208,7 +208,7 @@ interface Slot {
 }
 
 /** Three or four objects: one per random cell of a 2x2 grid, jittered inside its cell. */
-function placeInGrid(slots: Slot[], rng: Prng): SceneObject[] {
+function placeInGrid(slots: Slot[], rng: Rng): SceneObject[] {
   const [lo, hi] = sizeRange(slots.length);
   const cells = rng.sample([0, 1, 2, 3], slots.length);
   return slots.map((slot, i) => {
@@ -231,7 +231,7 @@ function placeInGrid(slots: Slot[], rng: Prng): SceneObject[] {
   });
 }
 
-function placeSlots(slots: Slot[], rng: Prng, what: string): SceneObject[] {
+function placeSlots(slots: Slot[], rng: Rng, what: string): SceneObject[] {
   if (slots.length > 4) throw new RangeError(`scenes hold at most 4 objects, ${what} needs ${slots.length}`);
   if (slots.length >= 3 && slots.every((s) => !s.relativeTo)) return placeInGrid(slots, rng);
   const [lo, hi] = sizeRange(slots.length);
@@ -269,7 +269,7 @@ function placeSlots(slots: Slot[], rng: Prng, what: string): SceneObject[] {
  * A scene satisfying `meta` under GenEval's rules: exactly the requested objects (counting prompts
  * get exactly `count`), requested colors (others drawn at random), positions with a margin.
  */
-export function sceneForMetadata(meta: PromptMetadata, rng: Prng, options: SceneSamplingOptions = {}): Scene {
+export function sceneForMetadata(meta: PromptMetadata, rng: Rng, options: SceneSamplingOptions = {}): Scene {
   const slots: Slot[] = [];
   const groupFirstSlot: number[] = [];
   for (const clause of meta.include) {
@@ -319,11 +319,11 @@ export interface CaptionNoiseOptions extends SceneSamplingOptions {
   tags?: readonly Tag[];
 }
 
-function other<T>(rng: Prng, items: readonly T[], not: T): T {
+function other<T>(rng: Rng, items: readonly T[], not: T): T {
   return rng.choice(items.filter((x) => x !== not));
 }
 
-function wrongCaption(meta: PromptMetadata, rng: Prng): string {
+function wrongCaption(meta: PromptMetadata, rng: Rng): string {
   const [g0, g1] = meta.include;
   const a = g0 as NonNullable<typeof g0>;
   switch (meta.tag) {
@@ -359,7 +359,7 @@ function wrongCaption(meta: PromptMetadata, rng: Prng): string {
   }
 }
 
-function partialCaption(meta: PromptMetadata, rng: Prng): string {
+function partialCaption(meta: PromptMetadata, rng: Rng): string {
   const [g0, g1] = meta.include;
   const a = g0 as NonNullable<typeof g0>;
   switch (meta.tag) {
@@ -379,7 +379,7 @@ function partialCaption(meta: PromptMetadata, rng: Prng): string {
 }
 
 /** A random scene with a caption that is exact, partial or wrong with the configured probabilities. */
-export function sampleCaptionedScene(rng: Prng, options: CaptionNoiseOptions = {}): CaptionedScene {
+export function sampleCaptionedScene(rng: Rng, options: CaptionNoiseOptions = {}): CaptionedScene {
   const pWrong = options.pWrong ?? 0.15;
   const pPartial = options.pPartial ?? 0.15;
   if (pWrong < 0 || pPartial < 0 || pWrong + pPartial > 1) {
@@ -389,7 +389,7 @@ export function sampleCaptionedScene(rng: Prng, options: CaptionNoiseOptions = {
   }
   const metadata = generatePrompt(rng, rng.choice(options.tags ?? TAGS));
   const scene = sceneForMetadata(metadata, rng, options);
-  const u = rng.next();
+  const u = rng.uniform();
   if (u < pWrong) return { metadata, scene, caption: wrongCaption(metadata, rng), kind: 'wrong' };
   if (u < pWrong + pPartial)
     return { metadata, scene, caption: partialCaption(metadata, rng), kind: 'partial' };

@@ -6,7 +6,7 @@
  * Used wherever a base model is not available yet: tests, preference-model training data, demos.
  */
 import type { RgbImageF32 } from '../data/image';
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 import { renderScene, sceneForMetadata } from './render';
 import { TAGS, generatePrompt } from './world';
 import type { PromptMetadata } from './world';
@@ -41,7 +41,7 @@ const DEFAULT_LEVELS: readonly (PerturbLevel | null)[] = [
 ];
 
 /** A scene that the detector judges wrong for `meta`, from another prompt of the same family if possible. */
-function wrongScene(meta: PromptMetadata, rng: Prng, resolution: number): RgbImageF32 {
+function wrongScene(meta: PromptMetadata, rng: Rng, resolution: number): RgbImageF32 {
   for (let attempt = 0; attempt < 20; attempt++) {
     const tag = attempt < 10 ? meta.tag : rng.choice(TAGS);
     const other = generatePrompt(rng, tag);
@@ -60,7 +60,7 @@ export function worldGenerator(options: WorldGeneratorOptions = {}): WorldGenera
     throw new RangeError(`worldGenerator: pWrong must be in [0, 1], got ${pWrong}`);
   if (levels.length === 0) throw new RangeError('worldGenerator: levels must not be empty');
   return (meta, seed) => {
-    const rng = new Prng(`world-generator:${seed}`);
+    const rng = new Rng(`world-generator:${seed}`);
     const wrong = options.wrongSeeds === 'odd' ? seed % 2 === 1 : rng.bernoulli(pWrong);
     const image = wrong
       ? wrongScene(meta, rng, resolution)

@@ -12,7 +12,7 @@
  *   For "a photo of A left of B", include is [B, A with position ['left of', 0]].
  */
 import { z } from 'zod';
-import { Prng } from '../data/prng';
+import { Rng } from '../rng';
 
 /** Shape classes. A "cross" is an upright plus sign; a "ring" is an annulus. */
 export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'cross', 'ring'] as const;
@@ -94,7 +94,7 @@ export function numberWord(n: number): string {
 }
 
 /** One prompt of the given tag, mirroring GenEval's create_prompts.py families. */
-export function generatePrompt(rng: Prng, tag: Tag): PromptMetadata {
+export function generatePrompt(rng: Rng, tag: Tag): PromptMetadata {
   switch (tag) {
     case 'single_object': {
       const cls = rng.choice(SHAPE_CLASSES);
@@ -169,7 +169,7 @@ export interface SuiteOptions {
  * end up with fewer than `perTag`).
  */
 export function generateSuite(options: SuiteOptions): PromptMetadata[] {
-  const rng = new Prng(options.seed);
+  const rng = new Rng(options.seed);
   const perTag = options.perTag ?? 100;
   const all: PromptMetadata[] = SHAPE_CLASSES.map((cls) => ({
     tag: 'single_object' as const,
@@ -191,7 +191,7 @@ export function generateSuite(options: SuiteOptions): PromptMetadata[] {
 
 /** `n` prompts cycling through the six tags (no de-duplication): for training sets and tests. */
 export function generatePrompts(seed: number | string, n: number): PromptMetadata[] {
-  const rng = new Prng(seed);
+  const rng = new Rng(seed);
   const out: PromptMetadata[] = [];
   for (let i = 0; i < n; i++) out.push(generatePrompt(rng, TAGS[i % TAGS.length] as Tag));
   return out;

@@ -20,7 +20,7 @@ import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { encodePng } from '../../engine/data/image-codec';
 import { toUint8 } from '../../engine/data/image';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { generatePrompt, TAGS } from '../../engine/world/world';
 import type { ReportData, SampleGrid } from '../../engine/report';
@@ -46,14 +46,14 @@ function findChromium(): string | undefined {
 
 /** Built-in-world samples: a clean render for "dro", lighter and heavier noise for the others. */
 function worldSamples(): SampleGrid {
-  const rng = new Prng('study-browser');
+  const rng = new Rng('study-browser');
   const metas = TAGS.map((tag) => generatePrompt(rng.fork(tag), tag));
   const clean = metas.map((m, i) =>
     toUint8(renderScene(sceneForMetadata(m, rng.fork(`scene-${i}`)), { resolution: 16 })),
   );
   const noisy = (amount: number, label: string) =>
     clean.map((im, i) => {
-      const r = new Prng(`${label}-${i}`);
+      const r = new Rng(`${label}-${i}`);
       const data = im.data.map((v) => Math.max(0, Math.min(255, Math.round(v + amount * r.normal()))));
       return encodePng({ ...im, data });
     });

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { TAGS, generatePrompts } from '../../engine/world/world';
 import type { Tag } from '../../engine/world/world';
 import { objectBox, renderScene, sceneForMetadata } from '../../engine/world/render';
@@ -24,7 +24,7 @@ describe('detectObjects on ground-truth renders', () => {
     [32, 600],
   ] as const) {
     test(`finds every object exactly at ${resolution}x${resolution} (${n} prompts, all six tags)`, () => {
-      const rng = new Prng(`clean-${resolution}`);
+      const rng = new Rng(`clean-${resolution}`);
       const perTag = new Map<Tag, number>();
       for (const meta of generatePrompts(`detector-${resolution}`, n)) {
         const scene = sceneForMetadata(meta, rng, { distractorProb: 0.25 });
@@ -58,7 +58,7 @@ describe('detectObjects on ground-truth renders', () => {
   }
 
   test('accepts 8-bit images and an empty scene', () => {
-    const rng = new Prng(3);
+    const rng = new Rng(3);
     const [meta] = generatePrompts(4, 1);
     const scene = sceneForMetadata(meta!, rng);
     assert.ok(sameObjects(scene, detectObjects(toUint8(renderScene(scene)))));
@@ -74,13 +74,13 @@ describe('perturbations', () => {
   test('are seeded, and blur keeps the mean while noise has the requested spread', () => {
     const img = renderScene({ objects: [{ class: 'square', color: 'red', cx: 0.5, cy: 0.5, size: 0.4 }] });
     assert.deepEqual(
-      perturb(img, PERTURB_LEVELS.moderate, new Prng(1)),
-      perturb(img, PERTURB_LEVELS.moderate, new Prng(1)),
+      perturb(img, PERTURB_LEVELS.moderate, new Rng(1)),
+      perturb(img, PERTURB_LEVELS.moderate, new Rng(1)),
     );
     const mean = (d: Float32Array) => d.reduce((a, b) => a + b, 0) / d.length;
     assert.ok(Math.abs(mean(gaussianBlur(img, 1).data) - mean(img.data)) < 1e-3);
     const flat = { width: 24, height: 24, data: new Float32Array(24 * 24 * 3).fill(0.5) };
-    const noisy = addNoise(flat, 0.05, new Prng(2)).data;
+    const noisy = addNoise(flat, 0.05, new Rng(2)).data;
     const sd = Math.sqrt(noisy.reduce((a, v) => a + (v - 0.5) ** 2, 0) / noisy.length);
     assert.ok(Math.abs(sd - 0.05) < 0.004, String(sd));
   });
@@ -92,7 +92,7 @@ describe('detectObjects on perturbed renders (24x24)', () => {
   const floors = { mild: 0.99, moderate: 0.97, strong: 0.84 } as const;
   for (const [name, floor] of Object.entries(floors) as [keyof typeof floors, number][]) {
     test(`${name} level: GenEval judgement accuracy >= ${floor}`, () => {
-      const rng = new Prng(`perturbed-${name}`);
+      const rng = new Rng(`perturbed-${name}`);
       const prompts = generatePrompts(`perturbed-${name}`, 500);
       let correct = 0;
       for (const meta of prompts) {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { decodeImage } from '../../engine/data/image-codec';
 import { readPickapicShards, writePickapicParquet } from '../../engine/data/pickapic';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { generatePrompts } from '../../engine/world/world';
 import { PERTURB_LEVELS, addNoise, perturb } from '../../engine/world/perturb';
@@ -70,7 +70,7 @@ describe('implicit feedback simulation', () => {
 
   test('indistinguishable images are ties labelled 0.5 / 0.5', async () => {
     const same = (meta: (typeof prompts)[number]) =>
-      renderScene(sceneForMetadata(meta, new Prng(meta.prompt)), { resolution: 24 });
+      renderScene(sceneForMetadata(meta, new Rng(meta.prompt)), { resolution: 24 });
     const sim = await run({}, same);
     assert.ok(sim.rows.every((r) => r.label_0 === 0.5 && r.label_1 === 0.5));
   });
@@ -79,12 +79,12 @@ describe('implicit feedback simulation', () => {
     // The aligned image is degraded, the misaligned one is crisp: users weigh that trade-off differently.
     const meta = prompts[2]!;
     const good = perturb(
-      renderScene(sceneForMetadata(meta, new Prng(1)), { resolution: 24 }),
+      renderScene(sceneForMetadata(meta, new Rng(1)), { resolution: 24 }),
       PERTURB_LEVELS.strong,
-      new Prng(2),
+      new Rng(2),
     );
     const other = generatePrompts('other', 6).find((m) => m.tag === meta.tag && m.prompt !== meta.prompt)!;
-    const bad = renderScene(sceneForMetadata(other, new Prng(3)), { resolution: 24 });
+    const bad = renderScene(sceneForMetadata(other, new Rng(3)), { resolution: 24 });
     const generate = (_m: typeof meta, seed: number) => (seed % 2 === 0 ? good : bad);
     const list = Array.from({ length: 40 }, () => meta);
     const agree = await run({ temperature: 0, raterDisagreement: 0, qualityWeight: 1 }, generate, list);
@@ -142,16 +142,16 @@ describe('implicit feedback simulation', () => {
   test('image quality: degradations lower it, the noise estimate tracks the added noise', () => {
     const metas = generatePrompts('quality', 12);
     const mean = (f: (i: number) => number) => metas.reduce((a, _m, i) => a + f(i), 0) / metas.length;
-    const base = metas.map((m, i) => renderScene(sceneForMetadata(m, new Prng(i)), { resolution: 24 }));
+    const base = metas.map((m, i) => renderScene(sceneForMetadata(m, new Rng(i)), { resolution: 24 }));
     const q = (level: keyof typeof PERTURB_LEVELS | null) =>
       mean(
-        (i) => imageQuality(level ? perturb(base[i]!, PERTURB_LEVELS[level], new Prng(i)) : base[i]!).quality,
+        (i) => imageQuality(level ? perturb(base[i]!, PERTURB_LEVELS[level], new Rng(i)) : base[i]!).quality,
       );
     const levels = [q(null), q('mild'), q('moderate'), q('strong')];
     for (let i = 1; i < levels.length; i++)
       assert.ok(levels[i]! < levels[i - 1]!, `quality by level ${levels.join(', ')}`);
     const flat = { width: 32, height: 32, data: new Float32Array(32 * 32 * 3).fill(0.5) };
-    const est = imageQuality(addNoise(flat, 0.05, new Prng(1))).noise;
+    const est = imageQuality(addNoise(flat, 0.05, new Rng(1))).noise;
     assert.ok(Math.abs(est - 0.05) < 0.01, `noise estimate ${est}`);
   });
 

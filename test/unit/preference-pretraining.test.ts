@@ -23,7 +23,7 @@ import { preflight } from '../../cli/preflight';
 import { parseConfig } from '../../config/load';
 import { initBackend } from '../../engine/backend';
 import { writePickapicParquet } from '../../engine/data/pickapic';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { renderScene, sampleCaptionedScene } from '../../engine/world/render';
 import { generatePrompts } from '../../engine/world/world';
 import { simulateFeedback } from '../../engine/world/simulate';
@@ -43,7 +43,7 @@ import { LocalArtifactStore, type ArtifactRef } from '../../storage';
 
 /** Share of fresh scenes whose true caption the model scores above a contradicting caption. */
 function captionAccuracy(model: PreferenceModel, scenes: number): number {
-  const rng = new Prng('held-out scenes');
+  const rng = new Rng('held-out scenes');
   const r = model.config.resolution;
   let right = 0;
   for (let i = 0; i < scenes; i++) {

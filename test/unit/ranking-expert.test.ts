@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { toUint8 } from '../../engine/data/image';
 import { encodePng } from '../../engine/data/image-codec';
 import { renderScene, sceneForMetadata } from '../../engine/world/render';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { generatePrompts } from '../../engine/world/world';
 import { simulateFeedback } from '../../engine/world/simulate';
 import { worldGenerator } from '../../engine/world/world-generator';
@@ -236,7 +236,7 @@ describe('expert ranking', () => {
 
   test('items from Pick-a-Pic rows are de-duplicated by uid, one caption per uid', () => {
     const png = encodePng(
-      toUint8(renderScene(sceneForMetadata(generatePrompts(1, 1)[0]!, new Prng(1)), { resolution: 16 })),
+      toUint8(renderScene(sceneForMetadata(generatePrompts(1, 1)[0]!, new Rng(1)), { resolution: 16 })),
     );
     const row = (a: string, b: string, caption = 'a photo of a circle') => ({
       caption,

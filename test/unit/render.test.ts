@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import {
   BACKGROUND_RGB,
   COLOR_NAMES,
@@ -93,7 +93,7 @@ describe('renderScene', () => {
 
 describe('sceneForMetadata', () => {
   test('scenes satisfy their prompt under GenEval rules, with position margin and no overlap', () => {
-    const rng = new Prng(5);
+    const rng = new Rng(5);
     for (const meta of generatePrompts(11, 1200)) {
       const scene = sceneForMetadata(meta, rng, { distractorProb: 0.3 });
       const judged = judgeDetections(truthDetections(scene, 24), meta);
@@ -132,13 +132,13 @@ describe('sceneForMetadata', () => {
 
   test('is deterministic from the seed', () => {
     const [meta] = generatePrompts(2, 1);
-    assert.deepEqual(sceneForMetadata(meta!, new Prng(1)), sceneForMetadata(meta!, new Prng(1)));
+    assert.deepEqual(sceneForMetadata(meta!, new Rng(1)), sceneForMetadata(meta!, new Rng(1)));
   });
 });
 
 describe('sampleCaptionedScene', () => {
   test('caption kinds follow the configured probabilities; exact captions are the prompt', () => {
-    const rng = new Prng(8);
+    const rng = new Rng(8);
     const counts = { exact: 0, partial: 0, wrong: 0 };
     const n = 1500;
     for (let i = 0; i < n; i++) {
@@ -154,7 +154,7 @@ describe('sampleCaptionedScene', () => {
   });
 
   test('wrong color_attr captions swap the two colors; bad probabilities are rejected', () => {
-    const rng = new Prng(12);
+    const rng = new Rng(12);
     const s = sampleCaptionedScene(rng, { pWrong: 1, pPartial: 0, tags: ['color_attr'] });
     const [a, b] = s.metadata.include;
     assert.equal(s.caption, `a photo of a ${b!.color} ${a!.class} and a ${a!.color} ${b!.class}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decodeImage, encodePng } from '../../engine/data/image-codec';
 import type { RgbImage } from '../../engine/data/image';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import type { ReportData } from '../../engine/report';
 import { markdownTable } from '../../engine/report/markdown';
 import {
@@ -26,7 +26,7 @@ import {
 const HOSTILE = `<script>alert("x")</script> a 'red' circle | *left* of [a](b) & more`;
 
 function noiseImage(width: number, height: number, seed: number): RgbImage {
-  const rng = new Prng(seed);
+  const rng = new Rng(seed);
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
   return { width, height, data };

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { toUint8 } from '../../engine/data/image';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { generateSuite } from '../../engine/world/world';
 import { DETECTOR_REWARD_VERSION, DetectorReward } from '../../engine/rewards/detector-reward';
@@ -40,7 +40,7 @@ describe('detector reward', () => {
 
   test('aligned renders score 1, renders of another prompt score less', async () => {
     const reward = new DetectorReward();
-    const rng = new Prng(3);
+    const rng = new Rng(3);
     const aligned = suite.map((m) => toUint8(renderScene(sceneForMetadata(m, rng), { resolution: 24 })));
     const scores = await reward.score(
       aligned,
@@ -66,7 +66,7 @@ describe('detector reward', () => {
 
   test('metadata can be given explicitly; unknown prompts point at the image', async () => {
     const meta = suite[0]!;
-    const image = renderScene(sceneForMetadata(meta, new Prng(1)), { resolution: 24 });
+    const image = renderScene(sceneForMetadata(meta, new Rng(1)), { resolution: 24 });
     const byMap = new DetectorReward({ metadata: new Map([['custom caption', meta]]) });
     assert.deepEqual(await byMap.score([image], ['custom caption']), [1]);
     await assert.rejects(

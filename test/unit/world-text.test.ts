@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildPretrainingCorpus, fromModelSpace, toModelSpace } from '../../engine/world/pretraining-corpus';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import { sampleCaptionedScene } from '../../engine/world/render';
 import { generatePrompts } from '../../engine/world/world';
 import { worldTokenizer } from '../../engine/world/world-text';
@@ -10,7 +10,7 @@ describe('world text', () => {
   test('every generated prompt and caption tokenizes without unknown words', () => {
     const tok = worldTokenizer();
     for (const p of generatePrompts(11, 600)) assert.equal(tok.encode(p.prompt).length, 16);
-    const rng = new Prng(4);
+    const rng = new Rng(4);
     for (let i = 0; i < 600; i++)
       tok.encode(sampleCaptionedScene(rng, { pWrong: 0.3, pPartial: 0.3 }).caption);
   });

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Prng } from '../../engine/data/prng';
+import { Rng } from '../../engine/rng';
 import {
   COLOR_NAMES,
   SHAPE_CLASSES,
@@ -15,24 +15,24 @@ import {
   toMetadataJsonl,
 } from '../../engine/world/world';
 
-describe('Prng', () => {
+describe('Rng streams of the world', () => {
   test('is deterministic per seed and differs across seeds', () => {
-    const a = new Prng(42);
-    const b = new Prng(42);
-    const c = new Prng(43);
-    const xs = Array.from({ length: 5 }, () => a.next());
+    const a = new Rng(42);
+    const b = new Rng(42);
+    const c = new Rng(43);
+    const xs = Array.from({ length: 5 }, () => a.uniform());
     assert.deepEqual(
       xs,
-      Array.from({ length: 5 }, () => b.next()),
+      Array.from({ length: 5 }, () => b.uniform()),
     );
     assert.notDeepEqual(
       xs,
-      Array.from({ length: 5 }, () => c.next()),
+      Array.from({ length: 5 }, () => c.uniform()),
     );
   });
 
   test('uniform and normal draws have the right moments', () => {
-    const r = new Prng('moments');
+    const r = new Rng('moments');
     let s = 0;
     let s2 = 0;
     let u = 0;
@@ -41,17 +41,52 @@ describe('Prng', () => {
       const z = r.normal();
       s += z;
       s2 += z * z;
-      u += r.next();
+      u += r.uniform();
     }
     assert.ok(Math.abs(s / n) < 0.03);
     assert.ok(Math.abs(s2 / n - 1) < 0.04);
     assert.ok(Math.abs(u / n - 0.5) < 0.01);
   });
+
+  test('a string seed names a stream, and fork derives one without advancing the parent', () => {
+    const named = new Rng('corpus:0');
+    assert.equal(named.uniform(), new Rng('corpus:0').uniform());
+    assert.notEqual(new Rng('corpus:0').uniform(), new Rng('corpus:1').uniform());
+    const parent = new Rng(7);
+    const before = parent.state();
+    const a = parent.fork('scene-1');
+    assert.deepEqual(parent.state(), before);
+    assert.equal(a.uniform(), parent.fork('scene-1').uniform());
+    assert.notEqual(parent.fork('scene-1').uniform(), parent.fork('scene-2').uniform());
+  });
+
+  test('choice, sample, intBetween and bernoulli stay in range and cover it', () => {
+    const rng = new Rng('helpers');
+    const items = ['a', 'b', 'c', 'd', 'e'] as const;
+    const seen = new Set<string>();
+    const ends = new Set<number>();
+    let heads = 0;
+    for (let i = 0; i < 2000; i++) {
+      seen.add(rng.choice(items));
+      const k = rng.intBetween(2, 4);
+      assert.ok(k >= 2 && k <= 4);
+      ends.add(k);
+      const picked = rng.sample(items, 3);
+      assert.equal(new Set(picked).size, 3);
+      assert.ok(picked.every((x) => items.includes(x)));
+      if (rng.bernoulli(0.25)) heads++;
+    }
+    assert.equal(seen.size, items.length);
+    assert.deepEqual([...ends].sort(), [2, 3, 4]);
+    assert.ok(Math.abs(heads / 2000 - 0.25) < 0.04, `bernoulli(0.25) gave ${heads / 2000}`);
+    assert.throws(() => rng.sample(items, 6), /cannot take 6 of 5/);
+    assert.throws(() => rng.choice([]), /empty list/);
+  });
 });
 
 describe('prompt metadata', () => {
   test('each tag has GenEval structure', () => {
-    const rng = new Prng(1);
+    const rng = new Rng(1);
     for (let i = 0; i < 300; i++) {
       const tag = TAGS[i % TAGS.length]!;
       const m = generatePrompt(rng, tag);
