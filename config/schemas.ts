@@ -2,7 +2,7 @@
  * The pipeline configuration, schema first: every type is inferred from its zod schema, unknown
  * keys are rejected, and every default is written here once.
  *
- * Hyperparameter defaults are the Diffusion-DRO reference implementation's (DESIGN.md section 1).
+ * Hyperparameter defaults are the Diffusion-DRO reference implementation's (docs/algorithm.md section 1).
  */
 import { z } from 'zod';
 import { UNET_CONFIGS } from '../engine/models/unet-config';

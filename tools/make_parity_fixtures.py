@@ -46,7 +46,7 @@ TINY_UNET_CONFIG = dict(
     norm_num_groups=8,
 )
 
-# SD1.5 noise schedule (DESIGN.md section 2).
+# SD1.5 noise schedule (docs/algorithm.md section 3).
 SCHEDULE = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,

@@ -1,5 +1,5 @@
 /**
- * Diffusion-DRO hinge ranking loss (DESIGN.md section 1).
+ * Diffusion-DRO hinge ranking loss (docs/algorithm.md section 1).
  *
  * Paper symbol -> code name (the reference implementation's names in brackets):
  *   x_0 expert demonstration        -> expert half of the batch  [x0_expert]

@@ -42,7 +42,7 @@ export interface NoiseScheduleConfig {
   stepsOffset: number;
 }
 
-/** SD1.5's schedule with the spacing DESIGN.md section 2 prescribes for DPM-Solver++. */
+/** SD1.5's schedule with the spacing docs/algorithm.md (section 3) gives for DPM-Solver++. */
 export const SD15_SCHEDULE: Readonly<NoiseScheduleConfig> = Object.freeze({
   betaStart: 0.00085,
   betaEnd: 0.012,
@@ -170,7 +170,7 @@ export class NoiseSchedule {
     });
   }
 
-  /** Training timesteps, uniform over [0, T) (DESIGN.md section 1, SFT and DRO expert branch). */
+  /** Training timesteps, uniform over [0, T) (docs/algorithm.md sections 1-2: SFT and the DRO expert branch). */
   sampleTimesteps(batch: number, rng: IntSource): number[] {
     if (!Number.isInteger(batch) || batch < 0)
       throw new ScheduleError(`batch must be a non-negative integer, got ${batch}`);

@@ -3,7 +3,7 @@
  * Guided Sampling of Diffusion Probabilistic Models" (2022), Algorithm 2, in the form of diffusers'
  * DPMSolverMultistepScheduler (algorithm_type "dpmsolver++").
  *
- * Paper symbols -> code, for a sample at timestep t (DESIGN.md section 2):
+ * Paper symbols -> code, for a sample at timestep t (docs/algorithm.md section 3):
  *   sigma (VE)          -> `schedule.sigmas[t]` = sqrt((1 - ac[t]) / ac[t])
  *   alpha_t, sigma_t    -> `alpha` = 1 / sqrt(sigma^2 + 1), `sigmaT` = sigma * alpha
  *   lambda_t            -> `lambda` = log alpha_t - log sigma_t (half log-SNR)

@@ -1,7 +1,7 @@
 /**
  * Noise schedule and samplers.
  *
- * Sampling the replay buffer (DESIGN.md section 1): DPM-Solver++ on per-sample perturbed grids,
+ * Sampling the replay buffer (docs/algorithm.md section 1): DPM-Solver++ on per-sample perturbed grids,
  * guidance 1, recording (t_i, x_{t_i}, eps_i) for every step of every sample.
  *
  * ```ts

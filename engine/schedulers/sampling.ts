@@ -1,6 +1,6 @@
 /**
  * The sampling loop shared by every solver: classifier-free guidance, per-sample timestep grids and
- * the trajectory record the replay buffer stores (DESIGN.md section 1).
+ * the trajectory record the replay buffer stores (docs/algorithm.md section 1).
  *
  * For step i of sample b the record holds t_i = grids[b][i], the latent before the step x_{t_i} and
  * the (guided) prediction eps_i = eps(x_{t_i}, c, t_i) that the solver used to leave t_i.

@@ -1,6 +1,6 @@
 /**
  * Inference timestep grids: the fixed grids of diffusers' DPMSolverMultistepScheduler and the
- * per-sample perturbed grids Diffusion-DRO samples its replay buffer on (DESIGN.md section 1).
+ * per-sample perturbed grids Diffusion-DRO samples its replay buffer on (docs/algorithm.md section 1).
  *
  * A grid is a strictly decreasing list of integer training timesteps t_0 > t_1 > ... > t_{N-1};
  * every sampler steps from t_i to t_{i+1}, and from t_{N-1} to the clean sample (no timestep).

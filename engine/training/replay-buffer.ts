@@ -1,5 +1,5 @@
 /**
- * Replay buffer of policy trajectories (Diffusion-DRO, DESIGN.md section 1).
+ * Replay buffer of policy trajectories (Diffusion-DRO, docs/algorithm.md section 1).
  *
  * Paper symbol -> code name:
  *   x_t (policy sample at step t)      -> TrajectoryStep.xt   (the latent BEFORE the solver step)

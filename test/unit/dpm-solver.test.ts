@@ -31,14 +31,14 @@ function latents(batch: number, seed: number): tf.Tensor4D {
   return new Rng(seed).normalTensor([batch, H, W, C]) as tf.Tensor4D;
 }
 
-/** sigma -> (alpha_t, sigma_t, lambda) in float64, from the definitions of DESIGN.md section 2. */
+/** sigma -> (alpha_t, sigma_t, lambda) in float64, from the definitions in docs/algorithm.md section 3. */
 function vp(sigma: number) {
   const alpha = 1 / Math.sqrt(sigma * sigma + 1);
   return { alpha, s: sigma * alpha, lambda: Math.log(alpha) - Math.log(sigma * alpha) };
 }
 
 void describe('DPM-Solver++ (2M) formulas', () => {
-  void test('a hand-written scalar run of the DESIGN.md formulas gives the same result', async () => {
+  void test('a hand-written scalar run of the formulas in docs/algorithm.md gives the same result', async () => {
     // Independent reimplementation on one scalar latent: eps(x, t) = 0.5 x + t / 2000.
     const grid = inferenceTimesteps(20, schedule.config);
     const model: EpsModel<null> = (x, t) =>

@@ -13,7 +13,7 @@ before(async () => {
 void describe('SD1.5 noise schedule', () => {
   const s = new NoiseSchedule();
 
-  void test('matches the constants of DESIGN.md section 2', () => {
+  void test('matches the constants in docs/algorithm.md section 3', () => {
     assert.equal(s.alphasCumprod.length, 1000);
     assert.equal(s.alphasCumprod[0], Math.fround(0.99915));
     assert.ok(Math.abs(s.alphasCumprod[499]! - 0.2776694) < 5e-8, `ac[499] = ${s.alphasCumprod[499]}`);

@@ -8,7 +8,7 @@ import { Rng } from '../../engine/rng';
 
 /**
  * A DRO-shaped step: phi with gradient on 2B inputs (expert + policy), ref without gradient on the
- * same 2B inputs, hinge ranking loss over per-sample MSEs (DESIGN.md section 1).
+ * same 2B inputs, hinge ranking loss over per-sample MSEs (docs/algorithm.md section 1).
  */
 function droStep(phi: UNet2DConditionModel, ref: UNet2DConditionModel, seed: number) {
   const rng = new Rng(seed);
