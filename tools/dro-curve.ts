@@ -4,7 +4,8 @@
  * Run by hand, e.g. on the artifacts of a `dro run`:
  *
  *   npx tsx tools/dro-curve.ts --model .dro/artifacts/runs/<id>/sft/model.safetensors \
- *     --experts .dro/artifacts/runs/<id>/ranking/experts.safetensors --steps 400 --accumulation 4
+ *     --experts .dro/artifacts/runs/<id>/ranking/experts.safetensors --steps 400 --accumulation 4 \
+ *     [--lr 1e-4] [--margin 1e-3] [--buffer-update-steps 16] [--buffer-sample-steps 4] [--seed 0]
  */
 import fs from 'node:fs';
 import { initBackend } from '../engine/backend';
@@ -43,7 +44,7 @@ async function run(): Promise<void> {
       bufferSize: 4,
       bufferBatchSize: 4,
       bufferSampleSteps: Number(arg('buffer-sample-steps', '4')),
-      bufferUpdateSteps: 16,
+      bufferUpdateSteps: Number(arg('buffer-update-steps', '16')),
       samplerSteps: Number(arg('sampler-steps', '10')),
       bufferGuidanceScale: 1,
     },
