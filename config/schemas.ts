@@ -264,7 +264,11 @@ export const DroConfig = z.strictObject({
   bufferBatchSize: count(LIMITS.batchSize).default(4),
   /** Training steps between new batches of trajectories. Default 1. */
   bufferSampleSteps: count(LIMITS.steps).default(1),
-  /** Training steps between refreshes of the sampling policy from phi. Default 16. */
+  /**
+   * Micro-steps between refreshes of the sampling policy from phi. Default 16, which with the
+   * default accumulation of 16 refreshes it after every optimizer update; keep the two equal
+   * (docs/algorithm.md section 1).
+   */
   bufferUpdateSteps: count(LIMITS.steps).default(16),
   /** Solver steps per trajectory, at most 1000. Default 20. */
   samplerSteps: count(LIMITS.samplerSteps).default(20),
