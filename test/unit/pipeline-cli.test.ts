@@ -39,6 +39,24 @@ describe('dro run', () => {
     assert.ok(c.ranking.topK <= 2 * c.data.prompts, 'topK larger than the simulated set');
   });
 
+  test('every shipped config refreshes the DRO policy at every optimizer update', () => {
+    // A policy several updates stale makes -grad Lp push phi along its own drift (docs/algorithm.md).
+    const root = path.join(__dirname, '..', '..');
+    const files = [
+      DEMO_CONFIG_FILE,
+      ...['demo-from-scratch.json', 'sd15-dro.json', 'tiny-sd.json'].map((f) => path.join(root, 'config', f)),
+      ...fs
+        .readdirSync(path.join(root, 'config', 'experiments'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => path.join(root, 'config', 'experiments', f)),
+    ];
+    assert.ok(files.length >= 10);
+    for (const file of files) {
+      const c = loadConfigFile(file);
+      assert.equal(c.dro.bufferUpdateSteps, c.dro.gradientAccumulation, path.basename(file));
+    }
+  });
+
   test('the loss summary compares the first and last logged DRO step', () => {
     const summary = lossSummary({
       history: [
