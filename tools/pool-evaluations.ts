@@ -5,6 +5,8 @@
  *
  *   npx tsx tools/pool-evaluations.ts [--baseline base] <evaluation.json> <evaluation.json> ...
  *
+ * (paths, or the file:// URIs `dro runs show` prints as `eval.evaluation`)
+ *
  * Each `evaluation.json` is an evaluation stage's record (its `results` name each method's
  * results.jsonl by file URI). Images are matched within a run on (prompt, seed) as the stage does;
  * runs are kept apart, so an image is compared only with the same slot of the same run.
@@ -73,7 +75,9 @@ function main(): void {
   if (files.length === 0) throw new Error('name one or more evaluation.json files');
   const runs: string[] = [];
   const pooled = poolRuns(
-    files.map((file) => {
+    files.map((arg) => {
+      // `dro runs show` prints artifacts as file:// URIs; take those as they are printed.
+      const file = arg.startsWith('file:') ? fileURLToPath(arg) : arg;
       const record = JSON.parse(fs.readFileSync(file, 'utf8')) as EvaluationRecord;
       runs.push(record.runId);
       return Object.fromEntries(
