@@ -24,6 +24,7 @@ import { Connection } from '@temporalio/client';
 import { DEFAULT_NAMESPACE } from '../contracts/task-queues';
 import { DRO_SEARCH_ATTRIBUTE_KEYS } from '../contracts/search-attributes';
 import { TEMPORAL_CLI } from './binaries';
+import { lockDatabase } from './db-lock';
 import { ensureBinary, type ResolvedBinary } from './go-binary';
 import { stateDir } from './paths';
 
@@ -352,8 +353,20 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   let exited: Promise<void> = Promise.resolve();
   let exitInfo: string | undefined;
   let startupMs = 0;
+  let unlock: (() => void) | undefined;
 
   const launch = async (): Promise<void> => {
+    const lock = lockDatabase(dbFile, address);
+    if (lock.heldBy) {
+      const where = lock.heldBy.address ? ` (its server at ${lock.heldBy.address})` : '';
+      throw new TemporalUnavailableError(
+        `cannot start the Temporal dev server on ${dbFile}: process ${lock.heldBy.pid}${where} runs one on ` +
+          `that database, and two servers on one database break each other's workflows. Wait for it to ` +
+          `finish, run \`dro server\` in another terminal so that every \`dro run\` shares one server, or give ` +
+          `this command another DRO_STATE_DIR`,
+      );
+    }
+    unlock = lock.release;
     const out = fs.openSync(logFile, 'a');
     const started = Date.now();
     exitInfo = undefined;
@@ -395,6 +408,15 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   };
 
   const stop = async (): Promise<void> => {
+    try {
+      await stopProcess();
+    } finally {
+      unlock?.();
+      unlock = undefined;
+    }
+  };
+
+  const stopProcess = async (): Promise<void> => {
     const proc = child;
     if (!proc || proc.pid === undefined) return;
     child = undefined;

@@ -144,6 +144,29 @@ describe('Temporal resolution errors', { timeout: 90_000 }, () => {
     assert.throws(() => process.kill(pid, 0), 'the hung server process is still alive');
   });
 
+  test('a second dev server on a database in use is refused by name; the first keeps working', async () => {
+    const dbFile = path.join(tmp, 'shared', 'temporal.db');
+    const first = await startDevServer({ dbFile, port: 0, headless: true });
+    try {
+      await assert.rejects(
+        startDevServer({ dbFile, port: 0, headless: true }),
+        (err: unknown) =>
+          err instanceof TemporalUnavailableError &&
+          err.message.includes(dbFile) &&
+          err.message.includes(`process ${process.pid} (its server at ${first.address})`) &&
+          /dro server/.test(err.message),
+      );
+      // Nothing else took the database: the first server's namespace still answers.
+      const other = await resolveTemporal({ env: { TEMPORAL_ADDRESS: first.address }, checkTimeoutMs: 5000 });
+      assert.equal(other.address, first.address);
+    } finally {
+      await first.stop();
+    }
+    // Stopped, it gives the database back.
+    const next = await startDevServer({ dbFile, port: 0, headless: true });
+    await next.stop();
+  });
+
   test('`dro run` with no binary and no Go says to install Go', async () => {
     const emptyBin = path.join(tmp, 'empty-bin');
     fs.mkdirSync(emptyBin);
