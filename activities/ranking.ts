@@ -9,6 +9,7 @@
 import type { BackendPreference } from '../engine/backend';
 import { encodeImageDataset } from '../engine/io/image-dataset';
 import {
+  checkExpertCap,
   expertImageDataset,
   rankExperts as rankExpertsEngine,
   rankingItemsFromPickapic,
@@ -106,6 +107,8 @@ export interface RankExpertsInput extends StageOutput {
   reward: ArtifactRef;
   /** Expert demonstrations kept (config `ranking.topK`). */
   topK: number;
+  /** At most this many experts of one prompt (config `ranking.maxPerPrompt`); absent: no cap. */
+  maxPerPrompt?: number;
   /** Images per committed shard (config `ranking.shardSize`). */
   shardSize: number;
   /** Side of the expert images in the dataset (the model's resolution). */
@@ -173,6 +176,10 @@ export function createRankingActivities(deps: StageDeps) {
         throw badInput(`field "part" must be an integer in [0, ${parts}), got ${JSON.stringify(input.part)}`);
       const rows = await readPreferenceRows(deps, input.preferences);
       const items = await stageCall('preference set', () => Promise.resolve(rankingItemsFromPickapic(rows)));
+      // A cap the set cannot meet fails here, before any image is scored.
+      await stageCall('ranking', () =>
+        Promise.resolve(checkExpertCap(input.topK, input.maxPerPrompt, items)),
+      );
       const mine = [...Array(shardCount(items.length, shardSize)).keys()].filter(
         (s) => s % parts === input.part,
       );
@@ -265,6 +272,7 @@ export function createRankingActivities(deps: StageDeps) {
             rewardModel: reward.model,
             shardSize,
             k,
+            ...(input.maxPerPrompt === undefined ? {} : { maxPerPrompt: input.maxPerPrompt }),
             committer,
             onProgress: reportProgress(log),
           }),

@@ -179,6 +179,12 @@ export const RankingConfig = z.strictObject({
     .optional(),
   /** How many top-scored images become expert demonstrations (reference: 500), at most 1,000,000. Default 500. */
   topK: count(LIMITS.topK).default(500),
+  /**
+   * At most this many experts of one prompt. Reward scores are not comparable across prompts, so
+   * a global top K can fill with the prompts that are easy to get right; a cap spreads the experts
+   * over the prompts. Absent (the default): the global top K, as the reference ranks.
+   */
+  maxPerPrompt: count(LIMITS.topK).optional(),
   /** Images scored and committed per shard; a restart resumes at the last committed shard. At most 100,000. Default 64. */
   shardSize: count(LIMITS.shardSize).default(64),
 });

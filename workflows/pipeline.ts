@@ -350,6 +350,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
         preferences: inputs.preferences!,
         reward: inputs.reward!,
         topK: config.ranking.topK,
+        ...(config.ranking.maxPerPrompt === undefined ? {} : { maxPerPrompt: config.ranking.maxPerPrompt }),
         shardSize: config.ranking.shardSize,
         resolution: config.model.resolution,
         backend,

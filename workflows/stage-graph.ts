@@ -158,7 +158,12 @@ export const STAGES: Record<StageName, StageDef> = {
     outputs: () => ['experts', 'ranking'],
     inputs: () => ({ preferences: 'preferences.preferences', reward: 'reward.reward' }),
     disabledBecause: () => undefined,
-    slice: (c) => ({ topK: c.ranking.topK, resolution: c.model.resolution }),
+    // maxPerPrompt joins the slice only when set, so configs without it keep their cache keys.
+    slice: (c) => ({
+      topK: c.ranking.topK,
+      ...(c.ranking.maxPerPrompt === undefined ? {} : { maxPerPrompt: c.ranking.maxPerPrompt }),
+      resolution: c.model.resolution,
+    }),
     external: () => [],
   },
   sft: training('sft', {

@@ -46,6 +46,8 @@ export interface ExpertDemonstration {
 export interface ExpertSet {
   rewardModel: RewardModelIdentity;
   k: number;
+  /** The cap on experts per prompt the set was chosen under; absent: none (global top K). */
+  maxPerPrompt?: number;
   /** Size of the scored preference set (distinct images). */
   total: number;
   shardSize: number;
@@ -78,6 +80,12 @@ export interface ScoreShardsOptions {
 export interface RankExpertsOptions extends Omit<ScoreShardsOptions, 'shards'> {
   /** Number of expert demonstrations to keep. */
   k: number;
+  /**
+   * At most this many experts of one prompt. Raw reward scores are not comparable across prompts:
+   * a global top K fills with the prompts every image gets right, so a cap keeps the expert set
+   * spread over the prompts. Absent: the global top K.
+   */
+  maxPerPrompt?: number;
 }
 
 /** Bad input or an image that cannot be scored. Permanent: retrying fails the same way. */
@@ -230,9 +238,10 @@ export async function scoreShards(
 export async function mergeExpertSet(
   options: Omit<RankExpertsOptions, 'committer' | 'onProgress' | 'batchSize'> & { committer: ShardCommitter },
 ): Promise<ExpertSet> {
-  const { items, rewardModel, shardSize, k, committer } = options;
+  const { items, rewardModel, shardSize, k, committer, maxPerPrompt } = options;
   checkInput(items, shardSize);
   checkK(k, items.length);
+  checkExpertCap(k, maxPerPrompt, items);
   const identity = rewardModelIdentity(rewardModel);
   const total = shardCount(items.length, shardSize);
   const committed = await committer.committed();
@@ -254,16 +263,53 @@ export async function mergeExpertSet(
   return {
     rewardModel: identity,
     k,
+    ...(maxPerPrompt === undefined ? {} : { maxPerPrompt }),
     total: items.length,
     shardSize,
-    experts: all.slice(0, k).map((e, rank) => ({ ...e, rank })),
+    experts: keepTop(all, k, maxPerPrompt).map((e, rank) => ({ ...e, rank })),
   };
+}
+
+/** The first `k` of `sorted`, skipping any beyond `maxPerPrompt` of one prompt. */
+function keepTop<T extends { prompt: string }>(sorted: readonly T[], k: number, maxPerPrompt?: number): T[] {
+  if (maxPerPrompt === undefined) return sorted.slice(0, k);
+  const taken = new Map<string, number>();
+  const kept: T[] = [];
+  for (const e of sorted) {
+    if (kept.length === k) break;
+    const n = taken.get(e.prompt) ?? 0;
+    if (n >= maxPerPrompt) continue;
+    taken.set(e.prompt, n + 1);
+    kept.push(e);
+  }
+  return kept;
+}
+
+/** With a cap per prompt, the set must still be able to hold K images. Checked before scoring. */
+export function checkExpertCap(
+  k: number,
+  maxPerPrompt: number | undefined,
+  items: readonly RankingItem[],
+): void {
+  if (maxPerPrompt === undefined) return;
+  if (!Number.isInteger(maxPerPrompt) || maxPerPrompt < 1)
+    throw new ExpertRankingError(`maxPerPrompt must be a positive integer, got ${maxPerPrompt}`);
+  const perPrompt = new Map<string, number>();
+  for (const item of items) perPrompt.set(item.prompt, (perPrompt.get(item.prompt) ?? 0) + 1);
+  let available = 0;
+  for (const n of perPrompt.values()) available += Math.min(n, maxPerPrompt);
+  if (k > available)
+    throw new ExpertRankingError(
+      `ranking.topK=${k} cannot be met with ranking.maxPerPrompt=${maxPerPrompt}: the ${perPrompt.size} prompts ` +
+        `of the preference set allow ${available} experts; lower ranking.topK or raise ranking.maxPerPrompt`,
+    );
 }
 
 /** Scores every shard not yet committed, then keeps the top K. K is checked before any scoring. */
 export async function rankExperts(options: RankExpertsOptions): Promise<ExpertSet> {
   checkInput(options.items, options.shardSize);
   checkK(options.k, options.items.length);
+  checkExpertCap(options.k, options.maxPerPrompt, options.items);
   const committer = options.committer ?? new MemoryShardCommitter();
   await scoreShards({ ...options, committer });
   return mergeExpertSet({ ...options, committer });

@@ -173,6 +173,64 @@ describe('expert ranking', () => {
     );
   });
 
+  test('maxPerPrompt keeps at most that many experts of one prompt, else the global order', async () => {
+    // Prompt "easy" has the four best images; "hard-*" prompts one image each, scored lower.
+    const scores: [string, number][] = [
+      ['easy', 9],
+      ['easy', 8],
+      ['easy', 7],
+      ['easy', 6],
+      ['hard-a', 5],
+      ['hard-b', 4],
+      ['hard-c', 3],
+      ['hard-a', 2],
+    ];
+    const items: RankingItem[] = scores.map(([prompt, score], i) => ({
+      uid: `img-${i}`,
+      prompt,
+      image: { width: 1, height: 1, data: new Uint8Array([score, 0, 0]) },
+    }));
+    const byPixel: RewardModel = {
+      name: 'pixel',
+      version: '1',
+      score: (images) => Promise.resolve(images.map((im) => im.data[0]!)),
+    };
+    const global = await rankExperts({ items, rewardModel: byPixel, k: 4, shardSize: 3 });
+    assert.deepEqual(
+      global.experts.map((e) => e.prompt),
+      ['easy', 'easy', 'easy', 'easy'],
+    );
+    assert.equal(global.maxPerPrompt, undefined);
+    const capped = await rankExperts({ items, rewardModel: byPixel, k: 4, shardSize: 3, maxPerPrompt: 1 });
+    assert.deepEqual(
+      capped.experts.map((e) => [e.prompt, e.score, e.rank]),
+      [
+        ['easy', 9, 0],
+        ['hard-a', 5, 1],
+        ['hard-b', 4, 2],
+        ['hard-c', 3, 3],
+      ],
+    );
+    assert.equal(capped.maxPerPrompt, 1);
+    const two = await rankExperts({ items, rewardModel: byPixel, k: 6, shardSize: 3, maxPerPrompt: 2 });
+    assert.deepEqual(
+      two.experts.map((e) => e.uid),
+      ['img-0', 'img-1', 'img-4', 'img-5', 'img-6', 'img-7'],
+    );
+    // Four prompts allow 4 experts at one per prompt: asking for 5 fails before any scoring.
+    let batches = 0;
+    const counting: RewardModel = { ...byPixel, score: (images) => (batches++, byPixel.score(images, [])) };
+    await assert.rejects(
+      rankExperts({ items, rewardModel: counting, k: 5, shardSize: 3, maxPerPrompt: 1 }),
+      (err: Error) =>
+        err instanceof ExpertRankingError &&
+        /ranking\.topK=5/.test(err.message) &&
+        /ranking\.maxPerPrompt=1/.test(err.message) &&
+        /4 prompts/.test(err.message),
+    );
+    assert.equal(batches, 0);
+  });
+
   test('K larger than the set is an error naming K and the set size, before any scoring', async () => {
     const { items, truth } = fakeItems(7);
     const model = new FakeReward(truth);

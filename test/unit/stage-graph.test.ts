@@ -119,6 +119,10 @@ void describe('stage config slices', () => {
     assert.deepEqual(changedSlices({ name: 'other' }), ['report']);
     assert.deepEqual(changedSlices({ workers: { gpuConcurrency: 2 }, dro: { stepsPerActivity: 2560 } }), []);
   });
+  void test('a cap on experts per prompt changes the ranking; without one the ranking key is as before', () => {
+    assert.deepEqual(changedSlices({ ranking: { maxPerPrompt: 1 } }), ['ranking']);
+    assert.deepEqual(Object.keys(STAGES.ranking.slice(config()) as object).sort(), ['resolution', 'topK']);
+  });
 });
 
 void describe('config hash', () => {
@@ -139,6 +143,7 @@ void describe('config hash', () => {
       { seed: 1 },
       { dro: { margin: 0 } },
       { ranking: { topK: 10 } },
+      { ranking: { maxPerPrompt: 1 } },
       { data: { prompts: 300 } },
       { eval: { guidanceScale: 3 } },
     ] satisfies PipelineConfigInput[])
