@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-
-const ROOT = path.join(__dirname, '..', '..');
+import { REPO_ROOT as ROOT, sourceFiles } from '../harness/source-files';
 
 interface ImportStatement {
   /** The bindings text between `import`/`export` and `from`; empty for side-effect and dynamic imports. */
@@ -55,19 +54,12 @@ function workflowImportProblem(statement: ImportStatement, module: string): stri
   return others.length > 0 ? `takes ${others.join(', ')} from ${module}` : undefined;
 }
 
-function sources(dir: string): string[] {
-  return fs
-    .readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && /\.(ts|mts|cts)$/.test(e.name))
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
 function offenders(
   dirs: string[],
   problem: (s: ImportStatement, module: string) => string | undefined,
 ): string[] {
   const found: string[] = [];
-  for (const file of dirs.flatMap(sources)) {
+  for (const file of sourceFiles(dirs)) {
     for (const statement of importsOf(fs.readFileSync(file, 'utf8'))) {
       const module = target(file, statement.specifier);
       const why = module === undefined ? undefined : problem(statement, module);
@@ -94,7 +86,7 @@ test('the import scan sees type imports, multi-line imports and workflow functio
 
 test('activities, workers and the CLI take shared contracts from contracts/, not from workflows/', () => {
   const dirs = ['activities', 'cli', 'workers'];
-  assert.ok(dirs.flatMap(sources).length >= 10, 'too few source files found: the scan is broken');
+  assert.ok(sourceFiles(dirs).length >= 10, 'too few source files found: the scan is broken');
   const found = offenders(dirs, (statement, module) =>
     module.startsWith('workflows/') ? workflowImportProblem(statement, module) : undefined,
   );

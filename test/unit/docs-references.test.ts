@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { REPO_ROOT as ROOT, sourceFiles } from '../harness/source-files';
 
 // A comment that explains the code by pointing at a note must point at one a reader of this
 // repository has: a file under docs/ (or another path in the repository), never a note kept elsewhere.
-const ROOT = path.resolve(__dirname, '../..');
 const DIRS = [
   'engine',
   'activities',
@@ -20,19 +20,8 @@ const DIRS = [
   'test',
 ];
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name === 'fixtures') continue;
-    const full = path.join(dir, name);
-    if (statSync(full).isDirectory()) out.push(...sources(full));
-    else if (/\.(ts|py|sh|mjs|cjs)$/.test(name)) out.push(full);
-  }
-  return out;
-}
-
 describe('notes the code cites', () => {
-  const files = DIRS.flatMap((d) => sources(path.join(ROOT, d)));
+  const files = sourceFiles(DIRS, /\.(ts|py|sh|mjs|cjs)$/);
 
   test('every docs/*.md a source file names exists', () => {
     const missing: string[] = [];

@@ -9,21 +9,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ENGINE_PERMANENT_ERRORS, NON_RETRYABLE_ERROR_TYPES } from '../../contracts/errors';
+import { REPO_ROOT, sourceFiles } from '../harness/source-files';
 
 /** Engine errors that a retry can fix, with why. */
 const TRANSIENT: Record<string, string> = {};
 
-function sources(dir: string): string[] {
-  return fs
-    .readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
 test('every engine error class is classified and names itself', () => {
-  const root = path.join(__dirname, '..', '..', 'engine');
+  const root = path.join(REPO_ROOT, 'engine');
   const found: string[] = [];
-  for (const file of sources(root)) {
+  for (const file of sourceFiles(['engine'], /\.ts$/)) {
     const text = fs.readFileSync(file, 'utf8');
     for (const m of text.matchAll(/class (\w+Error) extends \w*Error\b[^{]*\{([\s\S]*?)\n\}/g)) {
       const [, name, body] = m;

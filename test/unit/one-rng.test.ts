@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { REPO_ROOT as ROOT, sourceFiles } from '../harness/source-files';
 
 // Everything that must reproduce draws from engine/rng.ts: a second generator would be a second
 // stream to seed, checkpoint and keep in step, and Math.random cannot be seeded at all.
-const ROOT = path.resolve(__dirname, '../..');
 const DIRS = [
   'engine',
   'activities',
@@ -19,18 +19,8 @@ const DIRS = [
   'bench',
 ];
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const full = path.join(dir, name);
-    if (statSync(full).isDirectory()) out.push(...sources(full));
-    else if (/\.(ts|mts|cts)$/.test(name)) out.push(full);
-  }
-  return out;
-}
-
 describe('one seeded generator', () => {
-  const files = DIRS.flatMap((d) => sources(path.join(ROOT, d)));
+  const files = sourceFiles(DIRS);
 
   test('only engine/rng.ts implements a generator', () => {
     const generators = files.filter((f) => {
