@@ -186,4 +186,25 @@ describe('rankExperts activity', { timeout: 120_000 }, () => {
       /ranking\.topK=50 is larger than the preference set, which holds 12 distinct images/,
     );
   });
+
+  test('a cap per prompt the set cannot meet fails permanently before any shard is scored', async () => {
+    const counting = countingStore(store, 'runs/r-cap/');
+    const ranking = createRankingActivities({ store: counting, logger });
+    await expectFailure(
+      run(ranking.scoreRankingShards, {
+        runId: 'r-cap',
+        preferences,
+        reward,
+        topK: 7,
+        maxPerPrompt: 1,
+        shardSize: 4,
+        resolution: 16,
+        part: 0,
+        parts: 1,
+      }),
+      'ExpertRankingError',
+      /ranking\.topK=7 cannot be met with ranking\.maxPerPrompt=1: the \d+ prompts of the preference set allow \d+ experts/,
+    );
+    assert.deepEqual(counting.puts, []);
+  });
 });
