@@ -35,6 +35,12 @@ function readOwner(file: string): DbLockOwner | undefined {
   }
 }
 
+/** The live process holding the lock of `dbFile`, if any. */
+export function databaseOwner(dbFile: string): DbLockOwner | undefined {
+  const owner = readOwner(dbLockPath(dbFile));
+  return owner && alive(owner.pid) ? owner : undefined;
+}
+
 /**
  * Takes the lock of `dbFile` for this process, or returns the live process that holds it.
  * `release` removes the lock only while this process still owns it.
@@ -56,8 +62,8 @@ export function lockDatabase(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const owner = readOwner(file);
-    if (owner && alive(owner.pid)) return { heldBy: owner };
+    const owner = databaseOwner(dbFile);
+    if (owner) return { heldBy: owner };
     // Stale (its process is gone) or unreadable: take it over.
     fs.rmSync(file, { force: true });
   }

@@ -24,7 +24,7 @@ import { Connection } from '@temporalio/client';
 import { DEFAULT_NAMESPACE } from '../contracts/task-queues';
 import { DRO_SEARCH_ATTRIBUTE_KEYS } from '../contracts/search-attributes';
 import { TEMPORAL_CLI } from './binaries';
-import { lockDatabase } from './db-lock';
+import { databaseOwner, lockDatabase, type DbLockOwner } from './db-lock';
 import { ensureBinary, type ResolvedBinary } from './go-binary';
 import { stateDir } from './paths';
 
@@ -317,6 +317,16 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+function databaseInUse(dbFile: string, owner: DbLockOwner): TemporalUnavailableError {
+  const where = owner.address ? ` (its server at ${owner.address})` : '';
+  return new TemporalUnavailableError(
+    `cannot start the Temporal dev server on ${dbFile}: process ${owner.pid}${where} runs one on ` +
+      `that database, and two servers on one database break each other's workflows. Wait for it to ` +
+      `finish, run \`dro server\` in another terminal so that every \`dro run\` shares one server, or give ` +
+      `this command another DRO_STATE_DIR`,
+  );
+}
+
 /** Starts `temporal server start-dev` and resolves once its namespace answers. */
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const log = options.log ?? defaultLog;
@@ -326,6 +336,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const logFile = path.resolve(options.logFile ?? `${dbFile}.log`);
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const binary = options.binary ?? (await resolveTemporalBinary(log)).path;
+  // Before the ports: a run on this database holds the default port too, and its lock says more.
+  const owner = databaseOwner(dbFile);
+  if (owner) throw databaseInUse(dbFile, owner);
   const port = await choosePort(options.port, 7233, ip);
   const uiPort = options.headless ? undefined : await choosePort(options.uiPort, port + 1000, ip);
   const address = `${ip}:${port}`;
@@ -357,15 +370,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 
   const launch = async (): Promise<void> => {
     const lock = lockDatabase(dbFile, address);
-    if (lock.heldBy) {
-      const where = lock.heldBy.address ? ` (its server at ${lock.heldBy.address})` : '';
-      throw new TemporalUnavailableError(
-        `cannot start the Temporal dev server on ${dbFile}: process ${lock.heldBy.pid}${where} runs one on ` +
-          `that database, and two servers on one database break each other's workflows. Wait for it to ` +
-          `finish, run \`dro server\` in another terminal so that every \`dro run\` shares one server, or give ` +
-          `this command another DRO_STATE_DIR`,
-      );
-    }
+    if (lock.heldBy) throw databaseInUse(dbFile, lock.heldBy);
     unlock = lock.release;
     const out = fs.openSync(logFile, 'a');
     const started = Date.now();

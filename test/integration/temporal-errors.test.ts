@@ -156,6 +156,12 @@ describe('Temporal resolution errors', { timeout: 90_000 }, () => {
           err.message.includes(`process ${process.pid} (its server at ${first.address})`) &&
           /dro server/.test(err.message),
       );
+      // Asked for the first server's own port, it names the database, not the port.
+      await assert.rejects(
+        startDevServer({ dbFile, port: Number(first.address.split(':').pop()), headless: true }),
+        (err: unknown) =>
+          err instanceof TemporalUnavailableError && /runs one on that database/.test(err.message),
+      );
       // Nothing else took the database: the first server's namespace still answers.
       const other = await resolveTemporal({ env: { TEMPORAL_ADDRESS: first.address }, checkTimeoutMs: 5000 });
       assert.equal(other.address, first.address);
