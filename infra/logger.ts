@@ -62,6 +62,11 @@ export function logger(): Logger {
   return root;
 }
 
+/** Makes `log` the process-wide logger: a command decides where the engine's own entries go. */
+export function setRootLogger(log: Logger): void {
+  root = log;
+}
+
 /** Context carried by child loggers of Temporal activities and workflows. */
 export interface RunContext {
   runId?: string;

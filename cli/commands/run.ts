@@ -27,7 +27,7 @@ import {
   WORKFLOW_TASK_TIMEOUT,
   type RunTaskQueues,
 } from '../../contracts/task-queues';
-import { createLogger, logger as rootLogger, type Logger } from '../../infra/logger';
+import { createLogger, logger as rootLogger, setRootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
   resolveTemporal,
@@ -657,11 +657,13 @@ export function progressLine(entry: Record<string, unknown>): string | undefined
  * The logger of `dro run`: structured entries go to stderr at DRO_LOG_LEVEL (default warn), and
  * progress entries of the activities become a line on `out` at most every `everyMs`. Written from
  * the log call itself, so the lines keep coming while a long compute step holds the event loop.
+ * It also becomes the process-wide logger, so the engine's own entries (the backend it chose)
+ * follow the same rule instead of printing JSON between the progress lines.
  */
 export function commandLogger(out: (line: string) => void, everyMs = 15_000): Logger {
   const threshold = pinoLevel(process.env.DRO_LOG_LEVEL ?? 'warn');
   let last = 0;
-  return createLogger({
+  const log = createLogger({
     level: 'debug',
     destination: {
       write(line: string): void {
@@ -682,6 +684,8 @@ export function commandLogger(out: (line: string) => void, everyMs = 15_000): Lo
       },
     },
   });
+  setRootLogger(log);
+  return log;
 }
 
 function pinoLevel(name: string): number {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DEMO_CONFIG_FILE, commandLogger, lossSummary, progressLine } from '../../cli/commands/run';
+import { logger as rootLogger } from '../../infra/logger';
 import { loadConfigFile } from '../../config/load';
 
 describe('dro run', () => {
@@ -102,5 +103,33 @@ describe('dro run', () => {
     log.info({ stage: 'sft', step: 2, totalSteps: 8, loss: 0.4 }, 'training progress');
     log.info({ step: 2 }, 'checkpoint written');
     assert.deepEqual(lines, ['[sft] step 1/8, loss 5.000e-1']);
+  });
+
+  test("the engine's own entries follow the command's rule: nothing on stdout, stderr from warn up", () => {
+    const level = process.env.DRO_LOG_LEVEL;
+    process.env.DRO_LOG_LEVEL = 'warn';
+    commandLogger(() => {}, 60_000);
+    if (level === undefined) delete process.env.DRO_LOG_LEVEL;
+    else process.env.DRO_LOG_LEVEL = level;
+    const written: [string, string][] = [];
+    const spy = (stream: 'stdout' | 'stderr') => {
+      const original = process[stream].write.bind(process[stream]);
+      process[stream].write = ((chunk: string | Uint8Array) => {
+        written.push([stream, String(chunk)]);
+        return true;
+      }) as typeof process.stdout.write;
+      return () => (process[stream].write = original);
+    };
+    const restore = [spy('stdout'), spy('stderr')];
+    try {
+      rootLogger().info({ backend: 'wasm' }, 'tensorflow backend selected');
+      rootLogger().warn('something to see');
+    } finally {
+      restore.forEach((r) => r());
+    }
+    assert.deepEqual(
+      written.map(([stream, line]) => [stream, (JSON.parse(line) as { msg: string }).msg]),
+      [['stderr', 'something to see']],
+    );
   });
 });
