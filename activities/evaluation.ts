@@ -5,17 +5,24 @@
  *   the suite file line by line), builds the prompt suite without training prompts and writes
  *   `<out>/plan.json`, which every later step reads.
  * - `evaluateShard` (compute queue): one model, a slice of image slots; generates the images with
- *   their documented seeds, judges the GenEval ones, scores the win-rate ones with every reward and
- *   commits `<out>/shards/<n>.json` at once. A committed shard is returned, never recomputed.
+ *   their documented seeds, judges the GenEval ones and scores them with the simulated users'
+ *   noise-free utility, scores the win-rate ones with every reward and commits
+ *   `<out>/shards/<n>.json` at once. A committed shard is returned, never recomputed.
  * - `summarizeEvaluation` (compute queue): reads every shard and writes per model a GenEval
  *   `results.jsonl`, the report grid's `samples.json` and `evaluation.json` (summaries, paired
- *   comparisons, win rates, the suite's exclusion counts, settings, seeds, the text tables).
+ *   comparisons, win rates by the paper's protocol and, as an extra, with per-reward medians, the
+ *   users' utility, the suite's exclusion counts, settings, seeds, the text tables).
+ *
+ * Win rates follow the paper's protocol: per model and prompt the median image under the
+ * preference reward (the run's reward model: the first reward given, else the built-in detector
+ * score) is kept and that one image is compared under every reward.
  *
  * GenEval judges and the rewards score the 8-bit image, the one a saved PNG holds, so re-judging a
  * stored sample gives the same verdict.
  */
 import { Buffer } from 'node:buffer';
 import { canonicalJson } from '../config/config-hash';
+import { heldOutPrompts } from '../engine/world/prompt-split';
 import { TAGS, type PromptMetadata, type Tag } from '../engine/world/world';
 import {
   genevalRowsOf,
@@ -25,6 +32,7 @@ import {
   type GenevalSummary,
 } from '../engine/eval/geneval-summary';
 import { compareModels } from '../engine/eval/model-comparison';
+import { summarizeUtility, type UtilitySummary } from '../engine/eval/utility-summary';
 import { judgeShardImages, toJudgedImages } from '../engine/eval/shard-judging';
 import {
   buildWorldSuite,
@@ -38,9 +46,10 @@ import type { WinRateRow } from '../engine/eval/win-rate';
 import { generateImages } from '../engine/generate';
 import { imageSideOf, samplesToImages } from '../engine/latent/decode';
 import { decodeAnyModel, describeModel } from '../engine/latent/latent-model';
-import { formatRunTables, type GenEvalRow, type SampleGrid } from '../engine/report';
+import { formatRunTables, type GenEvalRow, type SampleGrid, type UtilityReport } from '../engine/report';
 import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../engine/rewards';
 import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
+import { DEFAULT_UTILITY_WEIGHTS, type UtilityWeights } from '../engine/world/utility';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import {
   DEFAULT_EVAL_SHARD_SIZE,
@@ -79,9 +88,9 @@ import {
 import { MIN_WORLD_RESOLUTION } from './world';
 
 export const EVAL_PLAN_FORMAT = 'dro-pipeline/eval-plan@1';
-export const EVAL_SHARD_FORMAT = 'dro-pipeline/eval-shard@1';
+export const EVAL_SHARD_FORMAT = 'dro-pipeline/eval-shard@2';
 export const EVAL_SAMPLES_FORMAT = 'dro-pipeline/eval-samples@1';
-export const EVALUATION_FORMAT = 'dro-pipeline/evaluation@1';
+export const EVALUATION_FORMAT = 'dro-pipeline/evaluation@2';
 
 /** Name of the built-in world's detector score among the rewards; reserved. */
 export const DETECTOR_REWARD_NAME = 'detector';
@@ -144,7 +153,16 @@ export interface EvaluationShardDocument {
   model: string;
   modelSha256: string;
   jobs: EvalJob[];
-  geneval: { prompt: number; index: number; seed: number; correct: boolean; reason: string; score: number }[];
+  /** GenEval verdicts and each image's noise-free utility to the simulated users (default weights). */
+  geneval: {
+    prompt: number;
+    index: number;
+    seed: number;
+    correct: boolean;
+    reason: string;
+    score: number;
+    utility: number;
+  }[];
   winrate: { prompt: number; index: number; seed: number; scores: Record<string, number> }[];
   /** Grid images, PNG as base64. */
   grid: { prompt: number; index: number; seed: number; png: string }[];
@@ -157,6 +175,14 @@ export interface EvaluationSamples {
   prompts: string[];
   seeds: number[];
   methods: { method: string; images: string[] }[];
+}
+
+/** The simulated users' utility of the held-out GenEval images, in evaluation.json. */
+export interface EvaluationUtility extends Partial<UtilitySummary> {
+  /** Why it was not computed; `models` and `comparisons` are then absent. */
+  skipped?: string;
+  /** `imageUtility` of engine/world/utility.ts with these weights (the defaults), no click noise. */
+  weights: UtilityWeights;
 }
 
 /** `<out>/evaluation.json`. */
@@ -178,7 +204,19 @@ export interface EvaluationDocument {
     /** The report's rows; the p value is McNemar's exact test against the baseline. */
     table: GenEvalRow[];
   };
+  /**
+   * The paper's protocol: per model and prompt the image with the median `preferenceReward` score
+   * is kept, and that same image is compared under every reward (rows carry `medianBy`).
+   */
   winRates: WinRateRow[];
+  /** The reward the kept images were chosen by: the first reward given, else the detector. */
+  preferenceReward: string;
+  /** The protocol's kept win-rate image of every model and prompt (`kept[model][prompt]`). */
+  winRateImages: Record<string, { prompt: number; index: number; seed: number }[]>;
+  /** Extra table, not the protocol: each reward chooses its own median image (`medianBy` = `reward`). */
+  perRewardMedianWinRates: WinRateRow[];
+  /** The simulated users' utility of every held-out GenEval image: per model and head to head. */
+  utility: EvaluationUtility;
   results: Record<string, ArtifactRef>;
   samples: ArtifactRef;
   tables: string;
@@ -197,13 +235,36 @@ export function decodeEvaluationSamples(samples: EvaluationSamples): SampleGrid 
   };
 }
 
-/** What the run report takes from an evaluation (ReportData's baseline, geneval and winRates). */
+/** The report's view of an evaluation's utility section. */
+function utilityReport(u: EvaluationUtility): UtilityReport {
+  return {
+    ...(u.skipped ? { skipped: u.skipped } : {}),
+    models: u.models ?? [],
+    comparisons: u.comparisons ?? [],
+  };
+}
+
+/**
+ * What the run report takes from an evaluation (ReportData's baseline, geneval, win rates and
+ * utility). An evaluation.json written before the protocol's single median and the utility
+ * (format @1) gives only its win rates.
+ */
 export function evaluationReportData(doc: EvaluationDocument): {
   baseline: string;
   geneval: GenEvalRow[];
   winRates: WinRateRow[];
+  preferenceReward?: string;
+  perRewardMedianWinRates?: WinRateRow[];
+  utility?: UtilityReport;
 } {
-  return { baseline: doc.baseline, geneval: doc.geneval.table, winRates: doc.winRates };
+  return {
+    baseline: doc.baseline,
+    geneval: doc.geneval.table,
+    winRates: doc.winRates,
+    ...(doc.preferenceReward === undefined ? {} : { preferenceReward: doc.preferenceReward }),
+    ...(doc.perRewardMedianWinRates ? { perRewardMedianWinRates: doc.perRewardMedianWinRates } : {}),
+    ...(doc.utility ? { utility: utilityReport(doc.utility) } : {}),
+  };
 }
 
 /** `<out>/shards/<n, 6 digits>.json`: where shard `n` of an evaluation is committed. */
@@ -255,6 +316,7 @@ function checkSettings(s: EvaluationSettings | undefined, models: readonly strin
     shardSize,
     gridPrompts,
     baseline,
+    heldOutOnly: s.heldOutOnly === true,
   };
 }
 
@@ -322,6 +384,46 @@ function checkJobs(jobs: unknown, plan: EvaluationPlan): EvalJob[] {
 
 function sameJobs(a: readonly EvalJob[], b: readonly EvalJob[]): boolean {
   return canonicalJson(a) === canonicalJson(b);
+}
+
+/**
+ * The users' utility of the evaluation: every GenEval image's `utility` (results rows), per model
+ * and head to head over prompts (engine/eval/utility-summary.ts). It needs the built-in world's
+ * images and prompt metadata, so it is skipped when GenEval is.
+ */
+function utilityOf(
+  plan: EvaluationPlan,
+  names: readonly string[],
+  rows: ReadonlyMap<string, readonly GenevalResultRow[]>,
+  seed: number,
+  resamples: number,
+): EvaluationUtility {
+  const weights = { ...DEFAULT_UTILITY_WEIGHTS };
+  if (plan.suite.genevalSkipped)
+    return {
+      skipped:
+        "it scores built-in world images against the prompts' metadata with GenEval's judge, " +
+        'which is skipped here: a latent model draws other images',
+      weights,
+    };
+  const images = new Map(
+    names.map((n) => [
+      n,
+      rows.get(n)!.map((r) => {
+        if (typeof r.utility !== 'number')
+          throw badInput(`model "${n}": GenEval image ${r.filename} has no utility in its shard`);
+        return { unit: String(r.promptIndex), utility: r.utility };
+      }),
+    ]),
+  );
+  // Comparisons read "dro vs base" (later models first), as the win rates; models in given order.
+  const summary = summarizeUtility(images, {
+    methods: [...names].reverse(),
+    seed: `utility:${seed}`,
+    resamples,
+  });
+  summary.models.reverse();
+  return { weights, ...summary };
 }
 
 // ----- activities -----
@@ -453,6 +555,10 @@ export function createEvaluationActivities(deps: StageDeps) {
         const bytes = await readArtifact(store, suite);
         const parsed = await suiteCall(() => parseSuite(bytes, suite.uri));
         selection = await suiteCall(() => selectSuitePrompts(parsed, training, wanted, suite.uri));
+      } else if (settings.heldOutOnly) {
+        source = 'built-in held-out prompts (data.promptSplit hash)';
+        const heldOut = TAGS.flatMap((tag) => heldOutPrompts(tag));
+        selection = await suiteCall(() => selectSuitePrompts(heldOut, training, wanted, source));
       } else {
         const seed = `geneval-suite:${settings.seed}`;
         source = `built-in (seed ${seed})`;
@@ -717,7 +823,9 @@ export function createEvaluationActivities(deps: StageDeps) {
         );
       }
 
-      const { summaries, comparisons, table, winRates } = compareModels({
+      // The run's reward model: the first reward given (the detector when none is).
+      const preferenceReward = plan.rewards[0]?.name ?? DETECTOR_REWARD_NAME;
+      const { summaries, comparisons, table, winRates, perRewardMedianWinRates, keptImages } = compareModels({
         models: names,
         baseline: settings.baseline,
         geneval: rows,
@@ -726,9 +834,21 @@ export function createEvaluationActivities(deps: StageDeps) {
           reward: r.name,
           scores: Object.fromEntries(scores.get(r.name)!),
         })),
+        preferenceReward,
         seed: settings.seed,
         bootstrapSamples: settings.bootstrapSamples,
       });
+      const winRateImages = Object.fromEntries(
+        Object.entries(keptImages).map(([model, indices]) => [
+          model,
+          indices.map((index, prompt) => ({
+            prompt,
+            index,
+            seed: plan.seeds.winrate + prompt + index * plan.suite.winratePrompts,
+          })),
+        ]),
+      );
+      const utility = utilityOf(plan, names, rows, settings.seed, settings.bootstrapSamples);
 
       const gridPrompts = [...Array(plan.gridPrompts).keys()];
       const samples: EvaluationSamples = {
@@ -759,7 +879,7 @@ export function createEvaluationActivities(deps: StageDeps) {
       );
       const tables =
         (plan.suite.genevalSkipped ? `${plan.suite.genevalSkipped}.\n\n` : '') +
-        formatRunTables({ geneval: table, winRates });
+        formatRunTables({ geneval: table, winRates, utility: utilityReport(utility) });
       const doc: EvaluationDocument = {
         format: EVALUATION_FORMAT,
         runId,
@@ -782,6 +902,10 @@ export function createEvaluationActivities(deps: StageDeps) {
           table,
         },
         winRates,
+        preferenceReward,
+        winRateImages,
+        perRewardMedianWinRates,
+        utility,
         results,
         samples: samplesRef,
         tables,

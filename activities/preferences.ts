@@ -3,6 +3,9 @@
  *
  * - `simulatePreferences` (built-in world): prompts from the world's generator, two base-model
  *   generations per prompt with distinct seeds, simulated users choose (engine/world/simulate).
+ *   With `data.generators` each image comes from a pool of generators drawn by share, and the
+ *   `model_0` / `model_1` columns name them; with `data.promptSplit` 'hash' only training prompts
+ *   are used (docs/world.md).
  * - `importPreferences` (`pickapic` shards or a caption `folder`): validates every row
  *   (`data.onBadRow`), writes the accepted ones and names each skipped row by file and row.
  *   A folder holds single images, not comparisons: each image becomes a row showing it twice
@@ -25,10 +28,14 @@ import {
   type PickapicWriteRow,
 } from '../engine/data/pickapic';
 import { fromModelSpace } from '../engine/world/pretraining-corpus';
-import { generatePrompts, type PromptMetadata } from '../engine/world/world';
+import { type PromptMetadata } from '../engine/world/world';
+import { preferencePrompts } from '../engine/world/prompt-split';
+import { drawGenerators, standInGenerator, type PoolGenerator } from '../engine/world/generator-pool';
 import { feedbackStats, simulateFeedback } from '../engine/world/simulate';
 import { generateImages } from '../engine/generate';
 import { decodeModelBundle } from '../engine/io/model-bundle';
+import type { DiffusionModel } from '../engine/training/diffusion-model';
+import { Rng } from '../engine/rng';
 import type { ArtifactRef } from '../storage/artifact-store';
 import { isUri, parseArtifactUri } from '../storage/uri';
 import { activityLogger } from './common';
@@ -64,6 +71,13 @@ export interface SimulatePreferencesInput extends StageOutput {
   backend?: BackendPreference;
   /** Runtime of the UNet while generating (config `workers.inferenceRuntime`). Default `auto`. */
   inferenceRuntime?: InferenceRuntimePreference;
+  /**
+   * The pool each compared image is drawn from by share (config `data.generators`); its names go
+   * into `model_0` / `model_1`. Absent: the base model draws every image (`simulated`).
+   */
+  generators?: PoolGenerator[];
+  /** Config `data.promptSplit`: 'hash' uses the world's training prompts only. Absent: 'none'. */
+  promptSplit?: 'none' | 'hash';
 }
 
 export interface ImportPreferencesInput extends StageOutput {
@@ -92,6 +106,8 @@ export interface PreferencesResult {
   badRows: BadRow[];
   /** Comparisons where the two images differ (the usable preference pairs). */
   comparisons: number;
+  /** Images per generator, when the images came from a pool (`data.generators`). */
+  generators?: Record<string, number>;
 }
 
 /** Reads a preference parquet artifact of the run (validated when it was written). */
@@ -148,7 +164,65 @@ function fromDone(done: {
     skipped: Number(extra.skipped ?? 0),
     badRows: (extra.badRows ?? []) as BadRow[],
     comparisons: Number(extra.comparisons),
+    ...(extra.generators !== undefined && { generators: extra.generators as Record<string, number> }),
   };
+}
+
+/** The pool as the activity received it, checked; every problem names its `data.generators` field. */
+function checkPool(generators: unknown): PoolGenerator[] {
+  const field = 'data.generators';
+  if (!Array.isArray(generators) || generators.length === 0)
+    throw badInput(`${field} must list at least one generator`);
+  const names = new Map<string, number>();
+  let total = 0;
+  generators.forEach((g: Partial<PoolGenerator> | null, i) => {
+    const at = `${field}[${i}]`;
+    if (typeof g !== 'object' || g === null) throw badInput(`${at} must be an object`);
+    if (typeof g.name !== 'string' || g.name === '') throw badInput(`${at}.name must be a non-empty string`);
+    const first = names.get(g.name);
+    if (first !== undefined)
+      throw badInput(`${at}.name '${g.name}' repeats ${field}[${first}].name: generator names must differ`);
+    names.set(g.name, i);
+    if (typeof g.share !== 'number' || !Number.isFinite(g.share) || g.share < 0)
+      throw badInput(`${at}.share must be a finite number >= 0, got ${JSON.stringify(g.share)}`);
+    total += g.share;
+    if (g.kind === 'bundle') {
+      if (typeof g.path !== 'string' || g.path === '') throw badInput(`${at}.path must name a model bundle`);
+    } else if (g.kind === 'stand-in') {
+      for (const p of ['pWrong', 'distractorProb'] as const)
+        if (typeof g[p] !== 'number' || !(g[p] >= 0 && g[p] <= 1))
+          throw badInput(`${at}.${p} must be a probability, got ${JSON.stringify(g[p])}`);
+      if (!Array.isArray(g.levels) || g.levels.length === 0)
+        throw badInput(`${at}.levels must list at least one degradation level`);
+    } else if (g.kind !== 'base')
+      throw badInput(`${at}.kind must be 'base', 'stand-in' or 'bundle', got ${JSON.stringify(g.kind)}`);
+  });
+  if (!(total > 0))
+    throw badInput(`${field}: the shares sum to ${total}; give at least one generator a positive share`);
+  return generators as PoolGenerator[];
+}
+
+/**
+ * A `bundle` generator: the model bundle at `source`, which must draw 3-channel `size`-px images
+ * as the base does. `field` names the config entry in every error.
+ */
+async function loadGeneratorBundle(
+  deps: StageDeps,
+  source: string,
+  field: string,
+  size: number,
+): Promise<DiffusionModel> {
+  const bytes = await readSource(deps.store, source, field);
+  const model = await stageCall(field, () => Promise.resolve(decodeModelBundle(bytes, source)));
+  const c = model.unet.config;
+  if (c.in_channels !== 3 || c.sample_size !== size) {
+    model.unet.dispose();
+    model.text.dispose();
+    throw badInput(
+      `${field}: ${source} draws ${c.in_channels}-channel ${c.sample_size} px images; the preference images are 3-channel ${size} px, as the base model draws them`,
+    );
+  }
+  return model;
 }
 
 export function createPreferenceActivities(deps: StageDeps) {
@@ -161,6 +235,9 @@ export function createPreferenceActivities(deps: StageDeps) {
       checkPositiveInt(input.prompts, 'prompts');
       checkPositiveInt(input.steps, 'steps');
       if (!(input.guidanceScale >= 0)) throw badInput(`field "guidanceScale" must be >= 0`);
+      const pool = input.generators === undefined ? undefined : checkPool(input.generators);
+      if (input.promptSplit !== undefined && input.promptSplit !== 'none' && input.promptSplit !== 'hash')
+        throw badInput(`data.promptSplit must be 'none' or 'hash', got ${JSON.stringify(input.promptSplit)}`);
       const key = outputKey(input, 'preferences', 'pickapic.parquet');
       const done = await finished(deps.store, key);
       if (done) {
@@ -173,7 +250,11 @@ export function createPreferenceActivities(deps: StageDeps) {
       );
       try {
         const size = model.unet.config.sample_size;
-        const prompts = generatePrompts(`preferences:${stageSeed(input.seed, 'prompts')}`, input.prompts);
+        const prompts = preferencePrompts(
+          `preferences:${stageSeed(input.seed, 'prompts')}`,
+          input.prompts,
+          input.promptSplit,
+        );
         const index = new Map<PromptMetadata, number>(prompts.map((p, i) => [p, i]));
         const simSeed = stageSeed(input.seed, 'feedback') % 0x7fffffff;
         // The simulation asks for one image at a time; its seeds do not depend on the images, so a
@@ -189,38 +270,78 @@ export function createPreferenceActivities(deps: StageDeps) {
           { seed: simSeed },
         );
         const started = Date.now();
-        const generated = await generateImages(
-          model,
-          wanted.map((w) => w.prompt.prompt),
-          {
-            seeds: wanted.map((w) => w.seed),
-            steps: input.steps,
-            guidanceScale: input.guidanceScale,
-            ...(input.inferenceRuntime !== undefined && { runtime: input.inferenceRuntime }),
-            onRuntime: (choice) => log.info(choice, 'UNet inference runtime selected'),
-            onProgress: (doneImages, total) => {
-              const seconds = (Date.now() - started) / 1000;
-              const rate = doneImages / Math.max(seconds, 1e-3);
-              const progress = {
-                phase: 'generating',
-                images: doneImages,
-                total,
-                imagesPerSecond: Number(rate.toFixed(2)),
-                etaSeconds: Math.round((total - doneImages) / rate),
-              };
-              heartbeat(progress);
-              log.info(progress, 'generating preference images');
-            },
-          },
-        );
         const images = new Map<string, RgbImageF32>();
-        wanted.forEach((w, i) =>
-          images.set(`${index.get(w.prompt)}:${w.seed}`, {
-            width: size,
-            height: size,
-            data: fromModelSpace(generated[i]!),
-          }),
-        );
+        const keyOf = (w: { prompt: PromptMetadata; seed: number }) => `${index.get(w.prompt)}:${w.seed}`;
+        let doneBefore = 0;
+        const progress = (doneImages: number) => {
+          const total = wanted.length;
+          const seconds = (Date.now() - started) / 1000;
+          const rate = doneImages / Math.max(seconds, 1e-3);
+          const p = {
+            phase: 'generating',
+            images: doneImages,
+            total,
+            imagesPerSecond: Number(rate.toFixed(2)),
+            etaSeconds: Math.round((total - doneImages) / rate),
+          };
+          heartbeat(p);
+          log.info(p, 'generating preference images');
+        };
+        /** The images `which` (indices into `wanted`) sampled from `from`. */
+        const sample = async (from: DiffusionModel, which: readonly number[]) => {
+          const generated = await generateImages(
+            from,
+            which.map((i) => wanted[i]!.prompt.prompt),
+            {
+              seeds: which.map((i) => wanted[i]!.seed),
+              steps: input.steps,
+              guidanceScale: input.guidanceScale,
+              ...(input.inferenceRuntime !== undefined && { runtime: input.inferenceRuntime }),
+              onRuntime: (choice) => log.info(choice, 'UNet inference runtime selected'),
+              onProgress: (doneImages) => progress(doneBefore + doneImages),
+            },
+          );
+          which.forEach((i, j) =>
+            images.set(keyOf(wanted[i]!), { width: size, height: size, data: fromModelSpace(generated[j]!) }),
+          );
+          doneBefore += which.length;
+        };
+        // Which generator draws each image (absent: the base draws all of them).
+        const names = new Map<string, string>();
+        const counts: Record<string, number> = {};
+        if (!pool)
+          await sample(
+            model,
+            wanted.map((_, i) => i),
+          );
+        else {
+          const drawn = drawGenerators(
+            pool.map((g) => g.share),
+            wanted.length,
+            new Rng(`preferences-generators:${stageSeed(input.seed, 'generators')}`),
+          );
+          for (const [g, entry] of pool.entries()) {
+            const which = drawn.flatMap((d, i) => (d === g ? [i] : []));
+            counts[entry.name] = which.length;
+            for (const i of which) names.set(keyOf(wanted[i]!), entry.name);
+            if (which.length === 0) continue;
+            if (entry.kind === 'base') await sample(model, which);
+            else if (entry.kind === 'stand-in') {
+              const draw = standInGenerator(entry, size);
+              for (const i of which) images.set(keyOf(wanted[i]!), draw(wanted[i]!.prompt, wanted[i]!.seed));
+              doneBefore += which.length;
+              progress(doneBefore);
+            } else {
+              const bundle = await loadGeneratorBundle(deps, entry.path, `data.generators[${g}].path`, size);
+              try {
+                await sample(bundle, which);
+              } finally {
+                bundle.unet.dispose();
+                bundle.text.dispose();
+              }
+            }
+          }
+        }
         const feedback = await simulateFeedback(
           prompts,
           (prompt, seed) => {
@@ -231,6 +352,12 @@ export function createPreferenceActivities(deps: StageDeps) {
           // Ids follow the seed, not the run, so the same inputs give the same bytes in any run.
           { seed: simSeed, uidPrefix: `sim${simSeed}-` },
         );
+        if (pool)
+          feedback.pairs.forEach((pair, i) => {
+            const row = feedback.rows[i]!;
+            row.model_0 = names.get(`${pair.promptIndex}:${pair.seeds[0]}`)!;
+            row.model_1 = names.get(`${pair.promptIndex}:${pair.seeds[1]}`)!;
+          });
         const { decisions, meanAlignment } = feedbackStats(feedback.pairs);
         const stats = pickapicRowStats(feedback.rows);
         const extra = {
@@ -241,6 +368,7 @@ export function createPreferenceActivities(deps: StageDeps) {
           decisions,
           meanAlignment,
           generationSeconds: (Date.now() - started) / 1000,
+          ...(pool && { generators: counts }),
         };
         const ref = await putArtifact(
           deps.store,
@@ -254,7 +382,14 @@ export function createPreferenceActivities(deps: StageDeps) {
           },
         );
         log.info({ uri: ref.uri, ...extra }, 'simulated preference set written');
-        return { preferences: ref, rows: feedback.rows.length, ...stats, skipped: 0, badRows: [] };
+        return {
+          preferences: ref,
+          rows: feedback.rows.length,
+          ...stats,
+          skipped: 0,
+          badRows: [],
+          ...(pool && { generators: counts }),
+        };
       } finally {
         model.unet.dispose();
         model.text.dispose();

@@ -18,6 +18,7 @@ import {
   type ExpertSet,
   type RankingProgress,
 } from '../engine/ranking/expert-ranking';
+import { expertProvenance, type ExpertProvenance } from '../engine/ranking/expert-provenance';
 import {
   validateShardScores,
   type ShardCommitter,
@@ -113,6 +114,11 @@ export interface RankExpertsInput extends StageOutput {
   shardSize: number;
   /** Side of the expert images in the dataset (the model's resolution). */
   resolution: number;
+  /**
+   * Names of the generator pool (config `data.generators`): when given, the ranking JSON counts
+   * the experts and their GenEval verdicts per generator (`provenance`). Absent: no count.
+   */
+  generators?: string[];
   backend?: BackendPreference;
 }
 
@@ -131,6 +137,8 @@ export interface RankExpertsResult {
   /** Best and K-th score. */
   topScore: number;
   kthScore: number;
+  /** Where the experts came from, when `generators` was given. */
+  provenance?: ExpertProvenance;
 }
 
 export interface ScoreRankingShardsInput extends RankExpertsInput {
@@ -244,6 +252,7 @@ export function createRankingActivities(deps: StageDeps) {
           rewardModel: set.rewardModel,
           topScore: set.experts[0]?.score ?? NaN,
           kthScore: set.experts[set.experts.length - 1]?.score ?? NaN,
+          ...(set.provenance && { provenance: set.provenance }),
         };
       }
 
@@ -280,6 +289,16 @@ export function createRankingActivities(deps: StageDeps) {
       } finally {
         await reward.dispose();
       }
+      if (input.generators !== undefined) {
+        if (!Array.isArray(input.generators) || input.generators.some((n) => typeof n !== 'string'))
+          throw badInput('field "generators" must list generator names');
+        heartbeat({ phase: 'judging expert provenance' });
+        const names = input.generators;
+        set.provenance = await stageCall('expert provenance', () =>
+          Promise.resolve(expertProvenance(set, rows, names)),
+        );
+        log.info({ provenance: set.provenance.generators }, 'expert provenance');
+      }
       const dataset = expertImageDataset(set, items, resolution);
       const rankingRef = await putArtifact(deps.store, rankingKey, encodeJson(set), {
         kind: 'expert-ranking',
@@ -314,6 +333,7 @@ export function createRankingActivities(deps: StageDeps) {
         rewardModel: set.rewardModel,
         topScore: set.experts[0]!.score,
         kthScore: set.experts[set.experts.length - 1]!.score,
+        ...(set.provenance && { provenance: set.provenance }),
       };
     },
   };

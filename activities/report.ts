@@ -115,6 +115,7 @@ export function createReportActivities(deps: StageDeps) {
         accuracy: reward.accuracy,
         heldOutPairs: reward.accuracyPairs,
       };
+    if (report.expertSet?.provenance) data.expertProvenance = report.expertSet.provenance.generators;
     if (report.evaluation) {
       const doc = await readJsonArtifact<EvaluationDocument>(deps.store, report.evaluation.evaluation);
       Object.assign(data, evaluationReportData(doc));

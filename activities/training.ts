@@ -4,9 +4,13 @@
  * `settings.checkpointEvery` micro-steps and heartbeating it; `finalizeTraining` turns the last
  * checkpoint into the exported model (EMA UNet), a diffusers UNet file and a JSON summary.
  *
- * A retried attempt (worker killed, heartbeat lost) restores the checkpoint its predecessor last
- * heartbeated, so no more than `checkpointEvery` micro-steps are redone, and because a checkpoint
- * holds the complete training state the result is bit-identical to an uninterrupted run.
+ * Every attempt (a retry after a killed worker or a lost heartbeat, or a re-run of the chunk)
+ * continues from the newest committed checkpoint of the chunk: the artifact store is scanned for
+ * checkpoints of these inputs between the input (or heartbeated) checkpoint and `untilStep`, so a
+ * checkpoint whose heartbeat never reached the server (the SDK throttles heartbeats; a SIGKILL
+ * right after a commit loses the last one) is still found. No more than `checkpointEvery`
+ * micro-steps are redone, and because a checkpoint holds the complete training state (weights,
+ * optimizer, EMA, RNG states, data order) the result is bit-identical to an uninterrupted run.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
@@ -23,6 +27,7 @@ import { NonFiniteTensorError, SafetensorsError } from '../engine/io/safetensors
 import { decodeCheckpoint } from '../engine/training/checkpoint';
 import {
   checkpointFileName,
+  checkpointStepOf,
   resumeCandidates,
   staleCheckpoints,
 } from '../engine/training/checkpoint-selection';
@@ -34,6 +39,7 @@ import { checkModelFits } from '../engine/training/model-fit';
 import { Trainer, type MetricRow, type TrainerInit } from '../engine/training/trainer';
 import type { Logger } from '../infra/logger';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import { ArtifactNotFoundError, DigestMismatchError } from '../storage/errors';
 import type {
   ChunkRecord,
   FinalizeTrainingInput,
@@ -70,8 +76,9 @@ export function checkpointKey(runId: string, stage: TrainingStage, step: number,
 }
 
 /**
- * Deletes all but the `keep` newest checkpoints of a stage. More than one is kept because a retry
- * resumes from the checkpoint its last delivered heartbeat named, which may trail the newest.
+ * Deletes all but the `keep` newest checkpoints of a stage. More than one is kept so that a retry
+ * still has an older one when the newest does not verify, and so that the checkpoint its last
+ * delivered heartbeat named (which may trail the newest) usually still exists.
  */
 export async function pruneCheckpoints(
   store: ArtifactStore,
@@ -230,6 +237,51 @@ export async function resumableCheckpoint(
   return named;
 }
 
+/** A checkpoint a chunk can start from. */
+export interface ResumeOption {
+  ref: ArtifactRef;
+  step: number;
+  source: Exclude<ChunkRecord['restoredFrom'], 'fresh'>;
+}
+
+/**
+ * The committed checkpoints of this chunk's stage and inputs in the store that lie after
+ * `afterStep` and at or before `input.untilStep`, newest first. Only committed artifacts are listed
+ * (the stores list an object only once its metadata is written after the complete bytes, so a
+ * half-written checkpoint is never a candidate); each one's metadata must name this start model
+ * and data. The caller still verifies the bytes against the digest and the settings on restore.
+ */
+export async function storedCheckpoints(
+  store: ArtifactStore,
+  input: Pick<TrainChunkInput, 'runId' | 'stage' | 'out' | 'startModel' | 'data' | 'untilStep'>,
+  afterStep: number,
+): Promise<ResumeOption[]> {
+  const prefix = `${stagePrefix(input.runId, input.stage, input.out)}/checkpoints/`;
+  const out: ResumeOption[] = [];
+  for (const { key, step } of resumeCandidates(await store.list(prefix), input.untilStep, afterStep + 1)) {
+    const head = await store.head(key);
+    if (!head || head.metadata.kind !== 'checkpoint') continue;
+    const { inputs } = head.metadata;
+    if (!inputs.includes(input.startModel.sha256) || !inputs.includes(input.data.sha256)) continue;
+    out.push({ ref: head.ref, step, source: 'store' });
+  }
+  return out;
+}
+
+/**
+ * Whether a checkpoint found by scanning the store is unusable because of its content (corrupt,
+ * deleted meanwhile, written with other settings), so the next older one should be tried; store
+ * outages and other errors are not, they fail the attempt to be retried.
+ */
+function unusableCheckpoint(err: unknown): boolean {
+  if (err instanceof TrainingInputError || err instanceof DigestMismatchError) return true;
+  if (err instanceof ArtifactNotFoundError) return true;
+  return (
+    err instanceof ApplicationFailure &&
+    (err.type === 'DigestMismatchError' || err.type === 'ArtifactNotFoundError')
+  );
+}
+
 export function createTrainingActivities(deps: TrainingDeps) {
   const { store } = deps;
   const heartbeatSeconds = deps.heartbeatSeconds ?? 5;
@@ -286,9 +338,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
     },
 
     /**
-     * Trains from the newest checkpoint (a heartbeated one from a failed attempt, else
-     * `fromCheckpoint`, else a fresh start) to `untilStep`. Cancellation stops at the next
-     * optimizer update, checkpoints there and reports the cancellation.
+     * Trains from the newest checkpoint (a newer committed one of this chunk in the store, else
+     * the one a failed attempt heartbeated, else `fromCheckpoint`, else a fresh start) to
+     * `untilStep`. Cancellation stops at the next optimizer update, checkpoints there and reports
+     * the cancellation.
      */
     async trainChunk(input: TrainChunkInput): Promise<TrainChunkResult> {
       const ctx = Context.current();
@@ -314,6 +367,22 @@ export function createTrainingActivities(deps: TrainingDeps) {
           : { step: 0 };
         ctx.heartbeat(beat);
         timer = setInterval(() => ctx.heartbeat(beat), heartbeatMs);
+        const base: ResumeOption | undefined = fromHeartbeat
+          ? { ...fromHeartbeat, source: 'heartbeat' }
+          : input.fromCheckpoint
+            ? {
+                ref: input.fromCheckpoint,
+                step: checkpointStepOf(input.fromCheckpoint.uri) ?? -1,
+                source: 'input',
+              }
+            : undefined;
+        // Checkpoints an earlier attempt committed after the one named (its last heartbeat may
+        // never have reached the server). An input checkpoint whose key does not tell its step is
+        // used as it is: which stored checkpoints are newer cannot be told.
+        const stored =
+          base && base.step < 0
+            ? []
+            : await storeCall(() => storedCheckpoints(store, input, base?.step ?? 0));
         const backend = (await initBackend(input.backend ?? 'auto')).name;
         const held = await cache.acquireModel(input.startModel);
         release = held.release;
@@ -332,28 +401,55 @@ export function createTrainingActivities(deps: TrainingDeps) {
           validateImageDataset(data.images, held.model.unet.config, what);
         const init: TrainerInit = { settings: input.settings, ...held.model, data };
 
-        const resumeRef = fromHeartbeat?.ref ?? input.fromCheckpoint;
-        const restoredFrom: ChunkRecord['restoredFrom'] = fromHeartbeat
-          ? 'heartbeat'
-          : input.fromCheckpoint
-            ? 'input'
-            : 'fresh';
-        if (resumeRef) {
-          const bytes = await readCheckpoint(resumeRef, input);
-          trainer = await decoding(
-            () => Trainer.restore(init, bytes, resumeRef.uri),
+        const restore = async (ref: ArtifactRef): Promise<Trainer> => {
+          const bytes = await readCheckpoint(ref, input);
+          return decoding(
+            () => Trainer.restore(init, bytes, ref.uri),
             (m) => new TrainingInputError(m),
           );
-        } else {
-          trainer = Trainer.create(init);
+        };
+        let resumed: ResumeOption | undefined;
+        for (const option of stored) {
+          try {
+            trainer = await restore(option.ref);
+            resumed = option;
+            break;
+          } catch (err) {
+            if (!unusableCheckpoint(err)) throw err;
+            log.warn(
+              {
+                step: option.step,
+                uri: option.ref.uri,
+                error: err instanceof Error ? err.message : String(err),
+              },
+              'stored checkpoint not usable; trying an older one',
+            );
+          }
         }
-        const t = trainer;
+        if (!trainer && base) {
+          trainer = await restore(base.ref);
+          resumed = base;
+        }
+        const t = trainer ?? Trainer.create(init);
+        trainer = t;
+        const restoredFrom: ChunkRecord['restoredFrom'] = resumed?.source ?? 'fresh';
         const fromStep = t.step;
-        let last = resumeRef ? { ref: resumeRef, step: fromStep } : undefined;
+        const restoredCheckpoint = resumed && {
+          uri: resumed.ref.uri,
+          sha256: resumed.ref.sha256,
+          step: fromStep,
+        };
+        let last = resumed ? { ref: resumed.ref, step: fromStep } : undefined;
         Object.assign(beat, { step: fromStep, checkpoint: last?.ref, checkpointStep: last?.step });
         ctx.heartbeat(beat);
         log.info(
-          { fromStep, untilStep: input.untilStep, restoredFrom, checkpoint: resumeRef?.uri, backend },
+          {
+            fromStep,
+            untilStep: input.untilStep,
+            restoredFrom,
+            checkpoint: resumed?.ref.uri,
+            backend,
+          },
           'training chunk started',
         );
         let lastLog = 0;
@@ -432,6 +528,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           toStep: t.step,
           attempt: ctx.info.attempt,
           restoredFrom,
+          ...(restoredCheckpoint && { restoredCheckpoint }),
           seconds: Number(seconds.toFixed(3)),
           backend,
         };

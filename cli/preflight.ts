@@ -13,6 +13,11 @@
  *   counts, and their first rows (`maxRowsScanned`) are valid; a caption folder follows its layout
  *   and its images declare a usable size. `ranking.topK` is at most the images the run will have.
  * - `ranking.onnxModel` (local) exists.
+ * - `data.generators`: a `bundle` entry's local file exists and is a model bundle drawing 3-channel
+ *   images at the base model's size.
+ * - The built-in world's evaluation keeps a held-out prompt of every tag: with `data.generators` or
+ *   `data.promptSplit`, a config whose training prompts cover a tag of the evaluation suite is
+ *   refused (docs/world.md).
  * - `ranking.preferenceInit` (local) exists, has the recorded SHA-256 and holds the weights of the
  *   preference model the reward stage trains.
  * - A local artifact root is, or can be created as, a writable directory.
@@ -38,6 +43,10 @@ import type * as ImageCodecModule from '../engine/data/image-codec';
 import type * as TextEncoderModule from '../engine/models/text-encoder';
 import type * as DiffusersPipelineModule from '../engine/io/diffusers-pipeline';
 import type * as LatentModelModule from '../engine/latent/latent-model';
+import type * as PromptSplitModule from '../engine/world/prompt-split';
+import type * as SuiteModule from '../engine/eval/suite';
+import type * as WorldModule from '../engine/world/world';
+import type * as StageModule from '../activities/stage';
 import { UNET_CONFIGS, type UNetConfig } from '../engine/models/unet-config';
 import { unetParamSpecs } from '../engine/models/unet-params';
 import { stateDir } from '../infra/paths';
@@ -380,6 +389,88 @@ async function checkPreferenceInit(config: PipelineConfig, cwd: string, add: (f:
   }
 }
 
+/** Each `bundle` generator of `data.generators`: a readable model bundle at the base model's image size. */
+async function checkGeneratorBundles(
+  config: PipelineConfig,
+  cwd: string,
+  baseSize: number | undefined,
+  add: (f: string, m: string) => void,
+) {
+  if (config.data.source !== 'world') return;
+  for (const [i, g] of (config.data.generators ?? []).entries()) {
+    if (g.kind !== 'bundle') continue;
+    const field = `data.generators[${i}].path`;
+    const where = resolveSource(g.path, cwd);
+    if (where.kind === 'invalid') {
+      add(field, where.message);
+      continue;
+    }
+    if (where.kind === 's3') continue;
+    const entry = await readableEntry(where.file);
+    if ('problem' in entry) {
+      add(field, `generator '${g.name}': ${entry.problem}`);
+      continue;
+    }
+    if (!entry.stat.isFile()) {
+      add(
+        field,
+        `generator '${g.name}': ${where.file} is not a file (a model bundle is one .safetensors file)`,
+      );
+      continue;
+    }
+    const { checkModelBundleHeader } = require('../engine/io/model-bundle') as typeof ModelBundleModule;
+    const { readSafetensorsHeader } = require('../engine/io/safetensors') as typeof SafetensorsModule;
+    try {
+      const { unet } = checkModelBundleHeader(await readSafetensorsHeader(where.file), where.file);
+      if (unet.in_channels !== 3 || (baseSize !== undefined && unet.sample_size !== baseSize))
+        add(
+          field,
+          `generator '${g.name}': ${where.file} draws ${unet.in_channels}-channel ${unet.sample_size} px images; ` +
+            `the preference images are 3-channel ${baseSize ?? 'RGB'} px, as the base model draws them`,
+        );
+    } catch (err) {
+      add(field, `generator '${g.name}': ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * With the new world settings (`data.generators`, `data.promptSplit`), the evaluation must keep a
+ * held-out prompt of every tag: the simulated comparisons' prompts are drawn as the preferences
+ * stage draws them and removed from the built-in suite as the evaluation removes them.
+ */
+function checkHeldOutPrompts(config: PipelineConfig, add: (f: string, m: string) => void) {
+  const d = config.data;
+  if (d.source !== 'world' || !config.eval.enabled) return;
+  if (d.generators === undefined && d.promptSplit === undefined) return;
+  const { preferencePrompts } = require('../engine/world/prompt-split') as typeof PromptSplitModule;
+  const { buildWorldSuite } = require('../engine/eval/suite') as typeof SuiteModule;
+  const { stageSeed } = require('../activities/stage') as typeof StageModule;
+  const training = preferencePrompts(
+    `preferences:${stageSeed(config.seed, 'prompts')}`,
+    d.prompts,
+    d.promptSplit,
+  );
+  let missing: string[];
+  try {
+    missing = buildWorldSuite({
+      seed: `geneval-suite:${config.seed}`,
+      trainingPrompts: training.map((p) => p.prompt),
+    }).missingTags;
+  } catch {
+    missing = [...(require('../engine/world/world') as typeof WorldModule).TAGS]; // nothing is left
+  }
+  if (missing.length)
+    add(
+      d.promptSplit === 'hash' ? 'data.promptSplit' : 'data.prompts',
+      `data.prompts ${d.prompts} (seed ${config.seed}): the training prompts cover every ${missing.join(', ')} prompt ` +
+        `of the evaluation suite, so no held-out prompt of that tag is left to evaluate; ` +
+        (d.promptSplit === 'hash'
+          ? 'lower data.prompts'
+          : "set data.promptSplit to 'hash' or lower data.prompts"),
+    );
+}
+
 /**
  * Why `root` cannot hold artifacts, or undefined when it is a writable directory (or can be
  * created as one: its nearest existing ancestor is a writable directory).
@@ -534,6 +625,13 @@ export async function preflight(
   const images = await checkDataPaths(config, cwd, options, add, () => problems.length);
   await checkOnnxModel(config, cwd, add);
   await checkPreferenceInit(config, cwd, add);
+  await checkGeneratorBundles(
+    config,
+    cwd,
+    bundle?.unet.sample_size ?? (config.model.baseCheckpoint ? undefined : config.model.resolution),
+    add,
+  );
+  checkHeldOutPrompts(config, add);
   if (images !== undefined && config.data.source !== 'world' && config.ranking.topK > images)
     add(
       'ranking.topK',

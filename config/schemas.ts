@@ -55,6 +55,8 @@ export const LIMITS = {
   pathLength: 4096,
   /** Entries of `data.paths`. */
   paths: 10_000,
+  /** Entries of `data.generators`. */
+  generators: 64,
 } as const;
 
 /** Smallest image side at which the built-in world's detector (and so its rewards) work. */
@@ -137,6 +139,54 @@ export const ModelConfig = z.strictObject({
 });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
+/** Degradations of the built-in world's stand-in generator (engine/world/perturb.ts); `clean`: none. */
+export const STAND_IN_LEVELS = ['clean', 'mild', 'moderate', 'strong'] as const;
+
+const generatorCommon = {
+  /** What the preference set's `model_0` / `model_1` columns say for this generator's images. */
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+      'letters, digits, ".", "_" and "-", starting with a letter or digit',
+    ),
+  /** Relative weight of the generator in the pool: each image of a comparison is drawn by share. */
+  share: z.number().min(0).max(1e6),
+};
+
+/**
+ * One generator of the built-in world's pool (`data.generators`), as Pick-a-Pic mixes several
+ * models: `base`, the run's base model; `stand-in`, the world's scene renderer with its failure
+ * rate and degradations (engine/world/world-generator.ts); `bundle`, a model bundle file sampled
+ * like the base. docs/world.md has a stronger and a weaker stand-in.
+ */
+export const GeneratorConfig = z.discriminatedUnion('kind', [
+  z.strictObject({ ...generatorCommon, kind: z.literal('base') }),
+  z.strictObject({
+    ...generatorCommon,
+    kind: z.literal('stand-in'),
+    /** Probability of drawing a scene for another prompt (a misaligned image). Default 0.5. */
+    pWrong: probability.default(0.5),
+    /** Degradations drawn uniformly per image. Default all four. */
+    levels: z
+      .array(z.enum(STAND_IN_LEVELS))
+      .min(1)
+      .max(16)
+      .default([...STAND_IN_LEVELS]),
+    /** Probability of an extra object the prompt did not ask for. Default 0. */
+    distractorProb: probability.default(0),
+  }),
+  z.strictObject({
+    ...generatorCommon,
+    kind: z.literal('bundle'),
+    /** A pixel-space model bundle (`.safetensors`, path or URI) at the base model's image size. */
+    path: printable(LIMITS.pathLength).min(1),
+  }),
+]);
+export type GeneratorConfig = z.infer<typeof GeneratorConfig>;
+
 /** Where the preference data comes from. */
 export const DataConfig = z.strictObject({
   /** `world`: simulate implicit feedback in the built-in world; `pickapic`: parquet shards; `folder`: caption/image pairs. Default `world`. */
@@ -153,6 +203,18 @@ export const DataConfig = z.strictObject({
   samplerSteps: count(LIMITS.samplerSteps).default(20),
   /** Guidance scale of the simulated preference images (`world`), at most 100. Default 7.5. */
   guidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(7.5),
+  /**
+   * The pool the compared images of `world` come from, each image drawn by share (docs/world.md).
+   * Absent (the default): both images of every comparison from the base model.
+   */
+  generators: z.array(GeneratorConfig).min(1).max(LIMITS.generators).optional(),
+  /**
+   * `hash`: the world's prompts are split once into training and held-out prompts (per tag, by a
+   * hash of the text, docs/world.md); the simulated comparisons use training prompts only, so every
+   * tag keeps held-out prompts for the evaluation however many comparisons are asked for. Absent or
+   * `none` (the default): prompts drawn from the whole world, as before.
+   */
+  promptSplit: z.enum(['none', 'hash']).optional(),
 });
 export type DataConfig = z.infer<typeof DataConfig>;
 
@@ -202,8 +264,22 @@ const TrainingCommon = {
   batchSize: count(LIMITS.batchSize).default(4),
   /** Micro-steps accumulated per optimizer update, at most 1024. Default 16. */
   gradientAccumulation: count(LIMITS.gradientAccumulation).default(16),
-  /** Global gradient-norm clip, at most 1e6. Default 1.0. */
-  maxGradNorm: z.number().positive().max(1e6).default(1.0),
+  /**
+   * Global gradient-norm clip, at most 1e6; 0 turns clipping off (the norm is still logged as
+   * `gradNorm`). The reference implementation never clips in effect: its `clip_grad_norm_` receives
+   * a parameter iterator the optimizer's constructor has already consumed. Default 1.0.
+   */
+  maxGradNorm: z.number().min(0).max(1e6).default(1.0),
+  /**
+   * Number format of the trained state. `bf16` emulates the reference's pure-bf16 training (every
+   * network loaded in bf16, no float32 master copy): after every micro-step the accumulated
+   * gradient, and after every update the weights, AdamW moments and EMA shadows, are bfloat16 values
+   * (round to nearest even, each AdamW/EMA operation rounded as torch rounds it); the frozen
+   * networks' predictions and DRO's Le0/Lp0 are rounded to bf16, and noise is added in bf16. An
+   * update smaller than half a bf16 ulp of a weight is rounded away, an implicit trust region.
+   * phi's own forward and backward stay float32. Absent: `fp32`.
+   */
+  precision: z.enum(['fp32', 'bf16']).optional(),
   /** Probability of replacing the prompt with "" (classifier-free guidance training). Default 0.2. */
   promptDropout: probability.default(0.2),
   /** Random horizontal flip of expert images. Default true. */
@@ -256,10 +332,11 @@ export type SftConfig = z.infer<typeof SftConfig>;
 export const DroConfig = z.strictObject({
   ...TrainingCommon,
   /**
-   * The model DRO fine-tunes: the SFT model when SFT runs ('sft', the warm start), or the base
-   * ('base'), which compares DRO, SFT and DPO from one start at matched compute. Default 'sft'.
+   * The model DRO fine-tunes, which is also its frozen reference and its first policy: the base
+   * ('base'), as the reference implementation loads all three networks from the base model, or the
+   * SFT model when SFT runs ('sft', a warm start). Default 'base'.
    */
-  warmStart: z.enum(['sft', 'base']).default('sft'),
+  warmStart: z.enum(['sft', 'base']).default('base'),
   /** Reference: 25,600 micro-steps. */
   steps: count(LIMITS.steps).default(25600),
   /** Hinge margin; the paper's ablation finds 1e-3 best. Default 1e-3. */
@@ -268,8 +345,18 @@ export const DroConfig = z.strictObject({
   bufferSize: count(LIMITS.bufferSize).default(4),
   /** Trajectories sampled per buffer refill (one DPM-Solver++ batch), at most 1024. Default 4. */
   bufferBatchSize: count(LIMITS.batchSize).default(4),
-  /** Training steps between new batches of trajectories. Default 1. */
+  /**
+   * Training steps between new batches of trajectories. The reference's 1 with a buffer of 4 and
+   * batches of 4 replaces the whole buffer every micro-step: every policy sample is fresh. Default 1.
+   */
   bufferSampleSteps: count(LIMITS.steps).default(1),
+  /**
+   * How a micro-step draws its batch from the buffer: `without-replacement` takes a random
+   * permutation of the trajectories (the reference's `randperm`), so a batch that fits in the
+   * buffer sees each trajectory once, each at its own uniform step; `with-replacement` draws every
+   * example's trajectory independently. Absent: `with-replacement`.
+   */
+  bufferDraw: z.enum(['with-replacement', 'without-replacement']).optional(),
   /**
    * Micro-steps between refreshes of the sampling policy from phi. Default 16, which with the
    * default accumulation of 16 refreshes it after every optimizer update; keep the two equal
@@ -294,6 +381,11 @@ export const DpoConfig = z.strictObject({
   enabled: z.boolean().default(false),
   ...TrainingCommon,
   steps: count(LIMITS.steps).default(2000),
+  /**
+   * The model DPO fine-tunes, which is also its frozen reference: the base, or the SFT model when
+   * SFT runs ('sft', the paper's "DPO w/ SFT" baseline; DPO then waits for SFT). Absent: the base.
+   */
+  warmStart: z.enum(['sft', 'base']).optional(),
   /** KL strength beta (diffusers example: 2500; SD1.5 paper runs up to 5000). Default 2500. */
   beta: z.number().positive().max(1e6).default(2500),
 });
@@ -402,6 +494,37 @@ export const PipelineConfig = z
           message: `ranking.topK (${config.ranking.topK}) is more than the ${images} images the run will have (2 per prompt, data.prompts ${config.data.prompts})`,
         });
       }
+    }
+    if (config.data.source !== 'world') {
+      for (const field of ['generators', 'promptSplit'] as const) {
+        if (config.data[field] !== undefined && config.data[field] !== 'none')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['data', field],
+            message: `data.${field} shapes the built-in world's simulated comparisons; data.source '${config.data.source}' has none: remove it`,
+          });
+      }
+    }
+    if (config.data.generators) {
+      const generators = config.data.generators;
+      const seen = new Map<string, number>();
+      generators.forEach((g, i) => {
+        const first = seen.get(g.name);
+        if (first !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['data', 'generators', i, 'name'],
+            message: `data.generators[${i}].name '${g.name}' repeats data.generators[${first}].name: generator names label the images and must differ`,
+          });
+        else seen.set(g.name, i);
+      });
+      const total = generators.reduce((a, g) => a + g.share, 0);
+      if (!(total > 0))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['data', 'generators'],
+          message: `data.generators: the shares sum to ${total}; give at least one generator a positive share`,
+        });
     }
     if (config.data.source === 'folder') {
       if (config.data.paths.length > 1) {

@@ -46,7 +46,10 @@ export interface EvaluationSettings {
   imagesPerPrompt: number;
   /** Win-rate prompts (config `eval.winratePrompts`): the first ones of the suite's selection. */
   winratePrompts: number;
-  /** Images per win-rate prompt; the median-reward one is kept (config `eval.winrateSamples`, paper: 5). */
+  /**
+   * Images per win-rate prompt; the one with the median preference-reward score is kept and compared
+   * under every reward (config `eval.winrateSamples`, paper: 5).
+   */
   winrateSamples: number;
   /** DPM-Solver++ steps per image (config `eval.samplerSteps`). */
   samplerSteps: number;
@@ -60,6 +63,12 @@ export interface EvaluationSettings {
   baseline?: string;
   /** GenEval prompts shown in the report's sample grids (image 0 of each). Default 8. */
   gridPrompts?: number;
+  /**
+   * The built-in suite keeps only the prompts the world's prompt split holds out of training
+   * (`data.promptSplit: 'hash'`, docs/world.md), every held-out prompt of each tag, tags taking
+   * turns. Default false: prompts drawn from the whole world, training prompts removed.
+   */
+  heldOutOnly?: boolean;
 }
 
 export interface EvaluationInput {
@@ -70,7 +79,9 @@ export interface EvaluationInput {
   models: EvalModelInput[];
   /**
    * Reward models for the win rates. The built-in world's detector score is always added as reward
-   * `detector` (every evaluated model draws 3-channel pixel images), so the name is reserved.
+   * `detector` (every evaluated model draws 3-channel pixel images), so the name is reserved. The
+   * first reward is the preference reward (the run's reward model) whose median image per model and
+   * prompt is kept for every reward; without one, the detector score chooses.
    */
   rewards: EvalRewardInput[];
   /** A GenEval `evaluation_metadata.jsonl` artifact. Default: the built-in world's suite. */

@@ -4,6 +4,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import type { PipelineConfig } from '../config/schemas';
+import type { ExpertProvenance } from '../engine/ranking/expert-provenance';
 import type { RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef } from '../storage/artifact-store';
 import type { RunTaskQueues } from './task-queues';
@@ -113,8 +114,22 @@ export interface RunReport {
   wallSeconds: number;
   stages: StageRecord[];
   rewardModel: { identity: RewardModelIdentity; accuracy: number | null; accuracyPairs: number };
-  expertSet: { k: number; total: number; topScore: number; kthScore: number };
-  preferences: { rows: number; comparisons: number; prompts: number; skipped: number };
+  expertSet: {
+    k: number;
+    total: number;
+    topScore: number;
+    kthScore: number;
+    /** Experts and GenEval verdicts per generator, with a generator pool (`data.generators`). */
+    provenance?: ExpertProvenance;
+  };
+  preferences: {
+    rows: number;
+    comparisons: number;
+    prompts: number;
+    skipped: number;
+    /** Images per generator, with a generator pool. */
+    generators?: Record<string, number>;
+  };
   models: PipelineModels;
   summaries: PipelineResult['summaries'];
   /** The evaluation's artifacts, when it ran. */

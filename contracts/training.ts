@@ -27,8 +27,15 @@ export interface ChunkRecord {
   toStep: number;
   /** Temporal attempt number of the call that completed (1 = no retry). */
   attempt: number;
-  /** Where that attempt's state came from: a fresh start, the input checkpoint, or a checkpoint heartbeated by a failed attempt. */
-  restoredFrom: 'fresh' | 'input' | 'heartbeat';
+  /**
+   * Where that attempt's state came from: a fresh start, the input checkpoint, a checkpoint
+   * heartbeated by a failed attempt, or (`store`) a newer committed checkpoint of the chunk found in
+   * the artifact store (one an earlier attempt wrote but had not yet heartbeated, for example
+   * because its process was killed within the SDK's heartbeat throttle window).
+   */
+  restoredFrom: 'fresh' | 'input' | 'heartbeat' | 'store';
+  /** The checkpoint restored (absent for a fresh start); its `step` equals `fromStep`. */
+  restoredCheckpoint?: { uri: string; sha256: string; step: number };
   /** Wall-clock seconds of the attempt. */
   seconds: number;
   /** TF.js backend that ran it. */

@@ -12,6 +12,7 @@ import { encodePng } from '../engine/data/image-codec';
 import { judgeImage, scoreGenEval, type GenEvalSummary } from '../engine/world/geneval';
 import { toJudgedImages } from '../engine/eval/shard-judging';
 import { generateImages } from '../engine/generate';
+import { imageUtility } from '../engine/world/utility';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../engine/rng';
 import { encodePrompts, type DiffusionModel } from '../engine/training/diffusion-model';
@@ -33,7 +34,15 @@ export interface BaseEvalOptions {
 export interface BaseEvalResult {
   summary: GenEvalSummary;
   /** Every image in [0, 1] RGB (HWC) with its prompt, seed and verdict, seed-major order. */
-  images: { prompt: string; seed: number; data: Float32Array; correct: boolean; score: number }[];
+  images: {
+    prompt: string;
+    seed: number;
+    data: Float32Array;
+    correct: boolean;
+    score: number;
+    /** The simulated users' noise-free utility of the 8-bit image (engine/world/utility.ts). */
+    utility: number;
+  }[];
   /** Mean of the judge's continuous alignment score over all images. */
   meanScore: number;
 }
@@ -64,12 +73,28 @@ export async function evaluateBase(
     const data = fromModelSpace(images[n]!);
     const j = judgeImage(judgedImages[n]!, meta);
     scoreSum += j.score;
-    return { tag: meta.tag, correct: j.correct, score: j.score, prompt: meta.prompt, seed: seeds[n]!, data };
+    const { utility } = imageUtility(judgedImages[n]!, meta);
+    return {
+      tag: meta.tag,
+      correct: j.correct,
+      score: j.score,
+      utility,
+      prompt: meta.prompt,
+      seed: seeds[n]!,
+      data,
+    };
   });
   return {
     summary: scoreGenEval(judged),
     meanScore: scoreSum / metas.length,
-    images: judged.map(({ prompt, seed, data, correct, score }) => ({ prompt, seed, data, correct, score })),
+    images: judged.map(({ prompt, seed, data, correct, score, utility }) => ({
+      prompt,
+      seed,
+      data,
+      correct,
+      score,
+      utility,
+    })),
   };
 }
 

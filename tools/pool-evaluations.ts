@@ -10,11 +10,19 @@
  * Each `evaluation.json` is an evaluation stage's record (its `results` name each method's
  * results.jsonl by file URI). Images are matched within a run on (prompt, seed) as the stage does;
  * runs are kept apart, so an image is compared only with the same slot of the same run.
+ *
+ * The simulated users' utility (each results row's `utility`, recorded since evaluation@2) is
+ * pooled too: per method the mean over all pooled images with a 95% bootstrap interval that
+ * resamples prompts (a prompt = one prompt of one run), and per pair of methods the head-to-head
+ * over prompts: win rate (per prompt the mean utility of its images), paired t-test p and a
+ * bootstrap 95% interval of the mean difference. Runs without utilities (older evaluations, or
+ * GenEval skipped) leave the utility out, saying so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareGeneval, summarizeGeneval, type GenevalResultRow } from '../engine/eval/geneval-summary';
+import { summarizeUtility, type UtilitySummary } from '../engine/eval/utility-summary';
 import { TAGS } from '../engine/world/world';
 
 interface EvaluationRecord {
@@ -43,17 +51,20 @@ function readRows(file: string): GenevalResultRow[] {
     });
 }
 
+/** A pooled results row: which run (index in the pooled list) it came from. */
+export type PooledRow = GenevalResultRow & { run: number };
+
 /**
  * Concatenates each method's rows over runs; seeds of different runs overlap, so each run's seeds
  * move to their own range and an image pairs only with the same slot of the same run.
  */
 export function poolRuns(
   runs: ReadonlyArray<Record<string, readonly GenevalResultRow[]>>,
-): Map<string, GenevalResultRow[]> {
-  const pooled = new Map<string, GenevalResultRow[]>();
+): Map<string, PooledRow[]> {
+  const pooled = new Map<string, PooledRow[]>();
   runs.forEach((run, runIndex) => {
     for (const [method, rows] of Object.entries(run)) {
-      const moved = rows.map((r) => ({ ...r, seed: runIndex * 1e9 + r.seed }));
+      const moved = rows.map((r) => ({ ...r, run: runIndex, seed: runIndex * 1e9 + r.seed }));
       pooled.set(method, [...(pooled.get(method) ?? []), ...moved]);
     }
   });
@@ -62,6 +73,57 @@ export function poolRuns(
     if (runs.some((run) => !(m in run))) throw new Error(`method ${m} was not evaluated in every run`);
   }
   return pooled;
+}
+
+/**
+ * The users' utility over the pooled runs: per method the mean over all its images (95% bootstrap
+ * interval over prompts), per pair the head-to-head over prompts, a prompt being one prompt of one
+ * run. `methods` orders the rows; a pair (A, B) has A listed before B. Returns why not, as a
+ * string, when some row carries no utility.
+ */
+export function poolUtility(
+  pooled: ReadonlyMap<string, readonly PooledRow[]>,
+  options: { methods: readonly string[]; seed?: number | string; resamples?: number },
+): UtilitySummary | string {
+  const missing = new Set<number>();
+  for (const rows of pooled.values())
+    for (const r of rows) if (typeof r.utility !== 'number') missing.add(r.run);
+  if (missing.size)
+    return `no utility in the results of run ${[...missing]
+      .sort((a, b) => a - b)
+      .map((r) => r + 1)
+      .join(', ')} (evaluated before utilities were recorded, or GenEval was skipped)`;
+  const images = new Map(
+    options.methods.map((m) => [
+      m,
+      (pooled.get(m) ?? []).map((r) => ({ unit: `${r.run}:${r.promptIndex}`, utility: r.utility! })),
+    ]),
+  );
+  return summarizeUtility(images, {
+    methods: options.methods,
+    seed: options.seed ?? 'pool:utility',
+    ...(options.resamples === undefined ? {} : { resamples: options.resamples }),
+  });
+}
+
+function printUtility(utility: UtilitySummary | string): void {
+  if (typeof utility === 'string') {
+    console.log(`\nusers' utility: not pooled, ${utility}`);
+    return;
+  }
+  const f = (x: number): string => x.toFixed(3);
+  console.log("\n| method | users' utility (95% CI) | images | prompts |");
+  console.log('|---|---|---|---|');
+  for (const m of utility.models)
+    console.log(
+      `| ${m.method} | ${f(m.mean)} (${f(m.ci95[0])}, ${f(m.ci95[1])}) | ${m.images} | ${m.prompts} |`,
+    );
+  console.log('\n| A vs B | utility win rate (W / T / L prompts) | mean A - B (95% CI) | paired t p |');
+  console.log('|---|---|---|---|');
+  for (const c of utility.comparisons)
+    console.log(
+      `| ${c.a} vs ${c.b} | ${(100 * c.winRate).toFixed(1)}% (${c.wins} / ${c.ties} / ${c.losses}) | ${f(c.meanA - c.meanB)} (${f(c.ci95[0])}, ${f(c.ci95[1])}) | ${c.pValue?.toPrecision(2) ?? '-'} |`,
+    );
 }
 
 function main(): void {
@@ -111,6 +173,10 @@ function main(): void {
       );
     }
   }
+  // Rows in the table's method order; pairs later method first, as the GenEval comparisons above.
+  const utility = poolUtility(pooled, { methods: [...order].reverse().filter((m) => pooled.has(m)) });
+  if (typeof utility !== 'string') utility.models.reverse();
+  printUtility(utility);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

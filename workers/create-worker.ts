@@ -33,6 +33,16 @@ export function workflowBundle(log: Logger = rootLogger()): Promise<WorkflowBund
   return bundle;
 }
 
+/**
+ * Longest time the SDK holds back an activity's newest heartbeat (it sends at most one per
+ * interval, by default 0.8 x the heartbeat timeout: 24 s for a training chunk's 30 s). Short, so
+ * the checkpoint a training chunk heartbeats when it commits one reaches the server within a
+ * second. A retried chunk does not depend on it (it scans the store for the newest committed
+ * checkpoint); it keeps what the server shows of a running activity (`temporal workflow describe`,
+ * the Web UI) current.
+ */
+export const MAX_HEARTBEAT_THROTTLE = '1 second';
+
 export interface CreateWorkerOptions {
   /** Connection to the cluster; connect with {@link connectWorker}. */
   connection: NativeConnection;
@@ -68,6 +78,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
     maxConcurrentActivityTaskExecutions:
       options.maxConcurrentActivityTaskExecutions ?? (options.taskQueue === TASK_QUEUES.gpu ? 1 : 8),
     shutdownGraceTime: options.shutdownGraceTime ?? '10 seconds',
+    maxHeartbeatThrottleInterval: MAX_HEARTBEAT_THROTTLE,
   });
 }
 

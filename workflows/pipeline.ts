@@ -88,6 +88,7 @@ type CommonTraining = Pick<
   | 'randomFlip'
   | 'emaDecay'
   | 'checkpointEvery'
+  | 'precision'
 >;
 
 function common(seed: number, c: CommonTraining) {
@@ -103,6 +104,8 @@ function common(seed: number, c: CommonTraining) {
     randomFlip: c.randomFlip,
     emaDecay: c.emaDecay,
     checkpointEvery: c.checkpointEvery,
+    // Only when set, so training settings (and checkpoints) of fp32 configs are as before.
+    ...(c.precision ? { precision: c.precision } : {}),
   };
 }
 
@@ -137,6 +140,7 @@ export function trainingSettings(config: PipelineConfig, stage: TrainingStage): 
         samplerSteps: d.samplerSteps,
         bufferGuidanceScale: d.bufferGuidanceScale,
         bufferSampler: d.bufferSampler,
+        ...(d.bufferDraw ? { bufferDraw: d.bufferDraw } : {}),
       };
     }
     case 'dpo':
@@ -303,6 +307,9 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
               prompts: config.data.prompts,
               steps: config.data.samplerSteps,
               guidanceScale: config.data.guidanceScale,
+              // Passed only when set, so runs without them send (and replay) the same input as before.
+              ...(config.data.generators && { generators: config.data.generators }),
+              ...(config.data.promptSplit !== undefined && { promptSplit: config.data.promptSplit }),
               backend,
             })
           : await io.importPreferences({
@@ -314,7 +321,13 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
             });
       return {
         outputs: { preferences: p.preferences },
-        details: { rows: p.rows, comparisons: p.comparisons, prompts: p.prompts, skipped: p.skipped },
+        details: {
+          rows: p.rows,
+          comparisons: p.comparisons,
+          prompts: p.prompts,
+          skipped: p.skipped,
+          ...(p.generators && { generators: p.generators }),
+        },
         note: `${p.rows} rows, ${p.comparisons} comparisons${p.skipped ? `, ${p.skipped} bad rows skipped` : ''}`,
       };
     },
@@ -351,6 +364,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
         reward: inputs.reward!,
         topK: config.ranking.topK,
         ...(config.ranking.maxPerPrompt === undefined ? {} : { maxPerPrompt: config.ranking.maxPerPrompt }),
+        // With a generator pool the expert set says where its experts came from.
+        ...(config.data.generators && { generators: config.data.generators.map((g) => g.name) }),
         shardSize: config.ranking.shardSize,
         resolution: config.model.resolution,
         backend,
@@ -364,7 +379,13 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
       const r = await compute.rankExperts(rankInput);
       return {
         outputs: { experts: r.experts, ranking: r.ranking },
-        details: { k: r.k, total: r.total, topScore: r.topScore, kthScore: r.kthScore },
+        details: {
+          k: r.k,
+          total: r.total,
+          topScore: r.topScore,
+          kthScore: r.kthScore,
+          ...(r.provenance && { provenance: r.provenance }),
+        },
         note: `top ${r.k} of ${r.total} images (scores ${r.topScore.toFixed(3)}..${r.kthScore.toFixed(3)})`,
       };
     },
@@ -404,6 +425,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
               bootstrapSamples: config.eval.bootstrapSamples,
               shardSize: config.eval.shardSize,
               baseline: 'base',
+              ...(config.data.promptSplit === 'hash' && { heldOutOnly: true }),
             },
             backend,
             heartbeatTimeoutSeconds: heartbeatTimeoutSeconds(config),

@@ -111,6 +111,8 @@ export const STAGES: Record<StageName, StageDef> = {
     inputs: (c): Record<string, string> =>
       c.data.source === 'world' ? { baseModel: baseModelInput(c) } : {},
     disabledBecause: () => undefined,
+    // generators and a 'hash' promptSplit join the slice only when set, so configs without them
+    // keep their cache keys; a bundle generator's file joins through its digest.
     slice: (c) =>
       c.data.source === 'world'
         ? {
@@ -119,9 +121,14 @@ export const STAGES: Record<StageName, StageDef> = {
             prompts: c.data.prompts,
             steps: c.data.samplerSteps,
             guidanceScale: c.data.guidanceScale,
+            ...(c.data.generators && { generators: c.data.generators }),
+            ...(c.data.promptSplit === 'hash' && { promptSplit: 'hash' }),
           }
         : { source: c.data.source, paths: c.data.paths, onBadRow: c.data.onBadRow },
-    external: (c) => (c.data.source === 'world' ? [] : c.data.paths),
+    external: (c) =>
+      c.data.source === 'world'
+        ? (c.data.generators ?? []).flatMap((g) => (g.kind === 'bundle' ? [g.path] : []))
+        : c.data.paths,
   },
   reward: {
     name: 'reward',
@@ -158,10 +165,12 @@ export const STAGES: Record<StageName, StageDef> = {
     outputs: () => ['experts', 'ranking'],
     inputs: () => ({ preferences: 'preferences.preferences', reward: 'reward.reward' }),
     disabledBecause: () => undefined,
-    // maxPerPrompt joins the slice only when set, so configs without it keep their cache keys.
+    // maxPerPrompt and the generator names (whose experts the set counts) join the slice only when
+    // set, so configs without them keep their cache keys.
     slice: (c) => ({
       topK: c.ranking.topK,
       ...(c.ranking.maxPerPrompt === undefined ? {} : { maxPerPrompt: c.ranking.maxPerPrompt }),
+      ...(c.data.generators && { generators: c.data.generators.map((g) => g.name) }),
       resolution: c.model.resolution,
     }),
     external: () => [],
@@ -181,13 +190,19 @@ export const STAGES: Record<StageName, StageDef> = {
     slice: (c) => trainingSlice(c, 'dro'),
   }),
   dpo: training('dpo', {
-    inputs: (c) => ({ start: baseModelInput(c), data: 'preferences.preferences' }),
+    inputs: (c) => ({
+      // 'sft' is the paper's "DPO w/ SFT"; absent (earlier histories, most configs) means the base.
+      start: c.sft.enabled && c.dpo.warmStart === 'sft' ? 'sft.model' : baseModelInput(c),
+      data: 'preferences.preferences',
+    }),
     disabledBecause: (c) => (c.dpo.enabled ? undefined : 'dpo.enabled is false'),
     slice: (c) => trainingSlice(c, 'dpo'),
   }),
   eval: {
     name: 'eval',
-    version: 1,
+    // 2: win rates keep one median image per model and prompt, chosen by the preference reward, for
+    // every reward (per-reward medians as an extra table); the users' utility of the GenEval images.
+    version: 2,
     queue: 'gpu',
     kind: 'evaluation',
     cached: true,
@@ -201,7 +216,13 @@ export const STAGES: Record<StageName, StageDef> = {
       preferences: 'preferences.preferences',
     }),
     disabledBecause: (c) => (c.eval.enabled ? undefined : 'eval.enabled is false'),
-    slice: (c) => ({ seed: c.seed, eval: c.eval, rewardModel: c.ranking.rewardModel }),
+    // The prompt split joins only when set, so configs without it keep their cache keys.
+    slice: (c) => ({
+      seed: c.seed,
+      eval: c.eval,
+      rewardModel: c.ranking.rewardModel,
+      ...(c.data.promptSplit === 'hash' && { promptSplit: 'hash' }),
+    }),
     external: () => [],
   },
   report: {

@@ -2,7 +2,8 @@
  * The training workflow: SFT, Diffusion-DRO or Diffusion-DPO as a loop of `trainChunk` activities of
  * `stepsPerActivity` micro-steps each, then `finalizeTraining`. Only artifact references pass
  * through here. Every chunk starts from the previous chunk's checkpoint; a chunk whose worker dies
- * is retried after `heartbeatTimeoutSeconds` and resumes from the checkpoint it last heartbeated.
+ * is retried after `heartbeatTimeoutSeconds` and resumes from the newest checkpoint the dead attempt
+ * committed (heartbeated or found in the store, see activities/training.ts).
  * The run continues as new every `chunksPerRun` chunks (or when the server suggests it), so the
  * history stays far below Temporal's 51,200-event limit however long the training is.
  */

@@ -37,6 +37,11 @@ export interface GenevalResultRow {
   promptIndex: number;
   imageIndex: number;
   seed: number;
+  /**
+   * The simulated users' noise-free utility of the image (engine/world/utility.ts, default weights);
+   * absent in results written before it was recorded.
+   */
+  utility?: number;
 }
 
 /** Metadata JSON text with keys in GenEval's order (tag, include, exclude, prompt). */
@@ -55,6 +60,7 @@ export function genevalResultRow(input: {
   promptIndex: number;
   imageIndex: number;
   seed: number;
+  utility?: number;
 }): GenevalResultRow {
   const { meta, judgement } = input;
   return {
@@ -68,6 +74,7 @@ export function genevalResultRow(input: {
     promptIndex: input.promptIndex,
     imageIndex: input.imageIndex,
     seed: input.seed,
+    ...(input.utility === undefined ? {} : { utility: input.utility }),
   };
 }
 
@@ -81,6 +88,8 @@ export interface JudgedGenevalImage {
   correct: boolean;
   reason: string;
   score: number;
+  /** The simulated users' utility of the image (see GenevalResultRow.utility). */
+  utility?: number;
 }
 
 /** The results.jsonl rows of a shard's judged images, against the suite's prompts. */
@@ -96,6 +105,7 @@ export function genevalRowsOf(
       promptIndex: g.prompt,
       imageIndex: g.index,
       seed: g.seed,
+      ...(g.utility === undefined ? {} : { utility: g.utility }),
     }),
   );
 }

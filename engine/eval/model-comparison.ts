@@ -1,7 +1,9 @@
 /**
  * The statistics of an evaluation of several models on the same image slots: GenEval summaries,
  * every pairwise GenEval comparison, the report's GenEval table (p values against the baseline)
- * and the reward win-rate table. Pure: the same rows and scores give the same numbers.
+ * and the reward win-rate tables: the paper's protocol (one median image per method and prompt,
+ * chosen by the preference reward, compared under every reward) and, as an extra, the medians
+ * chosen separately under each reward. Pure: the same rows and scores give the same numbers.
  */
 import { genevalRow, type GenEvalRow } from '../report/report-data';
 import {
@@ -11,7 +13,7 @@ import {
   type GenevalResultRow,
   type GenevalSummary,
 } from './geneval-summary';
-import { winRateTable, type RewardScores, type WinRateRow } from './win-rate';
+import { protocolWinRateTable, winRateTable, type RewardScores, type WinRateRow } from './win-rate';
 
 export interface ModelComparisonInput {
   /** Models in the order they were given; comparisons and win rates put later models first. */
@@ -23,6 +25,8 @@ export interface ModelComparisonInput {
   genevalSkipped: boolean;
   /** Per reward, `scores[model][prompt][sample]`. */
   rewards: readonly RewardScores[];
+  /** The reward whose median image is kept for every reward (the run's reward model). Default: the first reward. */
+  preferenceReward?: string;
   /** Root of the bootstrap seeds. */
   seed: number;
   bootstrapSamples: number;
@@ -34,8 +38,17 @@ export interface ModelComparison {
   comparisons: ({ a: string; b: string } & GenevalComparison)[];
   /** One row per model; the p value is McNemar's exact test against the baseline. */
   table: GenEvalRow[];
-  /** Empty with fewer than two models. */
+  /**
+   * The paper's protocol: per model and prompt the median image under `preferenceReward`, the same
+   * image under every reward. Empty with fewer than two models.
+   */
   winRates: WinRateRow[];
+  /** Extra: each reward keeps its own median image. Empty with fewer than two models. */
+  perRewardMedianWinRates: WinRateRow[];
+  /** kept[model][prompt]: index of the win-rate image the protocol keeps; empty with fewer than two models. */
+  keptImages: Record<string, number[]>;
+  /** The reward the kept images were chosen by; undefined without win rates. */
+  preferenceReward?: string;
 }
 
 export function compareModels(input: ModelComparisonInput): ModelComparison {
@@ -66,13 +79,18 @@ export function compareModels(input: ModelComparisonInput): ModelComparison {
           ?.mcnemar.pValue;
   const table = input.genevalSkipped ? [] : models.map((n) => genevalRow(n, summaries[n]!, vsBaseline(n)));
 
-  const winRates =
-    models.length >= 2
-      ? winRateTable(input.rewards, {
-          methods: order,
-          seed: `winrate:${input.seed}`,
-          resamples: input.bootstrapSamples,
-        })
-      : [];
-  return { summaries, comparisons, table, winRates };
+  if (models.length < 2)
+    return { summaries, comparisons, table, winRates: [], perRewardMedianWinRates: [], keptImages: {} };
+  const options = { methods: order, seed: `winrate:${input.seed}`, resamples: input.bootstrapSamples };
+  const preferenceReward = input.preferenceReward ?? input.rewards[0]?.reward;
+  const protocol = protocolWinRateTable(input.rewards, { ...options, medianBy: preferenceReward ?? '' });
+  return {
+    summaries,
+    comparisons,
+    table,
+    winRates: protocol.rows,
+    perRewardMedianWinRates: winRateTable(input.rewards, options),
+    keptImages: protocol.kept,
+    preferenceReward: protocol.medianBy,
+  };
 }

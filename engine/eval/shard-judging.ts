@@ -1,7 +1,8 @@
 /**
  * What an evaluation shard records of its generated images: the GenEval verdict of each GenEval
- * slot, the win-rate slots (scored afterwards by the reward models) and the PNG of each report-grid
- * slot. Images are judged as 8-bit RGB, the image a saved PNG holds, so re-judging a stored sample
+ * slot with the simulated users' noise-free utility of the image (engine/world/utility.ts, default
+ * weights), the win-rate slots (scored afterwards by the reward models) and the PNG of each
+ * report-grid slot. Images are judged as 8-bit RGB, the image a saved PNG holds, so re-judging a stored sample
  * gives the same verdict.
  */
 import { Buffer } from 'node:buffer';
@@ -10,6 +11,7 @@ import { encodePng } from '../data/image-codec';
 import { fromModelSpace } from '../world/pretraining-corpus';
 import type { PromptMetadata } from '../world/world';
 import { judgeImage } from '../world/geneval';
+import { imageUtility } from '../world/utility';
 
 /** One image slot: which prompt, which image of it, its seed, whether the report grid shows it. */
 export interface ShardSlot {
@@ -22,7 +24,16 @@ export interface ShardSlot {
 }
 
 export interface JudgedShard {
-  geneval: { prompt: number; index: number; seed: number; correct: boolean; reason: string; score: number }[];
+  /** GenEval verdicts; `utility` is `imageUtility(image, prompt).utility` with the default weights. */
+  geneval: {
+    prompt: number;
+    index: number;
+    seed: number;
+    correct: boolean;
+    reason: string;
+    score: number;
+    utility: number;
+  }[];
   /** The win-rate slots in slot order, `scores` still empty. */
   winrate: { prompt: number; index: number; seed: number; scores: Record<string, number> }[];
   /** Positions in the slots (and images) of the win-rate slots, parallel to `winrate`. */
@@ -51,7 +62,8 @@ export function judgeShardImages(
   const winrateSlots: number[] = [];
   slots.forEach((slot, i) => {
     if (slot.kind === 'geneval' && judgeGeneval) {
-      const j = judgeImage(images[i]!, prompts[slot.prompt]!);
+      const meta = prompts[slot.prompt]!;
+      const j = judgeImage(images[i]!, meta);
       geneval.push({
         prompt: slot.prompt,
         index: slot.index,
@@ -59,6 +71,7 @@ export function judgeShardImages(
         correct: j.correct,
         reason: j.reason,
         score: j.score,
+        utility: imageUtility(images[i]!, meta).utility,
       });
     } else if (slot.kind === 'winrate') winrateSlots.push(i);
     if (slot.grid)

@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { perSampleMse } from './mse';
+import { roundTensorToBf16, type Precision } from '../training/bf16';
 
 export interface DroLossInputs {
   /** phi's predictions for [expert; policy] inputs, 2B samples. */
@@ -26,6 +27,11 @@ export interface DroLossInputs {
   target: tf.Tensor;
   /** Hinge margin; the reference default is 1e-3. */
   margin: number;
+  /**
+   * `bf16`: ref's per-sample losses Le0, Lp0 are rounded to bfloat16, as a reference network run in
+   * bf16 outside autocast reports them (an error of up to half a bf16 ulp, about the margin's size).
+   */
+  refPrecision?: Precision;
 }
 
 /** Every per-sample term the reference logs, each [B]. */
@@ -38,7 +44,7 @@ export interface DroLossTerms {
   lp0: tf.Tensor1D;
 }
 
-export function droLoss({ predPhi, predRef, target, margin }: DroLossInputs): DroLossTerms {
+export function droLoss({ predPhi, predRef, target, margin, refPrecision }: DroLossInputs): DroLossTerms {
   if (predPhi.shape[0] !== target.shape[0] || predRef.shape[0] !== target.shape[0]) {
     throw new Error(
       `droLoss: batch sizes differ (phi ${predPhi.shape[0]}, ref ${predRef.shape[0]}, target ${target.shape[0]})`,
@@ -49,7 +55,8 @@ export function droLoss({ predPhi, predRef, target, margin }: DroLossInputs): Dr
     throw new Error(`droLoss: expected an even batch of [expert; policy], got ${n}`);
   return tf.tidy(() => {
     const lossesPhi = perSampleMse(predPhi, target);
-    const lossesRef = perSampleMse(predRef, target);
+    const exactRef = perSampleMse(predRef, target);
+    const lossesRef = refPrecision === 'bf16' ? roundTensorToBf16(exactRef) : exactRef;
     const [le, lp] = tf.split(lossesPhi, 2) as [tf.Tensor1D, tf.Tensor1D];
     const [le0, lp0] = tf.split(lossesRef, 2) as [tf.Tensor1D, tf.Tensor1D];
     const diff = tf.sub(tf.sub(le, le0), tf.sub(lp, lp0)) as tf.Tensor1D;

@@ -22,6 +22,7 @@ import {
   sameIdentity,
 } from '../rewards/reward-model';
 import type { RewardImage, RewardModel, RewardModelIdentity } from '../rewards/reward-model';
+import type { ExpertProvenance } from './expert-provenance';
 import { MemoryShardCommitter } from './shard-committer';
 import type { ShardCommitter, ShardScores } from './shard-committer';
 
@@ -52,6 +53,8 @@ export interface ExpertSet {
   total: number;
   shardSize: number;
   experts: ExpertDemonstration[];
+  /** Per generator of a pooled preference set (config `data.generators`); absent otherwise. */
+  provenance?: ExpertProvenance;
 }
 
 export interface RankingProgress {

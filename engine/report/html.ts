@@ -7,7 +7,7 @@ import { escapeHtml as h } from './escape';
 import type { ReportData } from './report-data';
 import type { PreparedReport } from './sections';
 import { configJson, formatDuration, plural, totalWallSeconds } from './sections';
-import type { Table } from './tables';
+import { utilitySkippedNote, type Table } from './tables';
 
 export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'";
 
@@ -93,6 +93,7 @@ export function renderHtml(data: ReportData, prepared: PreparedReport): string {
   if (prepared.tables.length) {
     parts.push('<h2>Results</h2>', ...prepared.tables.map((t) => htmlTable(t)));
   }
+  if (data.utility?.skipped) parts.push(`<p class="note">${h(utilitySkippedNote(data.utility.skipped))}</p>`);
   if (data.humanStudy) {
     const s = data.humanStudy;
     parts.push(

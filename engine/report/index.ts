@@ -5,7 +5,7 @@
  * ```ts
  * const files = renderReport(data);            // { 'report.md': bytes, 'report.html': bytes, ... }
  * for (const [name, bytes] of Object.entries(files)) await store.put(`runs/${id}/report/${name}`, bytes);
- * console.log(formatRunTables(data));          // the two tables `dro run` prints at the end
+ * console.log(formatRunTables(data));          // the tables `dro run` prints at the end
  * ```
  */
 import { renderHtml } from './html';
@@ -18,7 +18,15 @@ export { genevalRow } from './report-data';
 export { escapeHtml, escapeMarkdown, slug } from './escape';
 export { composeGrid, renderGridPng, upscaleNearest } from './image-grid';
 export { renderLinePlot } from './svg-plot';
-export { formatRunTables, formatTextTable, genevalTable, significanceMark, winRateTable } from './tables';
+export {
+  formatRunTables,
+  formatTextTable,
+  genevalTable,
+  significanceMark,
+  utilityTable,
+  utilityWinRateTable,
+  winRateTable,
+} from './tables';
 
 /**
  * Every file of the report directory, by name. Throws a RangeError naming the field on

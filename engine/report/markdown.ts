@@ -6,7 +6,7 @@ import { escapeMarkdown as md } from './escape';
 import type { ReportData } from './report-data';
 import type { PreparedReport } from './sections';
 import { configJson, formatDuration, plural, totalWallSeconds } from './sections';
-import type { Table } from './tables';
+import { utilitySkippedNote, type Table } from './tables';
 
 export function markdownTable(table: Table): string {
   const row = (cells: readonly string[]): string => `| ${cells.map(md).join(' | ')} |`;
@@ -35,6 +35,7 @@ export function renderMarkdown(data: ReportData, prepared: PreparedReport): stri
     out.push('## Results', '');
     for (const t of prepared.tables) out.push(markdownTable(t), '');
   }
+  if (data.utility?.skipped) out.push(md(utilitySkippedNote(data.utility.skipped)), '');
   if (data.humanStudy) {
     const h = data.humanStudy;
     out.push(

@@ -5,6 +5,7 @@
  * Field shapes follow what the statistics produce (GenEval per-tag accuracies, paired-test p
  * values, bootstrap or Wilson intervals), so the report adds formatting only, never numbers.
  */
+import type { ExpertProvenanceRow } from './expert-provenance';
 
 /** A closed interval [low, high], e.g. a 95% confidence interval. */
 export type Interval = readonly [number, number];
@@ -77,6 +78,11 @@ export interface WinRateRow {
   b: string;
   /** Reward model that scored both images, e.g. "PickScore". */
   reward: string;
+  /**
+   * Reward whose median image was kept: the run's preference reward under the paper's protocol
+   * (the same image for every reward), or `reward` itself in the per-reward-median table.
+   */
+  medianBy?: string;
   /** Share of prompts where `a`'s image scored higher, in [0, 1]. */
   winRate: number;
   meanA: number;
@@ -85,6 +91,42 @@ export interface WinRateRow {
   pValue: number | null;
   /** 95% interval of the mean score difference a - b. */
   ci95: Interval;
+}
+
+/** One model's mean utility to the simulated users (noise-free, default weights). */
+export interface UtilityModelRow {
+  method: string;
+  mean: number;
+  /** 95% interval of the mean. */
+  ci95: Interval;
+  images: number;
+  prompts: number;
+}
+
+/** Head to head under the users' utility: per prompt, the mean utility of the prompt's images. */
+export interface UtilityWinRow {
+  a: string;
+  b: string;
+  /** Share of prompts where `a`'s mean utility is higher; ties count half. */
+  winRate: number;
+  wins: number;
+  ties: number;
+  losses: number;
+  meanA: number;
+  meanB: number;
+  /** Paired t-test p value over prompts; null under 2 prompts. */
+  pValue: number | null;
+  /** 95% interval of the mean difference a - b over prompts. */
+  ci95: Interval;
+  prompts: number;
+}
+
+/** The simulated users' own judgement of the held-out GenEval images. */
+export interface UtilityReport {
+  /** Why it was not computed (then `models` and `comparisons` are empty). */
+  skipped?: string;
+  models: UtilityModelRow[];
+  comparisons: UtilityWinRow[];
 }
 
 export interface LossPoint {
@@ -145,8 +187,17 @@ export interface ReportData {
   /** Method the p values and win rates are measured against, e.g. "base". */
   baseline?: string;
   geneval: GenEvalRow[];
+  /** The paper's protocol: one median image per method and prompt, chosen by `preferenceReward`. */
   winRates: WinRateRow[];
+  /** The reward the protocol's median images were chosen by (the run's reward model). */
+  preferenceReward?: string;
+  /** Extra, not the protocol: each reward chooses its own median image. */
+  perRewardMedianWinRates?: WinRateRow[];
+  /** The simulated users' utility of the held-out GenEval images (built-in world prompts only). */
+  utility?: UtilityReport;
   lossCurves: LossCurve[];
+  /** Experts per generator of a pooled preference set (`data.generators`). */
+  expertProvenance?: ExpertProvenanceRow[];
   samples?: SampleGrid;
   humanStudy?: HumanStudySummary;
 }

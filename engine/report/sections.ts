@@ -7,9 +7,10 @@ import type { RgbImage } from '../data/image';
 import { slug } from './escape';
 import { composeGrid, scaleFor, upscaleNearest } from './image-grid';
 import type { ReportData } from './report-data';
+import { expertProvenanceTable } from './expert-provenance';
 import { renderLinePlot } from './svg-plot';
 import type { Table } from './tables';
-import { genevalTable, humanStudyTable, winRateDetailTable, winRateTable } from './tables';
+import { genevalTable, humanStudyTable, utilityTables, winRateDetailTable, winRateTable } from './tables';
 
 /** Side, in px, that samples are enlarged to (at least) with nearest-neighbour. Default 96. */
 export const SAMPLE_TARGET_PX = 96;
@@ -66,7 +67,11 @@ export function reportTables(data: ReportData): Table[] {
   const tables: Table[] = [];
   if (data.geneval.length) tables.push(genevalTable(data.geneval));
   if (data.winRates.length) tables.push(winRateTable(data.winRates), winRateDetailTable(data.winRates));
+  for (const t of utilityTables(data.utility)) if (typeof t !== 'string') tables.push(t);
+  const perReward = data.perRewardMedianWinRates ?? [];
+  if (perReward.length) tables.push(winRateTable(perReward, true), winRateDetailTable(perReward, true));
   if (data.humanStudy?.rows.length) tables.push(humanStudyTable(data.humanStudy.rows));
+  if (data.expertProvenance?.length) tables.push(expertProvenanceTable(data.expertProvenance));
   return tables;
 }
 

@@ -5,7 +5,15 @@
  * Layout follows the paper: methods as rows, metrics as columns, significance against the baseline
  * marked * p < 0.05, ** p < 0.01, *** p < 0.001.
  */
-import type { GenEvalRow, HumanStudyRow, Interval, WinRateRow } from './report-data';
+import type {
+  GenEvalRow,
+  HumanStudyRow,
+  Interval,
+  UtilityModelRow,
+  UtilityReport,
+  UtilityWinRow,
+  WinRateRow,
+} from './report-data';
 
 export interface Table {
   title: string;
@@ -77,16 +85,26 @@ export function genevalTable(rows: readonly GenEvalRow[]): Table {
   };
 }
 
+/** The title of a win-rate table: which reward chose the kept image. */
+function winRateTitle(rows: readonly WinRateRow[], perReward: boolean): string {
+  if (perReward) return 'Win rate, median image chosen separately under each reward (extra table)';
+  const by = unique(rows.flatMap((r) => (r.medianBy === undefined ? [] : [r.medianBy])));
+  return by.length === 1
+    ? `Win rate (median image by ${by[0]}, the same image under every reward)`
+    : 'Win rate';
+}
+
 /**
  * The paper's win-rate table: one row per compared pair ("dro vs base"), one column per reward
- * model, each cell the share of prompts where the first method's image scored higher.
+ * model, each cell the share of prompts where the first method's image scored higher. With
+ * `perReward` the title says that each reward chose its own median image (the extra table).
  */
-export function winRateTable(rows: readonly WinRateRow[]): Table {
+export function winRateTable(rows: readonly WinRateRow[], perReward = false): Table {
   const rewards = unique(rows.map((r) => r.reward));
   const pairs = unique(rows.map((r) => pairLabel(r.a, r.b)));
   const cell = new Map(rows.map((r) => [`${pairLabel(r.a, r.b)}\u0000${r.reward}`, r]));
   return {
-    title: 'Win rate',
+    title: winRateTitle(rows, perReward),
     header: ['Method', ...rewards],
     rows: pairs.map((pair) => [
       pair,
@@ -100,9 +118,11 @@ export function winRateTable(rows: readonly WinRateRow[]): Table {
 }
 
 /** Every win-rate comparison with its means, p value and interval. */
-export function winRateDetailTable(rows: readonly WinRateRow[]): Table {
+export function winRateDetailTable(rows: readonly WinRateRow[], perReward = false): Table {
   return {
-    title: 'Win rate details',
+    title: perReward
+      ? 'Win rate details, median image chosen under each reward (extra table)'
+      : 'Win rate details',
     header: ['Method', 'Reward', 'Win rate', 'Mean A', 'Mean B', 'p', '95% CI of A - B'],
     rows: rows.map((r) => [
       pairLabel(r.a, r.b),
@@ -114,6 +134,55 @@ export function winRateDetailTable(rows: readonly WinRateRow[]): Table {
       interval(r.ci95, score),
     ]),
   };
+}
+
+/** The simulated users' mean utility per model, with its 95% interval. */
+export function utilityTable(rows: readonly UtilityModelRow[]): Table {
+  return {
+    title: "Users' utility (simulated users, noise-free, held-out GenEval images)",
+    header: ['Method', 'Mean utility', '95% CI', 'Images', 'Prompts'],
+    rows: rows.map((r) => [
+      r.method,
+      fixed(r.mean, 3),
+      interval(r.ci95, (x) => fixed(x, 3)),
+      String(r.images),
+      String(r.prompts),
+    ]),
+    note: 'CI: percentile bootstrap over prompts',
+  };
+}
+
+/** Head to head under the users' utility: per prompt, the mean utility of its images. */
+export function utilityWinRateTable(rows: readonly UtilityWinRow[]): Table {
+  return {
+    title: "Win rate under the users' utility",
+    header: ['Method', 'Win rate', 'W / T / L', 'Mean A', 'Mean B', 'p', '95% CI of A - B'],
+    rows: rows.map((r) => [
+      pairLabel(r.a, r.b),
+      percent(r.winRate) + significanceMark(r.pValue),
+      `${r.wins} / ${r.ties} / ${r.losses}`,
+      fixed(r.meanA, 3),
+      fixed(r.meanB, 3),
+      pValue(r.pValue),
+      interval(r.ci95, (x) => fixed(x, 3)),
+    ]),
+    note: `per prompt: mean utility of its images; ties count half; ${SIGNIFICANCE_NOTE} (paired t-test over prompts)`,
+  };
+}
+
+/** The line that says why the users' utility was not computed. */
+export function utilitySkippedNote(reason: string): string {
+  return `Users' utility: not computed (${reason}).`;
+}
+
+/** The users' utility tables, or the one line saying why there are none. */
+export function utilityTables(utility: UtilityReport | undefined): (Table | string)[] {
+  if (!utility) return [];
+  if (utility.skipped) return [utilitySkippedNote(utility.skipped)];
+  const out: (Table | string)[] = [];
+  if (utility.models.length) out.push(utilityTable(utility.models));
+  if (utility.comparisons.length) out.push(utilityWinRateTable(utility.comparisons));
+  return out;
 }
 
 export function humanStudyTable(rows: readonly HumanStudyRow[]): Table {
@@ -152,14 +221,16 @@ export function formatTextTable(table: Table): string {
   return out.join('\n');
 }
 
-/** The two tables `dro run` prints at the end: GenEval and win rate. */
+/** The tables `dro run` prints at the end: GenEval, win rate and the users' utility. */
 export function formatRunTables(data: {
   geneval: readonly GenEvalRow[];
   winRates: readonly WinRateRow[];
+  utility?: UtilityReport;
 }): string {
   const parts: string[] = [];
   if (data.geneval.length) parts.push(formatTextTable(genevalTable(data.geneval)));
   if (data.winRates.length) parts.push(formatTextTable(winRateTable(data.winRates)));
+  for (const t of utilityTables(data.utility)) parts.push(typeof t === 'string' ? t : formatTextTable(t));
   return parts.join('\n\n');
 }
 

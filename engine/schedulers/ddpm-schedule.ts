@@ -13,6 +13,7 @@
  * cumulative product in double before rounding each entry to float32.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { bf16 } from '../training/bf16';
 
 export const BETA_SCHEDULES = ['scaled_linear', 'linear'] as const;
 export type BetaSchedule = (typeof BETA_SCHEDULES)[number];
@@ -168,6 +169,33 @@ export class NoiseSchedule {
       const cs = tf.tensor4d(s, [B, 1, 1, 1]);
       return tf.add(tf.mul(ca, x0), tf.mul(cs, eps));
     });
+  }
+
+  /**
+   * `addNoise` as diffusers computes it on bfloat16 tensors: x0 and eps are bf16, ac[t] is cast to
+   * bf16 before its square roots, and every product and the sum are rounded to bf16. Near t = 0,
+   * ac[t] rounds to 1, so the first timesteps get no noise at all.
+   */
+  addNoiseBf16(x0: tf.Tensor4D, eps: tf.Tensor4D, t: readonly number[]): tf.Tensor4D {
+    const B = x0.shape[0];
+    if (t.length !== B) throw new ScheduleError(`addNoise: ${t.length} timesteps for a batch of ${B}`);
+    if (eps.shape.join() !== x0.shape.join()) {
+      throw new ScheduleError(`addNoise: eps shape [${eps.shape.join()}] != x0 shape [${x0.shape.join()}]`);
+    }
+    this.checkTimesteps(t, 'addNoise t');
+    const xv = x0.dataSync() as Float32Array;
+    const ev = eps.dataSync() as Float32Array;
+    const out = new Float32Array(xv.length);
+    const per = xv.length / B;
+    for (let b = 0; b < B; b++) {
+      const ac = bf16(this.alphasCumprod[t[b]!]!);
+      const ca = bf16(Math.sqrt(ac));
+      const cs = bf16(Math.sqrt(bf16(1 - ac)));
+      for (let i = b * per; i < (b + 1) * per; i++) {
+        out[i] = bf16(bf16(ca * bf16(xv[i]!)) + bf16(cs * bf16(ev[i]!)));
+      }
+    }
+    return tf.tensor4d(out, x0.shape, 'float32');
   }
 
   /** Training timesteps, uniform over [0, T) (docs/algorithm.md sections 1-2: SFT and the DRO expert branch). */

@@ -13,6 +13,7 @@
  * to float32 after every operation in the kernels' order, so both routes give the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { bf16, type Precision } from './bf16';
 import { assignTensor, mapValues, runsOnHost, type UpdateRoute } from './host-update';
 
 export interface AdamWOptions {
@@ -28,6 +29,12 @@ export interface AdamWOptions {
   eps?: number;
   /** Where the update runs; `auto` (default) picks the host loop on host-memory backends. */
   route?: UpdateRoute;
+  /**
+   * `bf16`: parameters and moments are bfloat16 values, and every in-place operation of torch's
+   * AdamW rounds its float32 result to bfloat16, as a pure-bf16 torch run computes it (see
+   * `adamwBf16Loop`); always on the host. Default `fp32`.
+   */
+  precision?: Precision;
 }
 
 /** Serializable optimizer state: the update count and both moments per parameter name. */
@@ -43,6 +50,7 @@ export class AdamW {
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
+  readonly precision: Precision;
   /** May change between updates; the moments follow to the other route's store. */
   route: UpdateRoute;
   private stepCount = 0;
@@ -60,6 +68,7 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.999;
     this.eps = options.eps ?? 1e-8;
     this.route = options.route ?? 'auto';
+    this.precision = options.precision ?? 'fp32';
   }
 
   get step(): number {
@@ -75,7 +84,8 @@ export class AdamW {
     const t = this.stepCount;
     const stepSize = lr / (1 - this.beta1 ** t);
     const sqrtBc2 = Math.sqrt(1 - this.beta2 ** t);
-    if (runsOnHost(this.route)) this.applyOnHost(params, grads, lr, stepSize, sqrtBc2);
+    if (this.precision === 'bf16') this.applyBf16(params, grads, lr, stepSize, sqrtBc2);
+    else if (runsOnHost(this.route)) this.applyOnHost(params, grads, lr, stepSize, sqrtBc2);
     else this.applyWithKernels(params, grads, lr, stepSize, sqrtBc2);
   }
 
@@ -131,6 +141,36 @@ export class AdamW {
       const v = this.momentArray(this.hostV, this.v, name, param);
       const updated = mapValues([param, grad], param.shape, ([p, g], out) =>
         adamwLoop(p!, g!, m, v, out, decay, b1, c1, b2, c2, bc2, eps, size),
+      );
+      assignTensor(param, updated);
+    }
+  }
+
+  /** The bf16 update (see `adamwBf16Loop`); scalars are cast to float32 as torch's kernels cast them. */
+  private applyBf16(
+    params: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    stepSize: number,
+    sqrtBc2: number,
+  ): void {
+    const f = Math.fround;
+    const scalars: Bf16Scalars = {
+      decay: this.weightDecay === 0 ? 1 : f(1 - lr * this.weightDecay),
+      lerpWeight: f(1 - this.beta1),
+      b2: f(this.beta2),
+      c2: f(1 - this.beta2),
+      bc2: f(sqrtBc2),
+      eps: f(this.eps),
+      negSize: f(-stepSize),
+    };
+    for (const [name, param] of params) {
+      const grad = grads.get(name);
+      if (!grad) continue;
+      const m = this.momentArray(this.hostM, this.m, name, param);
+      const v = this.momentArray(this.hostV, this.v, name, param);
+      const updated = mapValues([param, grad], param.shape, ([p, g], out) =>
+        adamwBf16Loop(p!, g!, m, v, out, scalars),
       );
       assignTensor(param, updated);
     }
@@ -242,5 +282,48 @@ function adamwLoop(
     m[i] = mi;
     v[i] = vi;
     out[i] = f(f(p[i]! * decay) - f(f(mi / denom) * size));
+  }
+}
+
+interface Bf16Scalars {
+  decay: number;
+  lerpWeight: number;
+  b2: number;
+  c2: number;
+  bc2: number;
+  eps: number;
+  negSize: number;
+}
+
+/**
+ * torch.optim.AdamW's single-tensor update on bfloat16 tensors, operation by operation: each
+ * in-place op computes in float32 and stores a bfloat16, so every line below ends in `bf16`.
+ *   param.mul_(1 - lr wd); exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2)
+ *   denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps); param.addcdiv_(exp_avg, denom, -step_size)
+ * The gradient is a bfloat16 value already (the caller rounds it). A step smaller than half a
+ * bf16 ulp of a weight is rounded away: the implicit trust region of pure-bf16 training.
+ */
+function adamwBf16Loop(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  out: Float32Array,
+  k: Bf16Scalars,
+): void {
+  const f = Math.fround;
+  const { decay, lerpWeight, b2, c2, bc2, eps, negSize } = k;
+  for (let i = 0; i < out.length; i++) {
+    const gi = g[i]!;
+    const pi = decay === 1 ? p[i]! : bf16(p[i]! * decay);
+    // lerp with a weight below 0.5: self + weight * (end - self).
+    const mi = bf16(m[i]! + f(lerpWeight * f(gi - m[i]!)));
+    const vScaled = bf16(v[i]! * b2);
+    const vi = bf16(vScaled + f(f(c2 * gi) * gi));
+    const root = bf16(Math.sqrt(vi));
+    const denom = bf16(bf16(root / bc2) + eps);
+    m[i] = mi;
+    v[i] = vi;
+    out[i] = bf16(pi + f(f(negSize * mi) / denom));
   }
 }

@@ -10,6 +10,7 @@
  * the kernels' float32 rounding after each operation, so both routes give the same bits.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { bf16, type Precision } from './bf16';
 import { assignTensor, mapValues, runsOnHost, type UpdateRoute } from './host-update';
 
 export class Ema {
@@ -20,6 +21,11 @@ export class Ema {
     params: Map<string, tf.Tensor>,
     readonly decay = 0.9999,
     public route: UpdateRoute = 'auto',
+    /**
+     * `bf16`: the shadows are bfloat16 values updated as diffusers' EMAModel.step updates bf16
+     * tensors, `s.sub_((1 - d) * (s - p))`, each operation rounded to bfloat16 (on the host).
+     */
+    readonly precision: Precision = 'fp32',
   ) {
     for (const [name, p] of params) {
       // In a tidy: the clone is only the variable's initial value and would otherwise leak.
@@ -46,6 +52,16 @@ export class Ema {
       if (!params.has(name)) throw new Error(`EMA has parameter '${name}' that the model lacks`);
     }
     this.updates += 1;
+    if (this.precision === 'bf16') {
+      const take = Math.fround(1 - d);
+      for (const [name, s] of this.shadow) {
+        const updated = mapValues([s, params.get(name)!], s.shape, ([sv, pv], out) =>
+          emaBf16Loop(sv!, pv!, out, take),
+        );
+        assignTensor(s, updated);
+      }
+      return;
+    }
     if (!runsOnHost(this.route)) {
       for (const [name, s] of this.shadow) {
         const p = params.get(name)!;
@@ -89,4 +105,12 @@ export class Ema {
 function emaLoop(s: Float32Array, p: Float32Array, out: Float32Array, keep: number, take: number): void {
   const f = Math.fround;
   for (let i = 0; i < out.length; i++) out[i] = f(f(s[i]! * keep) + f(p[i]! * take));
+}
+
+/** diffusers' `s.sub_(one_minus_decay * (s - p))` on bfloat16 tensors: three rounded operations. */
+function emaBf16Loop(s: Float32Array, p: Float32Array, out: Float32Array, take: number): void {
+  for (let i = 0; i < out.length; i++) {
+    const delta = bf16(s[i]! - p[i]!);
+    out[i] = bf16(s[i]! - bf16(take * delta));
+  }
 }

@@ -36,7 +36,8 @@ import {
 import { encodePrompts, type PromptTokenizer } from './diffusion-model';
 import { TrainingInputError } from './errors';
 import type { LrDecay } from './lr-schedule';
-import { ReplayBuffer, type Trajectory } from './replay-buffer';
+import { roundToBf16InPlace, roundTensorToBf16, type Precision } from './bf16';
+import { ReplayBuffer, type BufferDraw, type Trajectory } from './replay-buffer';
 import { createUNetInference, type InferenceOptions, type UNetInference } from '../onnx/unet-inference';
 
 interface CommonSettings {
@@ -61,6 +62,13 @@ interface CommonSettings {
   warmupUpdates?: number;
   /** Learning-rate decay after warmup (see ./lr-schedule). Default `constant`. */
   lrDecay?: LrDecay;
+  /**
+   * `bf16` emulates pure-bf16 training (docs/algorithm.md, "Precision"): weights, gradients, AdamW
+   * moments and EMA shadows are bfloat16 values; the frozen networks load bf16 weights and their
+   * predictions and losses are rounded to bf16; noise is added in bf16. phi's own forward and
+   * backward stay float32. Absent: fp32.
+   */
+  precision?: Precision;
 }
 
 export type BufferSampler = 'dpm-solver++' | 'ddpm';
@@ -78,6 +86,8 @@ export type TrainingSettings =
       bufferGuidanceScale: number;
       /** Sampler of the buffer's trajectories. Default 'dpm-solver++'. */
       bufferSampler?: BufferSampler;
+      /** How a micro-step draws its batch from the buffer (see ReplayBuffer.sample). Default 'with-replacement'. */
+      bufferDraw?: BufferDraw;
     })
   | (CommonSettings & { method: 'dpo'; beta: number });
 
@@ -209,6 +219,24 @@ abstract class BaseMethod {
     } else if ('examples' in ds) validateImageDataset(ds, this.ctx.ref.config, what);
     else validatePreferenceDataset(ds, this.ctx.ref.config, what);
   }
+  /** Pure-bf16 emulation (settings.precision). */
+  protected get bf16(): boolean {
+    return this.ctx.settings.precision === 'bf16';
+  }
+
+  /** x_t of `x0` and fresh noise `drawn`, with the noise it used: in bf16 when the run is. */
+  protected noised(x0: tf.Tensor4D, drawn: tf.Tensor4D, t: number[]): { x: tf.Tensor4D; eps: tf.Tensor4D } {
+    if (!this.bf16) return { x: this.ctx.schedule.addNoise(x0, drawn, t), eps: drawn };
+    const eps = roundTensorToBf16(drawn);
+    return { x: this.ctx.schedule.addNoiseBf16(x0, eps, t), eps };
+  }
+
+  /** The frozen reference's prediction; a bf16 network's output is a bf16 tensor. */
+  protected refPredict(x: tf.Tensor4D, t: number[], cond: tf.Tensor3D): tf.Tensor4D {
+    const pred = this.ctx.ref.predict(x, t, cond);
+    return this.bf16 ? roundTensorToBf16(pred) : pred;
+  }
+
   async beforeStep(_stepNo: number, _inp: StepInputs): Promise<void> {}
   afterStep(_stepNo: number, _phi: UNet2DConditionModel): void {}
   extraMetrics(): Record<string, number> {
@@ -266,8 +294,8 @@ class SftMethod extends BaseMethod implements TrainingMethod {
       : { cond: this.encode(prompts) };
     return tf.tidy(() => {
       const x0 = stack(images, this.ds);
-      const eps = rngs.noise.normalTensor(x0.shape) as tf.Tensor4D;
-      return { x: this.ctx.schedule.addNoise(x0, eps, t), t, ...cond, target: eps };
+      const { x, eps } = this.noised(x0, rngs.noise.normalTensor(x0.shape) as tf.Tensor4D, t);
+      return { x, t, ...cond, target: eps };
     });
   }
 
@@ -354,8 +382,13 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       const trajectories: Trajectory[] = perSample.map((tr, b) => ({
         exampleIndex: idx[b]!,
         cond: condData.slice(b * condSize, (b + 1) * condSize),
-        x0: x0s[b]!,
-        steps: tr.timesteps.map((t, i) => ({ t, xt: tr.latents[i]!, eps: tr.eps[i]! })),
+        x0: this.bf16 ? roundToBf16InPlace(Float32Array.from(x0s[b]!)) : x0s[b]!,
+        // The policy runs in bf16 in a pure-bf16 run: its latents and predictions are bf16 values.
+        steps: tr.timesteps.map((t, i) => ({
+          t,
+          xt: this.bf16 ? roundToBf16InPlace(tr.latents[i]!) : tr.latents[i]!,
+          eps: this.bf16 ? roundToBf16InPlace(tr.eps[i]!) : tr.eps[i]!,
+        })),
       }));
       this.buffer.push(trajectories);
     } finally {
@@ -365,17 +398,17 @@ class DroMethod extends BaseMethod implements TrainingMethod {
   }
 
   prepare({ rngs }: StepInputs): PreparedBatch {
-    const batch = this.buffer.sample(this.s.batchSize, rngs.data);
+    const batch = this.buffer.sample(this.s.batchSize, rngs.data, this.s.bufferDraw);
     try {
       return tf.tidy(() => {
         // Expert branch: fresh noise at the policy step's timestep.
-        const epsExpert = rngs.noise.normalTensor(batch.x0.shape) as tf.Tensor4D;
-        const xtExpert = this.ctx.schedule.addNoise(batch.x0, epsExpert, batch.t);
+        const expert = this.noised(batch.x0, rngs.noise.normalTensor(batch.x0.shape) as tf.Tensor4D, batch.t);
+        const [xtExpert, epsExpert] = [expert.x, expert.eps];
         const x = tf.concat([xtExpert, batch.xt]) as tf.Tensor4D;
         const target = tf.concat([epsExpert, batch.eps]) as tf.Tensor4D;
         const t = [...batch.t, ...batch.t];
         const cond = tf.concat([batch.cond, batch.cond]) as tf.Tensor3D;
-        const predRef = this.ctx.ref.predict(x, t, cond);
+        const predRef = this.refPredict(x, t, cond);
         return { x, t, cond, target, predRef };
       });
     } finally {
@@ -389,6 +422,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       predRef: b.predRef!,
       target: b.target,
       margin: this.s.margin,
+      ...(this.bf16 ? { refPrecision: 'bf16' as const } : {}),
     });
     const terms = keepMeans({
       diff: r.diff,
@@ -544,15 +578,14 @@ class DpoMethod extends BaseMethod implements TrainingMethod {
           picks.map((p, i) => orient(p.loser, i, (p as { loserFlipped?: Float32Array }).loserFlipped)),
           this.ds,
         );
-        const eps = rngs.noise.normalTensor(w.shape) as tf.Tensor4D;
-        const x = tf.concat([
-          this.ctx.schedule.addNoise(w, eps, t),
-          this.ctx.schedule.addNoise(l, eps, t),
-        ]) as tf.Tensor4D;
+        const drawn = rngs.noise.normalTensor(w.shape) as tf.Tensor4D;
+        const noisedW = this.noised(w, drawn, t);
+        const eps = noisedW.eps;
+        const x = tf.concat([noisedW.x, this.noised(l, eps, t).x]) as tf.Tensor4D;
         const target = tf.concat([eps, eps]) as tf.Tensor4D;
         const cond = tf.concat([cond1, cond1]) as tf.Tensor3D;
         const tt = [...t, ...t];
-        return { x, t: tt, cond, target, predRef: this.ctx.ref.predict(x, tt, cond) };
+        return { x, t: tt, cond, target, predRef: this.refPredict(x, tt, cond) };
       });
     } finally {
       cond1.dispose();

@@ -32,6 +32,9 @@ export interface Trajectory {
   steps: TrajectoryStep[];
 }
 
+/** How a batch draws its trajectories from the buffer (see `ReplayBuffer.sample`). */
+export type BufferDraw = 'with-replacement' | 'without-replacement';
+
 export interface ReplayBufferShapes {
   /** Latent shape [H, W, C]. */
   latent: [number, number, number];
@@ -90,12 +93,24 @@ export class ReplayBuffer {
     if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
   }
 
-  /** Draws `batchSize` examples: a uniform trajectory, then a uniform step of it, per example. */
-  sample(batchSize: number, rng: Rng): ReplayBatch {
+  /**
+   * Draws `batchSize` examples, each a trajectory and a uniform step of it. `with-replacement`
+   * (default): each example's trajectory is uniform and independent. `without-replacement`: the
+   * trajectories are a random permutation of the buffer, as the reference draws them, so a batch
+   * that fits holds each trajectory at most once; a larger batch takes whole permutations in turn.
+   */
+  sample(batchSize: number, rng: Rng, draw: BufferDraw = 'with-replacement'): ReplayBatch {
     if (this.items.length === 0) throw new Error('cannot sample from an empty replay buffer');
     const picks: Array<[number, number]> = [];
+    const all = this.items.map((_, i) => i);
+    const order: number[] = [];
+    if (draw === 'without-replacement') {
+      while (order.length < batchSize) {
+        order.push(...rng.sample(all, Math.min(all.length, batchSize - order.length)));
+      }
+    }
     for (let b = 0; b < batchSize; b++) {
-      const i = rng.int(0, this.items.length);
+      const i = draw === 'without-replacement' ? order[b]! : rng.int(0, this.items.length);
       const s = rng.int(0, this.items[i]!.steps.length);
       picks.push([i, s]);
     }

@@ -13,6 +13,7 @@ import type { UNet2DConditionModel } from '../models/unet';
 import { Rng } from '../rng';
 import { NoiseSchedule } from '../schedulers/ddpm-schedule';
 import { AdamW } from './adamw';
+import { roundToBf16InPlace } from './bf16';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointContents } from './checkpoint';
 import { clipGradNorm } from './clip-grad';
 import { DataOrder, type DataOrderState } from './data-order';
@@ -69,6 +70,26 @@ function canonicalJson(value: unknown): string {
 }
 type Stream = (typeof STREAMS)[number];
 
+function roundVariableToBf16(v: tf.Variable): void {
+  v.assign(tf.tensor(roundToBf16InPlace(Float32Array.from(v.dataSync() as Float32Array)), v.shape));
+}
+
+/** prev + bf16(g * scale), rounded to bf16: a bf16 `.grad` accumulating a scaled loss's gradients. */
+function accumulateBf16(prev: tf.Tensor | undefined, g: tf.Tensor, scale: number): tf.Tensor {
+  const gv = g.dataSync() as Float32Array;
+  const pv = prev ? (prev.dataSync() as Float32Array) : undefined;
+  const out = new Float32Array(gv.length);
+  const f = Math.fround;
+  const c = f(scale);
+  for (let i = 0; i < out.length; i++) out[i] = f(gv[i]! * c);
+  roundToBf16InPlace(out);
+  if (pv) {
+    for (let i = 0; i < out.length; i++) out[i] = f(pv[i]! + out[i]!);
+    roundToBf16InPlace(out);
+  }
+  return tf.tensor(out, g.shape, 'float32');
+}
+
 export class Trainer {
   private stepCount = 0;
   private readonly rngs: Record<Stream, Rng>;
@@ -84,6 +105,8 @@ export class Trainer {
   private windowImages = 0;
   readonly history: MetricRow[] = [];
   private readonly paramByName: Map<string, tf.Variable>;
+  /** The frozen start weights the methods see: the caller's, or a bf16-rounded copy this trainer owns. */
+  private readonly ref: UNet2DConditionModel;
 
   private constructor(
     readonly settings: TrainingSettings,
@@ -97,17 +120,25 @@ export class Trainer {
       buffer: new Rng(root.nextUint32()),
     };
     this.phi = init.unet.clone(true);
+    this.ref = init.unet;
+    if (settings.precision === 'bf16') {
+      this.ref = init.unet.clone(false);
+      for (const name of this.ref.params.names) roundVariableToBf16(this.ref.params.get(name));
+    }
     this.paramByName = new Map(this.phi.params.names.map((n) => [n, this.phi.params.get(n)]));
     const textPhi = settings.trainTextEncoder ? init.text.clone(true) : undefined;
     this.textPhi = textPhi;
     for (const n of textPhi?.params.names ?? []) {
       this.paramByName.set(`${TEXT_ENCODER_PREFIX}${n}`, textPhi!.params.get(n));
     }
-    this.optimizer = new AdamW({ lr: settings.learningRate, weightDecay: settings.weightDecay });
-    this.ema = new Ema(this.paramByName, settings.emaDecay);
+    const precision = settings.precision ?? 'fp32';
+    // Pure bf16 loads every network in bf16: phi starts from the rounded weights.
+    if (precision === 'bf16') for (const v of this.paramByName.values()) roundVariableToBf16(v);
+    this.optimizer = new AdamW({ lr: settings.learningRate, weightDecay: settings.weightDecay, precision });
+    this.ema = new Ema(this.paramByName, settings.emaDecay, 'auto', precision);
     const ctx: MethodContext = {
       settings,
-      ref: init.unet,
+      ref: this.ref,
       text: init.text,
       tokenizer: init.tokenizer,
       data: init.data,
@@ -228,14 +259,16 @@ export class Trainer {
       throw new NonFiniteTrainingError(stepNo, 'the loss');
     }
     const scale = 1 / this.settings.gradientAccumulation;
+    const bf16Grads = this.settings.precision === 'bf16';
     trained.forEach(([name, variable]) => {
       const g = grads[variable.name];
       if (!g) return;
       const prev = this.accum.get(name);
-      this.accum.set(
-        name,
-        tf.tidy(() => (prev ? tf.add(prev, tf.mul(g, scale)) : tf.mul(g, scale))),
-      );
+      // In pure bf16 each micro-step's gradient and the running sum are bf16 tensors.
+      const next = bf16Grads
+        ? accumulateBf16(prev, g, scale)
+        : tf.tidy(() => (prev ? tf.add(prev, tf.mul(g, scale)) : tf.mul(g, scale)));
+      this.accum.set(name, next);
       prev?.dispose();
     });
     tf.dispose(Object.values(grads));
@@ -368,6 +401,7 @@ export class Trainer {
     this.ema.dispose();
     this.method.dispose();
     this.phi.dispose();
+    if (this.ref !== this.init.unet) this.ref.dispose();
     this.textPhi?.dispose();
   }
 }

@@ -27,9 +27,8 @@ import { encodeImage } from '../data/image-codec';
 import type { ImageFormat } from '../data/image-codec';
 import type { PickapicWriteRow } from '../data/pickapic';
 import type { PromptMetadata } from './world';
-import { judgeImage } from './geneval';
 import { Rng } from '../rng';
-import { imageQuality } from './image-quality';
+import { imageUtility } from './utility';
 
 export type Generate = (
   prompt: PromptMetadata,
@@ -154,12 +153,10 @@ export async function simulateFeedback(
           generated.data instanceof Uint8Array ? (generated as RgbImage) : toUint8(generated as RgbImageF32);
         images.push(image);
         // Raters see the 8-bit image, so utilities are measured on it too.
-        const verdict = judgeImage(image, meta);
-        alignment.push(
-          (verdict.score + correctnessWeight * (verdict.correct ? 1 : 0)) / (1 + correctnessWeight),
-        );
-        correct.push(verdict.correct);
-        quality.push(imageQuality(image).quality);
+        const judged = imageUtility(image, meta, { alignmentWeight, qualityWeight, correctnessWeight });
+        alignment.push(judged.alignment);
+        correct.push(judged.correct);
+        quality.push(judged.quality);
       }
       const user = streams.users.int(0, users);
       const [wa, wq] = userWeights[user] as [number, number];

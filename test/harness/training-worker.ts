@@ -8,12 +8,16 @@
  * ```
  *
  * Env: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (default `default`), DRO_TEST_STORE (a storage config
- * as JSON, plus optional `credentials` for S3), DRO_TRAINING_HEARTBEAT_SECONDS (default 1).
+ * as JSON, plus optional `credentials` for S3), DRO_TRAINING_HEARTBEAT_SECONDS (default 1),
+ * DRO_TEST_SIGKILL_AFTER_CHECKPOINT (a micro-step: the process SIGKILLs itself the moment the
+ * checkpoint of that step is committed to the store, before the activity can heartbeat it; a
+ * hard kill inside the SDK's heartbeat throttle window, every time).
  * Prints `ready` on stdout once polling; SIGTERM shuts it down gracefully.
  *
  * Imported as a module it provides the tiny training setup the training tests share.
  */
 import { createTrainingActivities } from '../../activities/training';
+import { checkpointFileName } from '../../engine/training/checkpoint-selection';
 import { TASK_QUEUES } from '../../contracts/task-queues';
 import { worldTokenizer } from '../../engine/world/world-text';
 import { encodeImageDataset } from '../../engine/io/image-dataset';
@@ -95,6 +99,43 @@ export function tinyDroSettings(steps: number, overrides: Partial<TrainingSettin
   } as TrainingSettings;
 }
 
+/** SFT with a checkpoint at every optimizer update (2 micro-steps of batch 2). */
+export function tinySftSettings(steps: number, overrides: Partial<TrainingSettings> = {}): TrainingSettings {
+  return {
+    method: 'sft',
+    seed: 5,
+    steps,
+    learningRate: 1e-3,
+    weightDecay: 0.01,
+    batchSize: 2,
+    gradientAccumulation: 2,
+    maxGradNorm: 1,
+    promptDropout: 0.2,
+    randomFlip: true,
+    emaDecay: 0.99,
+    checkpointEvery: 2,
+    ...overrides,
+  } as TrainingSettings;
+}
+
+/**
+ * `store` whose put SIGKILLs this process as soon as the checkpoint of micro-step `step` is
+ * committed (object and metadata written), before the put returns to the training activity.
+ */
+function killAfterCheckpoint(store: ArtifactStore, step: number): ArtifactStore {
+  const name = `/checkpoints/${checkpointFileName(step)}`;
+  const put = store.put.bind(store);
+  store.put = async (key, data, options) => {
+    const ref = await put(key, data, options);
+    if (key.endsWith(name)) {
+      process.kill(process.pid, 'SIGKILL');
+      await new Promise(() => {});
+    }
+    return ref;
+  };
+  return store;
+}
+
 /** Stores the tiny start model and expert set under `inputs/`. */
 export async function putTinyInputs(
   store: ArtifactStore,
@@ -128,13 +169,16 @@ async function run(): Promise<void> {
   const log = createLogger({ level: process.env.DRO_LOG_LEVEL ?? 'warn', destination: process.stderr });
   installRuntime({ logger: log });
   const connection = await connectWorker(address);
+  let store = openStore(config, credentials ? { credentials, maxAttempts: 1 } : {});
+  const killAt = process.env.DRO_TEST_SIGKILL_AFTER_CHECKPOINT;
+  if (killAt) store = killAfterCheckpoint(store, Number(killAt));
   try {
     const worker = await createWorker({
       connection,
       namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
       taskQueue: TASK_QUEUES.gpu,
       activities: createTrainingActivities({
-        store: openStore(config, credentials ? { credentials, maxAttempts: 1 } : {}),
+        store,
         logger: log,
         heartbeatSeconds: Number(process.env.DRO_TRAINING_HEARTBEAT_SECONDS ?? 1),
       }),

@@ -1,9 +1,11 @@
 /**
  * The headline durability property: a DRO training whose compute worker process is SIGKILLed in
- * the middle of a chunk resumes on a new worker process from the checkpoint the dead attempt last
- * heartbeated, and ends byte-identical (EMA UNet, model bundle, last checkpoint, loss history) to
- * the same training run without interruption. Real dev server, real local store, worker processes
- * spawned with `node --import tsx test/harness/training-worker.ts`.
+ * the middle of a chunk resumes on a new worker process from the newest checkpoint the dead attempt
+ * committed, and ends byte-identical (EMA UNet, model bundle, last checkpoint, loss history) to
+ * the same training run without interruption. That holds also for a kill right after a checkpoint
+ * is committed, before its heartbeat can reach the server (the SDK throttles heartbeats): the
+ * retry finds the checkpoint in the store. Real dev server, real local store and S3 server
+ * (versitygw), worker processes spawned with `node --import tsx test/harness/training-worker.ts`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,7 +35,8 @@ import type {
 import { trainingWorkflow } from '../../workflows/training';
 import { startTemporalHarness, type RunningWorkers, type TemporalHarness } from '../harness/temporal';
 import { startS3Server } from '../harness/s3-server';
-import { putTinyInputs, tinyDroSettings } from '../harness/training-worker';
+import { putTinyInputs, tinyDroSettings, tinySftSettings } from '../harness/training-worker';
+import { checkpointFileName } from '../../engine/training/checkpoint-selection';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORKER = path.join(ROOT, 'test', 'harness', 'training-worker.ts');
@@ -46,7 +49,11 @@ interface WorkerProcess {
   stderr: () => string;
 }
 
-function spawnWorker(temporal: TemporalHarness, storeConfig: object): Promise<WorkerProcess> {
+function spawnWorker(
+  temporal: TemporalHarness,
+  storeConfig: object,
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
     cwd: ROOT,
     env: {
@@ -57,11 +64,12 @@ function spawnWorker(temporal: TemporalHarness, storeConfig: object): Promise<Wo
       DRO_TF_BACKEND: 'wasm',
       DRO_TRAINING_HEARTBEAT_SECONDS: '1',
       NODE_NO_WARNINGS: '1',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-500_000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker did not start in 60 s:\n${err}`)), 60_000);
@@ -98,6 +106,21 @@ async function heartbeatedStep(handle: WorkflowHandle): Promise<number | undefin
   return undefined;
 }
 
+/** The JSON log lines of a worker's stderr with the given message. */
+function logLines(stderr: string, msg: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === msg) out.push(entry);
+    } catch {
+      // not a log line
+    }
+  }
+  return out;
+}
+
 async function readSummary(store: ArtifactStore, ref: ArtifactRef) {
   return JSON.parse(new TextDecoder().decode(await store.get(ref.uri, ref.sha256))) as {
     history: Array<Record<string, number>>;
@@ -107,7 +130,7 @@ async function readSummary(store: ArtifactStore, ref: ArtifactRef) {
   };
 }
 
-describe('training durability', { timeout: 240_000 }, () => {
+describe('training durability', { timeout: 600_000 }, () => {
   let temporal: TemporalHarness;
   let storeDir: string;
   let store: LocalArtifactStore;
@@ -131,6 +154,86 @@ describe('training durability', { timeout: 240_000 }, () => {
     await temporal?.teardown();
     if (storeDir) fs.rmSync(storeDir, { recursive: true, force: true });
   });
+
+  /**
+   * Runs `input` with a worker process that SIGKILLs itself the moment the checkpoint of micro-step
+   * `killAfter` is committed (before the activity can heartbeat it, so the server holds at most an
+   * older checkpoint), finishes it on a fresh worker process, and checks from the chunk records and
+   * that worker's step log that the retry continued from exactly that checkpoint.
+   */
+  async function runHardKilled(
+    workflowId: string,
+    input: TrainingWorkflowInput,
+    killAfter: number,
+    storeConfig: object,
+    runStore: ArtifactStore,
+  ) {
+    const first = await spawnWorker(temporal, storeConfig, {
+      DRO_TEST_SIGKILL_AFTER_CHECKPOINT: String(killAfter),
+    });
+    spawned.push(first);
+    const t0 = Date.now();
+    const handle = await temporal.client.workflow.start(trainingWorkflow, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId,
+      args: [input],
+    });
+    const outcome = handle.result();
+    outcome.catch(() => undefined);
+    const ended = await Promise.race([
+      first.exited.then(() => 'killed'),
+      outcome.then(
+        () => 'finished',
+        () => 'failed',
+      ),
+      sleep(180_000).then(() => 'timed out'),
+    ]);
+    assert.equal(ended, 'killed', `the worker was not killed at step ${killAfter}:\n${first.stderr()}`);
+    assert.equal(first.child.signalCode, 'SIGKILL');
+    const killMs = Date.now() - t0;
+    // Committed, but never heartbeated: only the store knows of it.
+    const key = `${input.out ?? `runs/${input.runId}/${input.stage}`}/checkpoints/${checkpointFileName(killAfter)}`;
+    const committed = await runStore.head(key);
+    assert.ok(committed, `${key} was not committed`);
+    const beat = await heartbeatedStep(handle);
+    assert.ok(beat === undefined || beat < killAfter, `the server holds a heartbeat of step ${beat}`);
+
+    const second = await spawnWorker(temporal, storeConfig, { DRO_LOG_LEVEL: 'info' });
+    spawned.push(second);
+    const result: TrainingWorkflowResult = await outcome;
+    const totalMs = Date.now() - t0;
+    await stopWorker(second);
+    assert.equal(result.steps, input.settings.steps);
+
+    const summary = await readSummary(runStore, result.summary);
+    const retried = summary.chunks.filter((c) => c.attempt >= 2);
+    assert.equal(retried.length, 1, JSON.stringify(summary.chunks));
+    assert.equal(retried[0]!.restoredFrom, 'store', JSON.stringify(retried[0]));
+    assert.equal(retried[0]!.fromStep, killAfter, JSON.stringify(retried[0]));
+    assert.deepEqual(retried[0]!.restoredCheckpoint, {
+      uri: committed.ref.uri,
+      sha256: committed.ref.sha256,
+      step: killAfter,
+    });
+    // The step log of the worker that took over: the retried chunk started at that checkpoint and
+    // no micro-step up to it was trained (or checkpointed) again.
+    const log = second.stderr();
+    const started = logLines(log, 'training chunk started');
+    assert.ok(started.length >= 1, log.slice(-5000));
+    assert.deepEqual(
+      [started[0]!.fromStep, started[0]!.restoredFrom, started[0]!.checkpoint],
+      [killAfter, 'store', committed.ref.uri],
+    );
+    assert.ok((started[0]!.attempt as number) >= 2);
+    const written = logLines(log, 'checkpoint written').map((l) => l.step as number);
+    assert.equal(written[0], killAfter + input.settings.checkpointEvery, JSON.stringify(written));
+    const progress = logLines(log, 'training progress').map((l) => l.step as number);
+    assert.ok(
+      progress.every((step) => step > killAfter),
+      `trained again up to ${Math.min(...progress)}`,
+    );
+    return { result, summary, killMs, totalMs };
+  }
 
   test('a worker SIGKILLed mid-chunk resumes from its heartbeated checkpoint and ends bit-identical', async () => {
     const inputs = await putTinyInputs(store);
@@ -201,9 +304,10 @@ describe('training durability', { timeout: 240_000 }, () => {
     assert.equal(a.history.length, STEPS / 2);
     assert.deepEqual(a.history, b.history);
 
-    // The retried chunk started from the killed attempt's heartbeated checkpoint, not from scratch.
-    const resumed = a.chunks.find((c) => c.restoredFrom === 'heartbeat');
-    assert.ok(resumed, `no chunk resumed from a heartbeat: ${JSON.stringify(a.chunks)}`);
+    // The retried chunk started from the killed attempt's heartbeated checkpoint or a newer one it
+    // committed (found in the store), not from scratch.
+    const resumed = a.chunks.find((c) => c.restoredFrom === 'heartbeat' || c.restoredFrom === 'store');
+    assert.ok(resumed, `no chunk resumed from a checkpoint: ${JSON.stringify(a.chunks)}`);
     assert.ok(resumed.attempt >= 2);
     assert.ok(
       resumed.fromStep >= killedAt && resumed.fromStep % STEPS_PER_ACTIVITY !== 0,
@@ -260,6 +364,105 @@ describe('training durability', { timeout: 240_000 }, () => {
       assert.deepEqual(a.history, b.history);
     } finally {
       await stopWorker(worker);
+      s3Store.destroy();
+      await s3.stop();
+    }
+  });
+
+  test('DRO: a worker SIGKILLed right after a checkpoint commits, before its heartbeat, resumes from that checkpoint', async () => {
+    const inputs = await putTinyInputs(store);
+    const base: Omit<TrainingWorkflowInput, 'runId'> = baseInput ?? {
+      stage: 'dro',
+      settings: tinyDroSettings(STEPS),
+      ...inputs,
+      stepsPerActivity: STEPS_PER_ACTIVITY,
+      heartbeatTimeoutSeconds: 3,
+    };
+    // Mid-way through the second chunk: the retry's input checkpoint is step 12, the store holds 18.
+    const killed = await runHardKilled(
+      'training-dro-hard-kill',
+      { ...base, runId: 'dro-hard-kill' },
+      18,
+      { kind: 'local', root: storeDir },
+      store,
+    );
+    let straight = localStraight;
+    if (!straight) {
+      const worker = await spawnWorker(temporal, { kind: 'local', root: storeDir });
+      spawned.push(worker);
+      straight = await temporal.client.workflow.execute(trainingWorkflow, {
+        taskQueue: WORKFLOW_TASK_QUEUE,
+        workflowId: 'training-dro-straight',
+        args: [{ ...base, runId: 'dro-straight' }],
+      });
+      await stopWorker(worker);
+    }
+    assert.equal(killed.result.unet.sha256, straight.unet.sha256, 'EMA UNet differs after the kill');
+    assert.equal(killed.result.model.sha256, straight.model.sha256, 'model bundle differs after the kill');
+    assert.equal(killed.result.lastCheckpoint.sha256, straight.lastCheckpoint.sha256);
+    assert.deepEqual(killed.summary.history, (await readSummary(store, straight.summary)).history);
+    assert.deepEqual(
+      killed.summary.chunks.map((c) => [c.fromStep, c.toStep, c.restoredFrom]),
+      [
+        [0, 12, 'fresh'],
+        [18, 24, 'store'],
+      ],
+    );
+    console.log(JSON.stringify({ dro: { killAfterMs: killed.killMs, runMs: killed.totalMs } }));
+  });
+
+  test('SFT on S3: a worker SIGKILLed right after a checkpoint commits, before its heartbeat, resumes from that checkpoint', async () => {
+    const base: Omit<TrainingWorkflowInput, 'runId' | 'startModel' | 'data'> = {
+      stage: 'sft',
+      settings: tinySftSettings(STEPS),
+      stepsPerActivity: STEPS_PER_ACTIVITY,
+      heartbeatTimeoutSeconds: 3,
+    };
+    const localInputs = await putTinyInputs(store);
+    const worker = await spawnWorker(temporal, { kind: 'local', root: storeDir });
+    spawned.push(worker);
+    const straight = await temporal.client.workflow.execute(trainingWorkflow, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId: 'training-sft-straight',
+      args: [{ ...base, ...localInputs, runId: 'sft-straight' }],
+    });
+    await stopWorker(worker);
+
+    const s3 = await startS3Server();
+    const config = {
+      kind: 's3' as const,
+      bucket: s3.bucket,
+      prefix: 'hard-kill',
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+    };
+    const s3Store = openStore(config, { credentials: s3.credentials, maxAttempts: 1 }) as S3ArtifactStore;
+    try {
+      const inputs = await putTinyInputs(s3Store);
+      // In the first chunk, as a stage of the pipeline does (a stage-cache prefix, no input
+      // checkpoint): before the store was scanned, this retry started again from step 0.
+      const killed = await runHardKilled(
+        'training-sft-hard-kill',
+        { ...base, ...inputs, runId: 'sft-hard-kill', out: 'stages/sft/0123456789abcdef/a' },
+        8,
+        { ...config, credentials: s3.credentials },
+        s3Store,
+      );
+      assert.match(killed.result.unet.uri, /^s3:\/\/.*\/stages\/sft\/0123456789abcdef\/a\//);
+      assert.equal(killed.result.unet.sha256, straight.unet.sha256, 'EMA UNet differs after the kill');
+      assert.equal(killed.result.model.sha256, straight.model.sha256, 'model bundle differs after the kill');
+      assert.equal(killed.result.lastCheckpoint.sha256, straight.lastCheckpoint.sha256);
+      assert.deepEqual(killed.summary.history, (await readSummary(store, straight.summary)).history);
+      assert.deepEqual(
+        killed.summary.chunks.map((c) => [c.fromStep, c.toStep, c.restoredFrom]),
+        [
+          [8, 12, 'store'],
+          [12, 24, 'input'],
+        ],
+      );
+      console.log(JSON.stringify({ sft: { killAfterMs: killed.killMs, runMs: killed.totalMs } }));
+    } finally {
       s3Store.destroy();
       await s3.stop();
     }

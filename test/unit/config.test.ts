@@ -153,6 +153,35 @@ describe('pipeline config', () => {
     assert.deepEqual(margins.sort(), [0, 1e-4, 1e-3, 1e-2].sort());
   });
 
+  test("the reference regime's switches: DRO from the base, clipping off, bf16, draws without replacement", () => {
+    const d = defaultConfig();
+    assert.equal(d.dro.warmStart, 'base');
+    assert.equal(d.dro.precision, undefined);
+    assert.equal(d.dro.bufferDraw, undefined);
+    const c = parseConfig(
+      {
+        sft: { maxGradNorm: 0, precision: 'bf16' },
+        dro: { maxGradNorm: 0, precision: 'bf16', bufferDraw: 'without-replacement', bufferSampleSteps: 1 },
+      },
+      'test',
+    );
+    assert.equal(c.dro.maxGradNorm, 0);
+    assert.equal(c.sft.precision, 'bf16');
+    assert.equal(c.dro.bufferDraw, 'without-replacement');
+    assert.deepEqual(
+      problems({ dro: { precision: 'fp16' } }).map((p) => p.path),
+      ['$.dro.precision'],
+    );
+    assert.deepEqual(
+      problems({ dro: { bufferDraw: 'sometimes' } }).map((p) => p.path),
+      ['$.dro.bufferDraw'],
+    );
+    assert.deepEqual(
+      problems({ sft: { maxGradNorm: -1 } }).map((p) => p.path),
+      ['$.sft.maxGradNorm'],
+    );
+  });
+
   test('the checked-in JSON Schema is current', () => {
     const onDisk = JSON.parse(fs.readFileSync(path.join(root, 'config', 'schema.json'), 'utf8')) as unknown;
     assert.deepEqual(onDisk, JSON.parse(JSON.stringify(pipelineJsonSchema())));

@@ -33,8 +33,11 @@ import { fromModelSpace } from '../../engine/world/pretraining-corpus';
 import { toMetadataJsonl } from '../../engine/world/world';
 import { worldTokenizer } from '../../engine/world/world-text';
 import { judgeImage } from '../../engine/world/geneval';
+import { imageUtility } from '../../engine/world/utility';
 import { genevalSeed, winrateSeed } from '../../engine/eval/seeds';
 import { buildWorldSuite } from '../../engine/eval/suite';
+import { isHeldOutPrompt } from '../../engine/world/prompt-split';
+import { TAGS } from '../../engine/world/world';
 import { generateImages } from '../../engine/generate';
 import { decodeModelBundle, encodeModelBundle } from '../../engine/io/model-bundle';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
@@ -311,6 +314,23 @@ describe('evaluation activities', { timeout: 240_000 }, () => {
     assert.equal(plan.prompts.length, wanted);
   });
 
+  test('with the prompt split the suite holds only held-out prompts, every tag represented', async () => {
+    const settings = { ...SETTINGS, genevalPrompts: 30, winratePrompts: 4, heldOutOnly: true };
+    const r = await run(acts.planEvaluation, planInput('held-out', { settings }));
+    const plan = JSON.parse(new TextDecoder().decode(await deps.store.get(r.plan.uri))) as EvaluationPlan;
+    assert.equal(plan.prompts.length, 30);
+    assert.ok(plan.prompts.every((p) => isHeldOutPrompt(p.prompt)));
+    assert.deepEqual(new Set(plan.prompts.map((p) => p.tag)), new Set(TAGS));
+    const drawn = await run(
+      acts.planEvaluation,
+      planInput('drawn', { settings: { ...settings, heldOutOnly: false } }),
+    );
+    const whole = JSON.parse(
+      new TextDecoder().decode(await deps.store.get(drawn.plan.uri)),
+    ) as EvaluationPlan;
+    assert.ok(whole.prompts.some((p) => !isHeldOutPrompt(p.prompt)));
+  });
+
   test('a whole evaluation: verdicts, scores and samples match independent generation', async () => {
     const out = 'evals/one';
     const planned: PlanEvaluationResult = await run(acts.planEvaluation, planInput(out));
@@ -426,7 +446,30 @@ describe('evaluation activities', { timeout: 240_000 }, () => {
       assert.equal(line.reason, judged.reason);
       assert.equal(line.score, judged.score);
       assert.equal(line.seed, s.seed);
+      // The simulated users' noise-free utility of the same image (default weights).
+      assert.equal(line.utility, imageUtility(images[i]!, plan.prompts[s.p]!).utility);
     });
+    // The users' utility: dro's mean over its GenEval images, and dro vs base over prompts.
+    const utilities = slots.map((s, i) => imageUtility(images[i]!, plan.prompts[s.p]!).utility);
+    assert.equal(doc.utility.skipped, undefined);
+    assert.deepEqual(doc.utility.weights, { alignmentWeight: 1, qualityWeight: 0.3, correctnessWeight: 1 });
+    assert.deepEqual(
+      doc.utility.models!.map((m) => [m.method, m.images, m.prompts]),
+      [
+        ['base', 6, 3],
+        ['dro', 6, 3],
+      ],
+    );
+    const droUtility = doc.utility.models![1]!;
+    assert.ok(Math.abs(droUtility.mean - utilities.reduce((a, b) => a + b, 0) / 6) < 1e-12);
+    assert.ok(droUtility.ci95[0] <= droUtility.mean && droUtility.mean <= droUtility.ci95[1]);
+    const [versus] = doc.utility.comparisons!;
+    assert.deepEqual([versus!.a, versus!.b, versus!.prompts], ['dro', 'base', 3]);
+    assert.equal(versus!.wins + versus!.ties + versus!.losses, 3);
+    const perPrompt = [0, 1, 2].map((p) => (utilities[2 * p]! + utilities[2 * p + 1]!) / 2);
+    assert.ok(Math.abs(versus!.meanA - perPrompt.reduce((a, b) => a + b, 0) / 3) < 1e-12);
+    assert.match(result.tables, /Users' utility/);
+    assert.match(result.tables, /Win rate under the users' utility/);
     const accuracy = images.filter((im, i) => judgeImage(im, plan.prompts[slots[i]!.p]!).correct).length / 6;
     assert.equal(doc.geneval.summaries.dro!.imageAccuracy, accuracy);
 
@@ -451,6 +494,20 @@ describe('evaluation activities', { timeout: 240_000 }, () => {
       [
         ['dro', 'base', 'alignment'],
         ['dro', 'base', 'detector'],
+      ],
+    );
+    // The paper's protocol: the images are chosen by the first reward (the run's reward model) for
+    // every reward; the per-reward medians are the extra table.
+    assert.equal(doc.preferenceReward, 'alignment');
+    assert.deepEqual(
+      doc.winRates.map((w) => w.medianBy),
+      ['alignment', 'alignment'],
+    );
+    assert.deepEqual(
+      doc.perRewardMedianWinRates.map((w) => [w.a, w.b, w.reward, w.medianBy]),
+      [
+        ['dro', 'base', 'alignment', 'alignment'],
+        ['dro', 'base', 'detector', 'detector'],
       ],
     );
     const [viaDescriptor, builtIn] = doc.winRates;
@@ -478,6 +535,14 @@ describe('evaluation activities', { timeout: 240_000 }, () => {
     );
     const medians = [0, 1].map((p) => [...detectorScores.slice(p * 3, p * 3 + 3)].sort((a, b) => a - b)[1]!);
     assert.ok(Math.abs(builtIn!.meanA - (medians[0]! + medians[1]!) / 2) < 1e-12);
+    // The kept image of each prompt, with its seed: the one whose score is that median.
+    assert.deepEqual(
+      doc.winRateImages.dro!.map((k) => [k.prompt, k.seed]),
+      [0, 1].map((p) => [p, winrateSeed(SETTINGS.seed + 6, p, doc.winRateImages.dro![p]!.index, 2)]),
+    );
+    doc.winRateImages.dro!.forEach((k) =>
+      assert.equal(detectorScores[k.prompt * 3 + k.index], medians[k.prompt]),
+    );
     dro.unet.dispose();
     dro.text.dispose();
 

@@ -7,11 +7,12 @@ import { toModelSpace } from '../../engine/world/pretraining-corpus';
 import { renderScene } from '../../engine/world/render';
 import type { PromptMetadata } from '../../engine/world/world';
 import { judgeImage } from '../../engine/world/geneval';
+import { imageUtility } from '../../engine/world/utility';
 import { compareGeneval, genevalResultRow, type GenevalResultRow } from '../../engine/eval/geneval-summary';
 import { compareModels } from '../../engine/eval/model-comparison';
 import { judgeShardImages, toJudgedImages } from '../../engine/eval/shard-judging';
 import { EvalSuiteError, selectSuitePrompts } from '../../engine/eval/suite';
-import { winRateTable } from '../../engine/eval/win-rate';
+import { protocolWinRateTable, winRateTable } from '../../engine/eval/win-rate';
 
 const meta = (tag: PromptMetadata['tag'], prompt: string): PromptMetadata => ({
   tag,
@@ -125,10 +126,11 @@ describe('compareModels', () => {
     );
     assert.equal('pValueVsBaseline' in got.table[0]!, false);
     assert.equal(got.table[2]!.overall, got.summaries.dro!.overall);
-    assert.deepEqual(
-      got.winRates,
-      winRateTable(rewards, { methods: ['dro', 'sft', 'base'], seed: 'winrate:7', resamples: 200 }),
-    );
+    const options = { methods: ['dro', 'sft', 'base'], seed: 'winrate:7', resamples: 200 };
+    assert.deepEqual(got.winRates, protocolWinRateTable(rewards, { ...options, medianBy: 'r' }).rows);
+    assert.deepEqual(got.perRewardMedianWinRates, winRateTable(rewards, options));
+    assert.equal(got.preferenceReward, 'r');
+    assert.deepEqual(Object.keys(got.keptImages), ['dro', 'sft', 'base']);
     assert.ok(got.winRates.length > 0);
   });
 
@@ -138,6 +140,7 @@ describe('compareModels', () => {
     assert.ok(skipped.winRates.length > 0);
     const single = compareModels({ ...input, models: ['base'] });
     assert.deepEqual(single.winRates, []);
+    assert.deepEqual(single.perRewardMedianWinRates, []);
     assert.deepEqual(single.comparisons, []);
     assert.equal(single.table.length, 1);
   });
@@ -168,9 +171,13 @@ describe('shard judging', () => {
     const j2 = judgeImage(blank, circle);
     assert.equal(j0.correct, true);
     assert.equal(j2.correct, false);
+    // Each GenEval image also carries the simulated users' noise-free utility (default weights).
+    const u0 = imageUtility(image, circle).utility;
+    const u2 = imageUtility(blank, circle).utility;
+    assert.ok(u0 > u2, `a correct clean render is worth more than a blank image: ${u0} vs ${u2}`);
     assert.deepEqual(got.geneval, [
-      { prompt: 0, index: 0, seed: 11, correct: true, reason: j0.reason, score: j0.score },
-      { prompt: 0, index: 1, seed: 13, correct: false, reason: j2.reason, score: j2.score },
+      { prompt: 0, index: 0, seed: 11, correct: true, reason: j0.reason, score: j0.score, utility: u0 },
+      { prompt: 0, index: 1, seed: 13, correct: false, reason: j2.reason, score: j2.score, utility: u2 },
     ]);
     assert.deepEqual(got.winrateSlots, [1, 3]);
     assert.deepEqual(got.winrate, [

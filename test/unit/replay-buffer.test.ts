@@ -77,4 +77,29 @@ describe('replay buffer', () => {
     bad.steps[2]!.xt = fill(3, 0);
     assert.throws(() => buffer.push([bad]), /example 9, t=/);
   });
+
+  test('without replacement a batch that fits holds each trajectory once; with replacement it need not', () => {
+    const buffer = new ReplayBuffer(4, shapes);
+    buffer.push([0, 1, 2, 3].map((k) => trajectory(k)));
+    const rng = new Rng(11);
+    let repeats = 0;
+    for (let draw = 0; draw < 50; draw++) {
+      const exact = buffer.sample(4, rng, 'without-replacement');
+      assert.deepEqual([...exact.exampleIndex].sort(), [0, 1, 2, 3]);
+      const free = buffer.sample(4, rng);
+      if (new Set(free.exampleIndex).size < 4) repeats += 1;
+      tf.dispose([exact.cond, exact.x0, exact.xt, exact.eps, free.cond, free.x0, free.xt, free.eps]);
+    }
+    // Four independent draws of four are all distinct with probability 3/32.
+    assert.ok(repeats > 25, `only ${repeats} of 50 batches drawn with replacement repeated a trajectory`);
+  });
+
+  test('without replacement a batch larger than the buffer takes whole permutations in turn', () => {
+    const buffer = new ReplayBuffer(4, shapes);
+    buffer.push([0, 1, 2, 3].map((k) => trajectory(k)));
+    const batch = buffer.sample(6, new Rng(3), 'without-replacement');
+    assert.deepEqual([...batch.exampleIndex.slice(0, 4)].sort(), [0, 1, 2, 3]);
+    assert.equal(new Set(batch.exampleIndex.slice(4)).size, 2);
+    tf.dispose([batch.cond, batch.x0, batch.xt, batch.eps]);
+  });
 });

@@ -318,6 +318,75 @@ describe('report files', () => {
   });
 });
 
+describe("the protocol's win rates, the per-reward-median extra and the users' utility", () => {
+  const protocol = fixture().winRates.map((r) => ({ ...r, medianBy: 'preference' }));
+  const perReward = fixture().winRates.map((r) => ({ ...r, medianBy: r.reward, winRate: 0.5 }));
+  const data: ReportData = {
+    ...fixture(),
+    winRates: protocol,
+    preferenceReward: 'preference',
+    perRewardMedianWinRates: perReward,
+    utility: {
+      models: [
+        { method: 'base', mean: 0.512, ci95: [0.48, 0.55], images: 48, prompts: 12 },
+        { method: 'dro', mean: 0.634, ci95: [0.6, 0.67], images: 48, prompts: 12 },
+      ],
+      comparisons: [
+        {
+          a: 'dro',
+          b: 'base',
+          winRate: 0.75,
+          wins: 8,
+          ties: 2,
+          losses: 2,
+          meanA: 0.634,
+          meanB: 0.512,
+          pValue: 0.004,
+          ci95: [0.05, 0.19],
+          prompts: 12,
+        },
+      ],
+    },
+  };
+  const files = renderReport(data);
+  const md = text(files['report.md']);
+  const html = text(files['report.html']);
+
+  test('the report labels the protocol table and the per-reward-median extra apart', () => {
+    for (const doc of [md, html]) {
+      assert.ok(
+        doc.includes('Win rate (median image by preference, the same image under every reward)'),
+        'protocol',
+      );
+      assert.ok(doc.includes('median image chosen separately under each reward (extra table)'), 'extra');
+    }
+  });
+
+  test("the users' utility: mean with interval per model, head to head with W / T / L, p and interval", () => {
+    for (const doc of [md, html]) {
+      assert.ok(doc.includes('Users&#39;') || doc.includes("Users'"), "users' utility title");
+      assert.ok(doc.includes('0.634') && doc.includes('0.600, 0.670'), 'dro mean and interval');
+      assert.ok(doc.includes('75.0%') && doc.includes('8 / 2 / 2') && doc.includes('0.050, 0.190'));
+    }
+    const out = formatRunTables(data);
+    assert.match(out, /Users' utility/);
+    assert.match(out, /dro vs base +75\.0%\*\* +8 \/ 2 \/ 2 +0\.634 +0\.512 +0\.004 +\[0\.050, 0\.190\]/);
+    assert.doesNotMatch(out, /extra table/, 'the terminal shows the protocol only');
+  });
+
+  test('where the utility does not apply, the report and the terminal say why', () => {
+    const skipped: ReportData = {
+      ...data,
+      utility: { skipped: 'a latent model draws other images', models: [], comparisons: [] },
+    };
+    const out = formatRunTables(skipped);
+    assert.match(out, /Users' utility: not computed \(a latent model draws other images\)\./);
+    const f = renderReport(skipped);
+    assert.ok(text(f['report.md']).includes('not computed (a latent model draws other images)'));
+    assert.ok(text(f['report.html']).includes('not computed (a latent model draws other images)'));
+  });
+});
+
 describe('SVG plot', () => {
   test('one path per series, one vertex per finite point', () => {
     const series = [

@@ -78,12 +78,21 @@ void describe('stage graph', () => {
     assert.equal(STAGES.sft.inputs(imported).start, 'base.model');
   });
 
-  void test('DRO warm-started from the base runs beside SFT, which still runs as a baseline', () => {
-    const c = config({ dro: { warmStart: 'base' } });
+  void test('DRO starts from the base by default, beside SFT, which still runs as a baseline', () => {
+    const c = config();
+    assert.equal(c.dro.warmStart, 'base');
     assert.equal(STAGES.dro.inputs(c).start, 'pretrain.model');
     assert.equal(skippedStages(c).has('sft'), false);
-    assert.equal(STAGES.dro.inputs(config()).start, 'sft.model');
-    assert.notEqual(canonicalJson(STAGES.dro.slice(c)), canonicalJson(STAGES.dro.slice(config())));
+    const warm = config({ dro: { warmStart: 'sft' } });
+    assert.equal(STAGES.dro.inputs(warm).start, 'sft.model');
+    assert.notEqual(canonicalJson(STAGES.dro.slice(c)), canonicalJson(STAGES.dro.slice(warm)));
+  });
+
+  void test('DPO w/ SFT starts from the SFT model; by default DPO starts from the base', () => {
+    assert.equal(STAGES.dpo.inputs(config({ dpo: { enabled: true } })).start, 'pretrain.model');
+    const warm = config({ dpo: { enabled: true, warmStart: 'sft' } });
+    assert.equal(STAGES.dpo.inputs(warm).start, 'sft.model');
+    assert.equal(topologicalOrder(warm)!.indexOf('sft') < topologicalOrder(warm)!.indexOf('dpo'), true);
   });
 
   void test('DPO does not depend on SFT, DRO or the ranking', () => {

@@ -7,6 +7,7 @@ import { DEFAULT_SPECIAL_TOKENS, WordTokenizer } from '../../engine/models/token
 import { UNet2DConditionModel } from '../../engine/models/unet';
 import { TINY_UNET } from '../../engine/models/unet-config';
 import { Rng } from '../../engine/rng';
+import { decodeCheckpoint } from '../../engine/training/checkpoint';
 import type { ImageDataset } from '../../engine/training/datasets';
 import { NonFiniteTrainingError, TrainingInputError } from '../../engine/training/errors';
 import { Trainer, type TrainerInit, type TrainingSettings } from '../../engine/training/trainer';
@@ -242,5 +243,98 @@ describe('checkpoint settings', () => {
     const restored = Trainer.restore(init(reordered), bytes);
     assert.equal(restored.step, 2);
     restored.dispose();
+  });
+});
+
+/** Whether every value is exactly a bfloat16 (its low 16 bits are zero). */
+function allBf16(values: Float32Array[]): boolean {
+  return values.every((v) => new Uint32Array(Float32Array.from(v).buffer).every((u) => (u & 0xffff) === 0));
+}
+
+describe("the reference implementation's regime", () => {
+  const referenceDro: TrainingSettings = {
+    ...droSettings,
+    steps: 4,
+    gradientAccumulation: 1,
+    checkpointEvery: 1,
+    bufferSize: 2,
+    bufferBatchSize: 2,
+    bufferSampleSteps: 1,
+    bufferUpdateSteps: 1,
+  };
+
+  /** The buffer's trajectories (example and timestep grid) at each of the first two micro-steps. */
+  async function buffersAfterEachStep(settings: TrainingSettings): Promise<string[]> {
+    const trainer = Trainer.create(init(settings));
+    const states: string[] = [];
+    await trainer.run(2, {
+      onCheckpoint: (bytes) => {
+        states.push(
+          JSON.stringify((decodeCheckpoint(bytes).state.method as { trajectories: unknown }).trajectories),
+        );
+      },
+    });
+    trainer.dispose();
+    return states;
+  }
+
+  test('bufferSampleSteps 1 replaces the whole buffer every micro-step', async () => {
+    const [first, second] = await buffersAfterEachStep(referenceDro);
+    const a = JSON.parse(first!) as Array<{ exampleIndex: number; t: number[] }>;
+    const b = JSON.parse(second!) as Array<{ exampleIndex: number; t: number[] }>;
+    assert.equal(b.length, 2);
+    for (const tr of b)
+      assert.ok(!a.some((o) => JSON.stringify(o) === JSON.stringify(tr)), 'a trajectory survived a refill');
+    const [kept1, kept2] = await buffersAfterEachStep({ ...referenceDro, bufferSampleSteps: 2 });
+    assert.equal(kept2, kept1);
+  });
+
+  test('bf16 keeps weights, moments and EMA shadows bfloat16 after every update; fp32 does not', async () => {
+    for (const precision of ['bf16', 'fp32'] as const) {
+      const settings: TrainingSettings = { ...referenceDro, precision, steps: 2 };
+      const trainer = Trainer.create(init(settings));
+      let groups: Float32Array[] = [];
+      await trainer.run(2, {
+        onCheckpoint: (bytes) => {
+          const c = decodeCheckpoint(bytes);
+          groups = ['phi', 'ema', 'adam.m', 'adam.v', 'policy'].flatMap((g) =>
+            [...c.groups.get(g)!.values()].map((t) => t.data),
+          );
+        },
+      });
+      assert.ok(groups.length > 0);
+      assert.equal(allBf16(groups), precision === 'bf16', precision);
+      assert.ok(trainer.history.every((r) => Number.isFinite(r.loss)));
+      trainer.dispose();
+    }
+  });
+
+  test('bf16 rounds the reference losses: Le0 and Lp0 are bfloat16 values per sample', async () => {
+    const trainer = Trainer.create(init({ ...referenceDro, precision: 'bf16', batchSize: 1, steps: 1 }));
+    await trainer.run(1);
+    const row = trainer.history[0]!;
+    assert.equal(row.expert0, Math.fround(row.expert0!));
+    const asBits = new Uint32Array(Float32Array.from([row.expert0!, row.policy0!]).buffer);
+    for (const u of asBits) assert.equal(u & 0xffff, 0);
+    trainer.dispose();
+  });
+
+  test('maxGradNorm 0 applies the unclipped update and still logs the gradient norm', async () => {
+    const run = async (maxGradNorm: number) => {
+      const trainer = Trainer.create(
+        init({ ...common, method: 'sft', steps: 2, checkpointEvery: 2, maxGradNorm }),
+      );
+      await trainer.run(2);
+      const out = { weights: weightsOf(trainer), norm: trainer.history[0]!.gradNorm! };
+      trainer.dispose();
+      return out;
+    };
+    const off = await run(0);
+    const huge = await run(1e6);
+    const tight = await run(1e-6);
+    assert.ok(off.norm > 1e-6, `gradient norm ${off.norm}`);
+    assert.equal(off.norm, tight.norm);
+    assert.deepEqual(off.weights, huge.weights);
+    assert.notDeepEqual(off.weights, tight.weights);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The training activities in a mock activity context with a real local store: checkpoint cadence
- * and keys, the resume order (heartbeat, then input checkpoint, then fresh), cancellation at an
+ * and keys, the resume order (a newer committed checkpoint in the store, then the heartbeated one,
+ * then the input checkpoint, then fresh), cancellation at an
  * update boundary, the non-retryable failures, and the finalized artifacts.
  */
 import fs from 'node:fs';
@@ -117,6 +118,57 @@ describe('trainChunk', () => {
     assert.equal(r.record.restoredFrom, 'heartbeat');
     assert.equal(r.record.fromStep, 6);
     assert.equal(r.record.attempt, 2);
+    assert.equal(r.checkpoint.sha256, straight.sha256);
+  });
+
+  test('a retried attempt without heartbeat details resumes from the newest committed checkpoint in the store', async () => {
+    // The killed attempt committed steps 2, 4 and 6, but none of its checkpoint heartbeats reached
+    // the server (SIGKILL within the SDK's throttle window), and it left a half-written step 8: an
+    // object without its metadata, which must never be taken.
+    await train(chunkInput('unbeaten', 6));
+    const partial = path.join(dir, 'runs/unbeaten/dro/checkpoints/step-0000008.safetensors');
+    fs.writeFileSync(partial, new Uint8Array([1, 2, 3]));
+    const env = new MockActivityEnvironment({ attempt: 2 });
+    const steps: number[] = [];
+    env.on('heartbeat', (d: TrainChunkHeartbeat) => {
+      if (typeof d.loss === 'number') steps.push(d.step);
+    });
+    const r = await train(chunkInput('unbeaten', 8), env);
+    assert.equal(r.record.restoredFrom, 'store');
+    assert.equal(r.record.fromStep, 6);
+    assert.equal(r.record.attempt, 2);
+    assert.deepEqual(r.record.restoredCheckpoint, {
+      uri: `${store.baseUri}/${checkpointKey('unbeaten', 'dro', 6)}`,
+      sha256: (await store.head(checkpointKey('unbeaten', 'dro', 6)))!.ref.sha256,
+      step: 6,
+    });
+    // Only the micro-steps after the checkpoint were trained again.
+    assert.deepEqual([...new Set(steps)], [8]);
+    assert.equal(r.checkpoint.sha256, straight.sha256);
+  });
+
+  test('a newer committed checkpoint in the store wins over the heartbeated or input one', async () => {
+    const a = await train(chunkInput('behind', 2));
+    await train(chunkInput('behind', 6, { fromCheckpoint: a.checkpoint }));
+    const two = beats.find((b) => b.checkpointStep === 2)!;
+    const retried = await train(
+      chunkInput('behind', 8, { fromCheckpoint: a.checkpoint }),
+      new MockActivityEnvironment({ attempt: 3, heartbeatDetails: { ...two, checkpoint: a.checkpoint } }),
+    );
+    assert.equal(retried.record.restoredFrom, 'store');
+    assert.equal(retried.record.fromStep, 6);
+    assert.equal(retried.checkpoint.sha256, straight.sha256);
+  });
+
+  test('a stored checkpoint that fails verification is passed over for the next older one', async () => {
+    await train(chunkInput('bad-newest', 6));
+    const file = path.join(dir, checkpointKey('bad-newest', 'dro', 6));
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 1]! ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    const r = await train(chunkInput('bad-newest', 8), new MockActivityEnvironment({ attempt: 2 }));
+    assert.equal(r.record.restoredFrom, 'store');
+    assert.equal(r.record.fromStep, 4);
     assert.equal(r.checkpoint.sha256, straight.sha256);
   });
 

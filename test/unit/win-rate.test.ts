@@ -1,6 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { medianIndex, selectMedians, winRate, winRateTable, winrateSeed } from '../../engine/eval/win-rate';
+import {
+  medianIndex,
+  protocolWinRateTable,
+  selectMedians,
+  winRate,
+  winRateTable,
+  winrateSeed,
+} from '../../engine/eval/win-rate';
 
 function close(actual: number | null, expected: number, tol = 1e-12, what = ''): void {
   assert.ok(actual !== null && Math.abs(actual - expected) <= tol, `${what} ${actual} != ${expected}`);
@@ -146,6 +153,89 @@ describe('winRateTable', () => {
     assert.throws(
       () => winRateTable([{ reward: 'r', scores: { A, B: [[NaN], [1], [1], [1]] } }], { seed: 1 }),
       /method "B", prompt 0, image 0: score NaN is not finite/,
+    );
+  });
+});
+
+describe('protocolWinRateTable: one median image per method and prompt, chosen by the preference reward', () => {
+  // Under "pick" (the preference reward) both methods keep images 1, 2, 0 of prompts 0, 1, 2.
+  const pickB = [
+    [3, 2, 1],
+    [1, 3, 2],
+    [2, 1, 3],
+  ];
+  const pickA = [
+    [1, 2, 3],
+    [3, 1, 2],
+    [2, 3, 1],
+  ].map((r) => r.map((v) => v + 0.5));
+  // Under "hps" alone the medians would be other images: A 2, 0, 2 and B 2, 2, 0.
+  const hpsA = [
+    [0.9, 0.1, 0.5],
+    [0.3, 0.6, 0.2],
+    [0.4, 0.8, 0.7],
+  ];
+  const hpsB = [
+    [0.3, 0.35, 0.32],
+    [0.25, 0.5, 0.4],
+    [0.5, 0.45, 0.6],
+  ];
+  const rewards = [
+    { reward: 'pick', scores: { A: pickA, B: pickB } },
+    { reward: 'hps', scores: { A: hpsA, B: hpsB } },
+  ];
+  const protocol = protocolWinRateTable(rewards, { seed: 3, resamples: 500, medianBy: 'pick' });
+  const perReward = winRateTable(rewards, { seed: 3, resamples: 500 });
+
+  test('the kept images are the preference reward medians, the same for every reward', () => {
+    assert.equal(protocol.medianBy, 'pick');
+    assert.deepEqual(protocol.kept, { A: [1, 2, 0], B: [1, 2, 0] });
+    assert.deepEqual(
+      protocol.rows.map((r) => [r.reward, r.medianBy, r.a, r.b]),
+      [
+        ['pick', 'pick', 'A', 'B'],
+        ['hps', 'pick', 'A', 'B'],
+      ],
+    );
+    const hps = protocol.rows[1]!;
+    // The pick-median images' hps scores: A 0.1, 0.2, 0.4; B 0.35, 0.4, 0.5: B wins every prompt.
+    assert.equal(hps.winRate, 0);
+    close(hps.meanA, (0.1 + 0.2 + 0.4) / 3, 1e-15, 'meanA');
+    close(hps.meanB, (0.35 + 0.4 + 0.5) / 3, 1e-15, 'meanB');
+    assert.deepEqual(
+      hps.ci95,
+      protocolWinRateTable(rewards, { seed: 3, resamples: 500, medianBy: 'pick' }).rows[1]!.ci95,
+    );
+  });
+
+  test('the per-reward-median table (the extra) keeps other images and differs', () => {
+    assert.deepEqual(
+      perReward.map((r) => [r.reward, r.medianBy]),
+      [
+        ['pick', 'pick'],
+        ['hps', 'hps'],
+      ],
+    );
+    // hps medians: A 0.5, 0.3, 0.7; B 0.32, 0.4, 0.5: A wins prompts 0 and 2.
+    close(perReward[1]!.winRate, 2 / 3, 1e-15, 'per-reward win rate');
+    close(perReward[1]!.meanA, 0.5, 1e-15, 'per-reward meanA');
+    // Under the preference reward itself both tables keep the same images.
+    assert.deepEqual(protocol.rows[0], perReward[0]);
+    assert.equal(protocol.rows[0]!.winRate, 1);
+  });
+
+  test('the preference reward must be one of the rewards and score the same images', () => {
+    assert.throws(
+      () => protocolWinRateTable(rewards, { seed: 1, medianBy: 'clip' }),
+      /preference reward "clip" is not one of the rewards \(pick, hps\)/,
+    );
+    assert.throws(
+      () =>
+        protocolWinRateTable(
+          [rewards[0]!, { reward: 'hps', scores: { A: hpsA.map((r) => r.slice(0, 1)), B: hpsB } }],
+          { seed: 1, medianBy: 'pick' },
+        ),
+      /reward "hps": method "A", prompt 0 has no score for image 1/,
     );
   });
 });
