@@ -30,6 +30,7 @@ import {
   type GenevalComparison,
   type GenevalResultRow,
   type GenevalSummary,
+  type ScoredGenevalImage,
 } from '../engine/eval/geneval-summary';
 import { compareModels } from '../engine/eval/model-comparison';
 import { summarizeUtility, type UtilitySummary } from '../engine/eval/utility-summary';
@@ -154,15 +155,7 @@ export interface EvaluationShardDocument {
   modelSha256: string;
   jobs: EvalJob[];
   /** GenEval verdicts and each image's noise-free utility to the simulated users (default weights). */
-  geneval: {
-    prompt: number;
-    index: number;
-    seed: number;
-    correct: boolean;
-    reason: string;
-    score: number;
-    utility: number;
-  }[];
+  geneval: ScoredGenevalImage[];
   winrate: { prompt: number; index: number; seed: number; scores: Record<string, number> }[];
   /** Grid images, PNG as base64. */
   grid: { prompt: number; index: number; seed: number; png: string }[];

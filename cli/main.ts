@@ -13,6 +13,7 @@ import type * as DoctorCommand from './commands/doctor';
 import type * as RunCommand from './commands/run';
 import type * as RunsCommand from './commands/runs';
 import type * as EvalCommand from './commands/eval';
+import type * as StudyCommand from './commands/study';
 import type * as ValidateCommand from './commands/validate';
 import { escapeControl, formatErrorChain } from './terminal-text';
 
@@ -48,6 +49,7 @@ export function buildProgram(command?: string): Command {
   run.registerServerCommand(program);
   (require('./commands/runs') as typeof RunsCommand).registerRunsCommands(program);
   (require('./commands/eval') as typeof EvalCommand).registerEvalCommands(program);
+  (require('./commands/study') as typeof StudyCommand).registerStudyCommands(program);
   return program;
 }
 /* eslint-enable @typescript-eslint/no-require-imports */

@@ -11,23 +11,7 @@ import type { PipelineConfig } from './schemas';
 /** Fields of the training sections that change how work is split, never what it computes. */
 const SCHEDULING_FIELDS = new Set(['stepsPerActivity', 'checkpointEvery']);
 
-/** JSON with object keys sorted at every level, so equal values always serialize equally. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[key];
-      if (v !== undefined) out[key] = sortKeys(v);
-    }
-    return out;
-  }
-  return value;
-}
+export { canonicalJson } from '../engine/canonical-json';
 
 function withoutScheduling<T extends object>(section: T): Partial<T> {
   return Object.fromEntries(Object.entries(section).filter(([k]) => !SCHEDULING_FIELDS.has(k))) as Partial<T>;

@@ -27,16 +27,19 @@ function errorSerializer(value: unknown): unknown {
 
 export interface LoggerOptions {
   level?: string;
-  /** Human-readable output; defaults to whether stdout is a terminal. */
+  /** Human-readable output; defaults to whether stderr is a terminal. */
   pretty?: boolean;
-  /** Destination stream (tests capture output through it). Defaults to stdout. */
+  /**
+   * Destination stream (tests capture output through it). Defaults to stderr: stdout carries a
+   * command's own output (tables, `--json`), logs never mix into it.
+   */
   destination?: pino.DestinationStream;
 }
 
-/** The project's root logger: JSON lines for machines, readable lines in a terminal. */
+/** The project's root logger: JSON lines for machines, readable lines in a terminal, on stderr. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.DRO_LOG_LEVEL ?? 'info';
-  const pretty = options.pretty ?? (process.stdout.isTTY === true && !options.destination);
+  const pretty = options.pretty ?? (process.stderr.isTTY === true && !options.destination);
   const base: pino.LoggerOptions = {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
@@ -48,10 +51,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'HH:MM:ss.l', destination: 2 },
+      },
     });
   }
-  return options.destination ? pino(base, options.destination) : pino(base);
+  return pino(base, options.destination ?? pino.destination({ dest: 2, sync: true }));
 }
 
 let root: Logger | undefined;

@@ -138,13 +138,18 @@ async function portIsFree(port: number, ip: string): Promise<boolean> {
   });
 }
 
-async function choosePort(requested: number | undefined, preferred: number, ip: string): Promise<number> {
+export async function choosePort(
+  requested: number | undefined,
+  preferred: number,
+  ip: string,
+  setting = 'temporal.embeddedPort',
+): Promise<number> {
   if (requested !== undefined && requested !== 0) {
     // Another server on the port would answer the readiness check in this one's place.
     if (!(await portIsFree(requested, ip))) {
       throw new TemporalUnavailableError(
         `cannot start the Temporal dev server: ${ip}:${requested} is already in use (another \`dro run\` or ` +
-          `\`dro server\`?); stop it, or set temporal.embeddedPort to 0 to pick a free port`,
+          `\`dro server\`?); stop it, or set ${setting} to 0 to pick a free port`,
       );
     }
     return requested;
@@ -340,7 +345,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const owner = databaseOwner(dbFile);
   if (owner) throw databaseInUse(dbFile, owner);
   const port = await choosePort(options.port, 7233, ip);
-  const uiPort = options.headless ? undefined : await choosePort(options.uiPort, port + 1000, ip);
+  const uiPort = options.headless
+    ? undefined
+    : await choosePort(options.uiPort, port + 1000, ip, 'temporal.embeddedUiPort');
   const address = `${ip}:${port}`;
   const uiAddress = uiPort === undefined ? undefined : `http://${ip}:${uiPort}`;
   fs.mkdirSync(path.dirname(dbFile), { recursive: true });

@@ -7,7 +7,7 @@
  *   npx tsx tools/headroom-probe.ts [--model models/world-base/base.safetensors] [--seed 0]
  *     [--prompts 512] [--renders 4] [--steps 2048] [--eval-every 512] [--lr 1e-4] [--batch 4]
  *     [--accumulation 1] [--ema 0.99] [--suite-prompts 96] [--images-per-prompt 4]
- *     [--sampler-steps 20] [--guidance 3] [--out probe.jsonl]
+ *     [--sampler-steps 20] [--guidance 3] [--split hash|none] [--precision fp32|bf16] [--clip 1] [--out probe.jsonl]
  *
  * Prints one JSON line per measurement (and appends it to --out): GenEval per tag and overall, the
  * mean utility with a bootstrap 95% interval, and against the base McNemar's exact test on the
@@ -17,10 +17,11 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend';
 import { decodeModelBundle } from '../engine/io/model-bundle';
-import { buildWorldSuite } from '../engine/eval/suite';
+import { buildWorldSuite, selectSuitePrompts } from '../engine/eval/suite';
+import { generateTrainingPrompts, heldOutPrompts } from '../engine/world/prompt-split';
 import { toUint8, toModelSpace } from '../engine/data/image';
 import { judgeImage } from '../engine/world/geneval';
-import { generatePrompts } from '../engine/world/world';
+import { generatePrompts, TAGS } from '../engine/world/world';
 import { worldGenerator } from '../engine/world/world-generator';
 import { Trainer } from '../engine/training/trainer';
 import type { DiffusionModel } from '../engine/training/diffusion-model';
@@ -106,12 +107,29 @@ async function run(): Promise<void> {
   await initBackend('auto');
   const base = decodeModelBundle(new Uint8Array(fs.readFileSync(file)), file);
   const resolution = base.unet.config.sample_size;
-  const training = generatePrompts(`headroom-train:${seed}`, num('prompts', 512));
-  const suite = buildWorldSuite({
-    seed: `headroom-suite:${seed}`,
-    prompts: num('suite-prompts', 96),
-    trainingPrompts: training.map((p) => p.prompt),
-  });
+  // `hash` (default): training prompts from the training side of the world's prompt split and the
+  // suite from its held-out side, every tag present; `none`: a drawn suite minus the training prompts.
+  const split = arg('split', 'hash');
+  if (split !== 'hash' && split !== 'none') throw new Error(`--split must be hash or none, got '${split}'`);
+  const trainingSeed = `headroom-train:${seed}`;
+  const training =
+    split === 'hash'
+      ? generateTrainingPrompts(trainingSeed, num('prompts', 512))
+      : generatePrompts(trainingSeed, num('prompts', 512));
+  const trainingTexts = training.map((p) => p.prompt);
+  const suite =
+    split === 'hash'
+      ? selectSuitePrompts(
+          TAGS.flatMap((tag) => heldOutPrompts(tag)),
+          new Set(),
+          num('suite-prompts', 96),
+          'held-out prompts',
+        )
+      : buildWorldSuite({
+          seed: `headroom-suite:${seed}`,
+          prompts: num('suite-prompts', 96),
+          trainingPrompts: trainingTexts,
+        });
   const experts = oracleExperts(training, num('renders', 4), resolution);
   const evalOptions = {
     seedsPerPrompt: num('images-per-prompt', 4),
@@ -127,6 +145,7 @@ async function run(): Promise<void> {
     probe: 'oracle-sft',
     model: file,
     seed,
+    split,
     trainingPrompts: training.length,
     experts: experts.examples.length,
     renderAttempts: experts.attempts,
@@ -136,6 +155,8 @@ async function run(): Promise<void> {
     learningRate: num('lr', 1e-4),
     batchSize: num('batch', 4),
     accumulation,
+    precision: arg('precision', 'fp32'),
+    maxGradNorm: num('clip', 1),
     ...evalOptions,
   });
   const t0 = Date.now();
@@ -153,11 +174,12 @@ async function run(): Promise<void> {
       weightDecay: 1e-2,
       batchSize: num('batch', 4),
       gradientAccumulation: accumulation,
-      maxGradNorm: 1,
+      maxGradNorm: num('clip', 1),
       promptDropout: 0.2,
       randomFlip: false,
       emaDecay: num('ema', 0.99),
       checkpointEvery: steps,
+      ...(arg('precision', 'fp32') === 'bf16' ? { precision: 'bf16' as const } : {}),
     },
     unet: base.unet,
     text: base.text,

@@ -1,7 +1,6 @@
 /**
  * `dro eval`: the evaluation workflow on any models given by URI, with the same report a run
- * gets. `dro study export` / `dro study import`: a blinded pairwise study of a run's evaluation
- * samples, as static files people open in a browser, and the import of their answers.
+ * gets. The helpers that read a run's evaluation serve `dro study` (./study.ts) too.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -10,35 +9,21 @@ import type { Command } from 'commander';
 import { WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
 import { decodeEvaluationSamples, evaluationReportData } from '../../activities/evaluation';
 import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
-import { toUint8 } from '../../engine/data/image';
-import { encodePng } from '../../engine/data/image-codec';
-import { Rng } from '../../engine/rng';
-import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { checkModelBundleHeader } from '../../engine/io/model-bundle';
 import { parseSafetensorsHeader } from '../../engine/io/safetensors';
 import { renderReport, type ReportData } from '../../engine/report';
-import { parseWorldPrompt } from '../../engine/world/world-prompts';
-import { attentionChecks, exportStudy, importStudyResults, selectComparisons } from '../../engine/study';
 import { openStore, storeForUri, type ArtifactRef, type ArtifactStore } from '../../storage';
 import { isUri } from '../../storage/uri';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
 import { evaluationWorkflow } from '../../workflows/evaluation';
-import type { RunManifest, RunReport } from '../../contracts/pipeline';
-import {
-  checkRunIdRef,
-  commandLogger,
-  runRecordsKey,
-  loadConfig,
-  runInterruptibly,
-  stdoutLine,
-  withCluster,
-} from './run';
+import type { RunManifest } from '../../contracts/pipeline';
+import { commandLogger, runRecordsKey, loadConfig, runInterruptibly, stdoutLine, withCluster } from './run';
 
 export class EvalCommandError extends Error {
   override name = 'EvalCommandError';
 }
 
-async function readJson<T>(store: ArtifactStore, ref: ArtifactRef | string): Promise<T> {
+export async function readJson<T>(store: ArtifactStore, ref: ArtifactRef | string): Promise<T> {
   const bytes = typeof ref === 'string' ? await store.get(ref) : await store.get(ref.uri, ref.sha256);
   return JSON.parse(new TextDecoder().decode(bytes)) as T;
 }
@@ -93,7 +78,7 @@ export function parseModelArgs(args: readonly string[]): { name: string; uri: st
   });
 }
 
-function reportFromEvaluation(
+export function reportFromEvaluation(
   id: string,
   doc: EvaluationDocument,
   samples: EvaluationSamples,
@@ -113,7 +98,7 @@ function reportFromEvaluation(
   };
 }
 
-async function writeFiles(
+export async function writeFiles(
   store: ArtifactStore,
   prefix: string,
   files: Record<string, Uint8Array>,
@@ -128,7 +113,7 @@ async function writeFiles(
 }
 
 /** The newest manifest of a run, with its evaluation's artifacts. */
-async function runEvaluation(store: ArtifactStore, runId: string) {
+export async function runEvaluation(store: ArtifactStore, runId: string) {
   const keys = (await store.list(`${runRecordsKey(runId)}/executions/`))
     .filter((k) => k.endsWith('/manifest.json'))
     .sort();
@@ -228,136 +213,6 @@ export function registerEvalCommands(program: Command): void {
             return result;
           },
         );
-      });
+      }, 'cancel');
     });
-
-  const study = program
-    .command('study')
-    .description('a blinded pairwise user study of a run (static files, no server)');
-  study
-    .command('export <runId>')
-    .description(
-      "write a study of the run's evaluation samples: index.html + images + study.json, and a separate key",
-    )
-    .option('--pairs <n>', 'comparison pairs (default: userStudy.prompts of the config)')
-    .option('--methods <list>', 'methods to compare, comma-separated (default: all evaluated)')
-    .option('--out <dir>', 'folder for the study (default: ./study-<runId>); the key goes beside it')
-    .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
-    .action(
-      async (runId: string, options: { pairs?: string; methods?: string; out?: string; config?: string }) => {
-        checkRunIdRef(runId);
-        const config = loadConfig(options.config);
-        const store = openStore(config.storage);
-        const pairs = options.pairs === undefined ? config.userStudy.prompts : Number(options.pairs);
-        if (!Number.isInteger(pairs) || pairs < 1 || pairs > 10_000)
-          throw new EvalCommandError(`--pairs ${options.pairs}: use a whole number from 1 to 10000`);
-        const { samples } = await runEvaluation(store, runId);
-        const grid = decodeEvaluationSamples(await readJson<EvaluationSamples>(store, samples));
-        const methods = options.methods
-          ?.split(',')
-          .map((m) => m.trim())
-          .filter(Boolean);
-        let comparisons;
-        try {
-          comparisons = selectComparisons(grid, {
-            ...(methods && { methods }),
-            pairs,
-            seed: `${runId}:study`,
-          });
-        } catch (err) {
-          throw new EvalCommandError((err as Error).message);
-        }
-        // Attention checks: a clean render of the prompt against noise, one per ten pairs (at least one).
-        const rng = new Rng(`${runId}:attention`);
-        const checkCount = Math.max(1, Math.round(comparisons.length * config.userStudy.attentionCheckRate));
-        const renders = grid.prompts.slice(0, checkCount).map((prompt, i) => ({
-          prompt,
-          image: encodePng(
-            toUint8(
-              renderScene(sceneForMetadata(parseWorldPrompt(prompt), rng.fork(`scene-${i}`)), {
-                resolution: 16,
-              }),
-            ),
-          ),
-        }));
-        const exported = exportStudy({
-          runId,
-          comparisons,
-          attentionChecks: attentionChecks(renders, { seed: `${runId}:noise` }),
-          seed: `${runId}:order`,
-          ...(methods && { methods }),
-        });
-        const dir = path.resolve(options.out ?? `study-${runId}`);
-        if (fs.existsSync(dir)) throw new EvalCommandError(`${dir} already exists; choose another --out`);
-        // Written to a temporary folder and renamed, so a failure leaves no half-written study.
-        const tmp = `${dir}.tmp-${process.pid}`;
-        fs.rmSync(tmp, { recursive: true, force: true });
-        for (const [rel, bytes] of Object.entries(exported.files)) {
-          fs.mkdirSync(path.dirname(path.join(tmp, rel)), { recursive: true });
-          fs.writeFileSync(path.join(tmp, rel), bytes);
-        }
-        const keyFile = `${dir}-key.json`;
-        fs.writeFileSync(`${keyFile}.tmp`, exported.key);
-        fs.renameSync(tmp, dir);
-        fs.renameSync(`${keyFile}.tmp`, keyFile);
-        console.log(
-          `Study ${exported.studyId}: ${comparisons.length} pairs + ${renders.length} attention ${renders.length === 1 ? 'check' : 'checks'}`,
-        );
-        console.log(`Open:     ${path.join(dir, 'index.html')} (works from file://, no server)`);
-        console.log(`Key:      ${keyFile} (keep it apart from the study; \`dro study import\` needs it)`);
-      },
-    );
-
-  study
-    .command('import <runId> <results...>')
-    .description(
-      "validate participants' answer files, drop failed attention checks, write human win rates into a report",
-    )
-    .requiredOption('--study <dir>', 'the exported study folder (its study.json)')
-    .option('--key <file>', 'the unblinding key (default: <study dir>-key.json)')
-    .option('-c, --config <file>', 'config naming the artifact store (default: the embedded demo config)')
-    .action(
-      async (runId: string, results: string[], options: { study: string; key?: string; config?: string }) => {
-        checkRunIdRef(runId);
-        const config = loadConfig(options.config);
-        const store = openStore(config.storage);
-        const dir = path.resolve(options.study);
-        const read = (file: string) => {
-          try {
-            return { name: file, bytes: new Uint8Array(fs.readFileSync(file)) };
-          } catch (err) {
-            throw new EvalCommandError(
-              `${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-            );
-          }
-        };
-        const imported = importStudyResults(
-          read(path.join(dir, 'study.json')),
-          read(options.key ?? `${dir}-key.json`),
-          results.map(read),
-        );
-        const { evaluation, samples, report } = await runEvaluation(store, runId);
-        const doc = await readJson<EvaluationDocument>(store, evaluation);
-        const base = report ? await readJson<RunReport>(store, report) : undefined;
-        const data = reportFromEvaluation(runId, doc, await readJson<EvaluationSamples>(store, samples), {
-          config: base?.config ?? {},
-          artifacts: [{ role: 'eval/evaluation', uri: evaluation.uri, sha256: evaluation.sha256 }],
-        });
-        data.name = base?.name ?? runId;
-        data.humanStudy = imported.summary;
-        const written = await writeFiles(store, `${runRecordsKey(runId)}/studies/${imported.studyId}`, {
-          ...renderReport(data),
-          'human-study.json': new TextEncoder().encode(`${JSON.stringify(imported.summary, null, 2)}\n`),
-        });
-        const s = imported.summary;
-        console.log(
-          `Study ${s.studyId}: ${s.participants} participants counted, ${s.dropped} dropped for failed attention checks`,
-        );
-        for (const r of s.rows)
-          console.log(
-            `  ${r.a} vs ${r.b}: ${r.winsA}/${r.total} = ${(100 * r.winRate).toFixed(1)}% (95% CI ${(100 * r.ci95[0]).toFixed(1)}-${(100 * r.ci95[1]).toFixed(1)}%)`,
-          );
-        console.log(`Report:   ${written['report.html']!.uri}`);
-      },
-    );
 }

@@ -66,6 +66,13 @@ export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo
 /** Raised when the user interrupts a run; the workflow's history stays on the cluster. */
 export class RunInterruptedError extends Error {
   override name = 'RunInterruptedError';
+  constructor(
+    message: string,
+    /** The workflow left open (the run id for a pipeline run), once it was known. */
+    readonly workflowId?: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface RunJobOptions {
@@ -206,10 +213,10 @@ function workflowUrl(uiAddress: string, namespace: string, workflowId: string): 
   return `${uiAddress}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
-function untilAborted(signal: AbortSignal | undefined): Promise<never> {
+function untilAborted(signal: AbortSignal | undefined, workflowId: string): Promise<never> {
   return new Promise((_, reject) => {
     if (!signal) return;
-    const fail = (): void => reject(new RunInterruptedError('interrupted'));
+    const fail = (): void => reject(new RunInterruptedError('interrupted', workflowId));
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
@@ -329,7 +336,7 @@ export async function withCluster<T>(
         // Called inside withAbortSignal so that stopping aborts the long poll itself.
         const inFlight = client.withAbortSignal(calls.signal, call);
         pending.push(inFlight.catch(() => undefined));
-        return Promise.race([inFlight, untilAborted(options.signal), workerFailed]);
+        return Promise.race([inFlight, untilAborted(options.signal, workflowId), workerFailed]);
       },
     });
     return { ...done, workflowId, address, uiAddress, namespace, client };
@@ -693,16 +700,30 @@ function pinoLevel(name: string): number {
   return levels[name] ?? 40;
 }
 
-export async function runInterruptibly(run: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+/** What to do about a workflow left open by an interrupt: continue a pipeline run, end anything else. */
+export type InterruptHint = 'resume' | 'cancel';
+
+/** The line printed when the user interrupts a command that waits for a workflow. */
+export function interruptedMessage(workflowId: string | undefined, hint: InterruptHint = 'resume'): string {
+  if (workflowId === undefined)
+    return 'Interrupted: the workers stopped; see `dro runs list --status running` for a run left open.';
+  return hint === 'resume'
+    ? `Interrupted: the workers stopped, run ${workflowId} stays open on the Temporal cluster with its history. ` +
+        `Continue it with \`dro resume ${workflowId} --attach\`, or end it with \`dro cancel ${workflowId} --force\`.`
+    : `Interrupted: the workers stopped, workflow ${workflowId} stays open on the Temporal cluster. ` +
+        `End it with \`dro cancel ${workflowId} --force\`.`;
+}
+
+export async function runInterruptibly(
+  run: (signal: AbortSignal) => Promise<unknown>,
+  hint: InterruptHint = 'resume',
+): Promise<void> {
   const interrupt = interruptSignal();
   try {
     await run(interrupt.signal);
   } catch (err) {
     if (err instanceof RunInterruptedError) {
-      console.error(
-        'Interrupted: the workers stopped, the run stays open on the Temporal cluster with its history. ' +
-          'Continue it with `dro resume <runId> --attach` (see `dro runs list --status running`).',
-      );
+      console.error(interruptedMessage(err.workflowId, hint));
       process.exitCode = 130;
       return;
     }
@@ -760,7 +781,10 @@ export function registerRunCommand(program: Command): void {
     .option('-c, --config <file>', 'pipeline config file (JSON) for Temporal and storage; default: demo')
     .action(async (options: { config?: string }) => {
       const config = loadConfig(options.config);
-      await runInterruptibly((signal) => runSmokeJob({ config, signal, logger: commandLogger(stdoutLine) }));
+      await runInterruptibly(
+        (signal) => runSmokeJob({ config, signal, logger: commandLogger(stdoutLine) }),
+        'cancel',
+      );
     });
 }
 

@@ -8,7 +8,12 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ScheduleOverlapPolicy, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import {
+  ScheduleOverlapPolicy,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Command } from 'commander';
 import type { PipelineConfig } from '../../config/schemas';
@@ -219,13 +224,70 @@ function parseScheduleModels(args: readonly string[]): { name: string; uri: stri
   }
 }
 
-/** A config hash as `dro runs show` prints it: 64 lower-case hex digits. */
-export function checkConfigHash(hash: string): string {
-  if (!isSha256Hex(hash))
+/** The shortest config hash prefix taken (`dro runs list` prints 12 digits). */
+export const MIN_HASH_PREFIX = 6;
+
+/**
+ * A config hash argument as given: the whole hash (64 hex digits, as `dro runs show` prints it) or
+ * a prefix of at least MIN_HASH_PREFIX digits (`dro runs list` prints 12), lower-cased. Checked
+ * before any cluster is asked; resolveHashPrefix turns a prefix into the hash.
+ */
+export function checkConfigHash(hash: string, option = '--latest-of'): string {
+  const value = hash.trim().toLowerCase();
+  if (!new RegExp(`^[0-9a-f]{${MIN_HASH_PREFIX},64}$`).test(value))
     throw new RunCommandError(
-      `--latest-of ${JSON.stringify(hash)}: give a config hash, 64 lower-case hex digits (see \`dro runs show\`)`,
+      `${option} ${JSON.stringify(hash)}: give a config hash (64 hex digits, \`dro runs show\`) or its first ` +
+        `${MIN_HASH_PREFIX} or more digits (\`dro runs list\` prints 12)`,
     );
-  return hash;
+  return value;
+}
+
+/**
+ * The config hash a checked argument names among `known` hashes: itself when whole, else the one
+ * known hash it begins; no match and several matches are errors naming the option.
+ */
+export function resolveHashPrefix(option: string, value: string, known: Iterable<string>): string {
+  if (isSha256Hex(value)) return value;
+  const matches = [...new Set(known)].filter((h) => h.startsWith(value)).sort();
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length === 0)
+    throw new RunCommandError(
+      `${option} ${value}: no run on this cluster has a config hash starting with ${value} (see \`dro runs list\`); ` +
+        'give the whole hash for a config that has not run yet',
+    );
+  throw new RunCommandError(
+    `${option} ${value}: ambiguous, ${matches.length} config hashes start with it ` +
+      `(${matches.map((h) => h.slice(0, 16)).join(', ')}); give more digits`,
+  );
+}
+
+/** The config hashes of the pipeline runs on the cluster (DroConfigHash), where a prefix is looked up. */
+async function knownConfigHashes(client: Client): Promise<Set<string>> {
+  const hashes = new Set<string>();
+  for await (const w of client.workflow.list({ query: `WorkflowType = 'pipelineWorkflow'` })) {
+    const hash = configHashOf(w.typedSearchAttributes);
+    if (hash !== undefined) hashes.add(hash);
+  }
+  return hashes;
+}
+
+/** Resolves a checked hash argument on the cluster (a whole hash needs no lookup). */
+async function resolveConfigHash(
+  client: Client,
+  option: string,
+  value: string,
+  config?: PipelineConfig,
+): Promise<string> {
+  if (isSha256Hex(value)) return value;
+  const known = await knownConfigHashes(client);
+  // The given config's own hash counts too, so its prefix works before its first run.
+  if (config) known.add(configHash(config));
+  return resolveHashPrefix(option, value, known);
+}
+
+function configHashOf(attrs: WorkflowExecutionInfo['typedSearchAttributes']): string | undefined {
+  const value = attrs.getAll().find((p) => p.key.name === 'DroConfigHash')?.value;
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** The id of the newest completed run of `hash` now, if any (the schedule looks again at every trigger). */
@@ -292,6 +354,55 @@ async function checkModelFile(file: string, uri: string, what: string): Promise<
     checkModelBundleHeader(await readSafetensorsHeader(file), uri);
   } catch (err) {
     throw new RunCommandError(`${what}: ${(err as Error).message.replace(file, uri)}`);
+  }
+}
+
+/** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW (@temporalio/proto is a dev dependency). */
+const TASK_QUEUE_TYPE_WORKFLOW = 1;
+
+/** The most runs `dro runs list` shows. */
+const MAX_LISTED = 1000;
+
+export interface RunRow {
+  runId: string;
+  status: string;
+  startTime: string;
+  configHash?: string;
+  name?: string;
+  /** The run's workflow task queue (not printed). */
+  taskQueue?: string;
+  /** For a running run: whether any worker polled its task queue lately (see markUnattended). */
+  workerSeen?: boolean;
+}
+
+/** Newest started first; runs started at the same time by id. */
+export function sortRuns(rows: RunRow[]): RunRow[] {
+  return rows.sort((a, b) => b.startTime.localeCompare(a.startTime) || a.runId.localeCompare(b.runId));
+}
+
+/**
+ * Marks each running run with whether a worker polled its workflow task queue within the
+ * server's poller history (a few minutes): a run whose `dro run` died has none, as no `dro worker`
+ * serves its queues. One DescribeTaskQueue call per distinct queue; a failed call marks nothing.
+ */
+export async function markUnattended(client: Client, namespace: string, rows: RunRow[]): Promise<void> {
+  const queues = new Map<string, boolean | undefined>();
+  for (const r of rows) if (r.status === 'running' && r.taskQueue) queues.set(r.taskQueue, undefined);
+  for (const queue of queues.keys()) {
+    try {
+      const described = await client.workflowService.describeTaskQueue({
+        namespace,
+        taskQueue: { name: queue },
+        taskQueueType: TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      queues.set(queue, (described.pollers ?? []).length > 0);
+    } catch {
+      // Unknown: shown as plain running.
+    }
+  }
+  for (const r of rows) {
+    const seen = r.status === 'running' && r.taskQueue ? queues.get(r.taskQueue) : undefined;
+    if (seen !== undefined) r.workerSeen = seen;
   }
 }
 
@@ -420,46 +531,54 @@ export function registerRunsCommands(program: Command): void {
     });
 
   const runs = program.command('runs').description('list, show and verify runs');
-  common(runs.command('list').description('runs on the cluster, newest first'))
+  common(runs.command('list').description('runs on the cluster, newest started first'))
     .option('--status <status>', 'running, completed, failed, cancelled, terminated, timed-out')
     .option('--since <date>', 'started at or after this date')
-    .option('--config-hash <sha256>', 'runs of this result-determining config (see `dro runs show`)')
+    .option(
+      '--config-hash <sha256>',
+      'runs of this result-determining config: the hash or its first digits (as this list prints them)',
+    )
     .option('--name <name>', "runs of this config's name")
     .action(
       async (
         options: CommonOptions & { status?: string; since?: string; configHash?: string; name?: string },
       ) => {
-        const query = runsQuery(options);
-        await withClient(options, async ({ client }) => {
-          const rows: {
-            runId: string;
-            status: string;
-            startTime: string;
-            configHash?: string;
-            name?: string;
-          }[] = [];
+        const hashArg =
+          options.configHash === undefined ? undefined : checkConfigHash(options.configHash, '--config-hash');
+        // Checks --status and --since before any cluster is asked.
+        runsQuery({ ...options, configHash: undefined });
+        await withClient(options, async ({ client, namespace }) => {
+          const configHash =
+            hashArg === undefined ? undefined : await resolveConfigHash(client, '--config-hash', hashArg);
+          const query = runsQuery({ ...options, configHash });
+          const rows: RunRow[] = [];
           for await (const w of client.workflow.list({ query })) {
-            const attrs = w.typedSearchAttributes;
             rows.push({
               runId: w.workflowId,
               status: w.status.name.toLowerCase(),
               startTime: w.startTime.toISOString(),
-              configHash: attrs.getAll().find((p) => p.key.name === 'DroConfigHash')?.value as
+              configHash: configHashOf(w.typedSearchAttributes),
+              name: w.typedSearchAttributes.getAll().find((p) => p.key.name === 'DroConfigName')?.value as
                 string | undefined,
-              name: attrs.getAll().find((p) => p.key.name === 'DroConfigName')?.value as string | undefined,
+              taskQueue: w.taskQueue,
             });
-            if (rows.length >= 200) break;
+            if (rows.length >= MAX_LISTED) break;
           }
-          emit(options.json, rows, () =>
-            rows.length === 0
-              ? ['no runs match']
-              : [
-                  'run id                                   status      started                   config hash',
-                  ...rows.map(
-                    (r) =>
-                      `${r.runId.padEnd(40)} ${r.status.padEnd(11)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12)}`,
-                  ),
-                ],
+          sortRuns(rows);
+          await markUnattended(client, namespace, rows);
+          emit(
+            options.json,
+            rows.map(({ taskQueue: _queue, ...row }) => row),
+            () =>
+              rows.length === 0
+                ? ['no runs match']
+                : [
+                    'run id                                   status                    started                   config hash',
+                    ...rows.map(
+                      (r) =>
+                        `${r.runId.padEnd(40)} ${(r.workerSeen === false ? 'running (no worker seen)' : r.status).padEnd(25)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12)}`,
+                    ),
+                  ],
           );
         });
       },
@@ -540,7 +659,7 @@ export function registerRunsCommands(program: Command): void {
     .option('--model <name=uri...>', 'evaluate this model bundle at every trigger (repeat for more)')
     .option(
       '--latest-of <configHash>',
-      'evaluate the models of the newest completed run of this config hash, looked up at every trigger',
+      'evaluate the models of the newest completed run of this config hash (or its first digits, as `dro runs list` prints them), looked up at every trigger',
     )
     .action(
       async (
@@ -552,7 +671,7 @@ export function registerRunsCommands(program: Command): void {
           throw new RunCommandError('schedule create: give exactly one of --every and --cron');
         if (options.model !== undefined && options.latestOf !== undefined)
           throw new RunCommandError('schedule create: give --model or --latest-of, not both');
-        const latestOf = options.latestOf === undefined ? undefined : checkConfigHash(options.latestOf);
+        const latestArg = options.latestOf === undefined ? undefined : checkConfigHash(options.latestOf);
         const models = options.model === undefined ? undefined : parseScheduleModels(options.model);
         const spec =
           options.every !== undefined
@@ -560,6 +679,10 @@ export function registerRunsCommands(program: Command): void {
             : { cronExpressions: [checkCron(options.cron!)] };
         const when = options.every ? `every ${options.every}` : `cron "${options.cron}"`;
         await withClient(options, async ({ client, config, store }) => {
+          const latestOf =
+            latestArg === undefined
+              ? undefined
+              : await resolveConfigHash(client, '--latest-of', latestArg, config);
           if (models === undefined && latestOf === undefined) {
             const input: PipelineInput = { runId: '', config, provenance: provenance(config) };
             await client.schedule.create({

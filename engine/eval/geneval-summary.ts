@@ -92,6 +92,9 @@ export interface JudgedGenevalImage {
   utility?: number;
 }
 
+/** A judged image with its utility, as a shard computes it. */
+export type ScoredGenevalImage = JudgedGenevalImage & { utility: number };
+
 /** The results.jsonl rows of a shard's judged images, against the suite's prompts. */
 export function genevalRowsOf(
   judged: readonly JudgedGenevalImage[],

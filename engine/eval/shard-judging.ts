@@ -12,6 +12,7 @@ import { fromModelSpace } from '../world/pretraining-corpus';
 import type { PromptMetadata } from '../world/world';
 import { judgeImage } from '../world/geneval';
 import { imageUtility } from '../world/utility';
+import type { ScoredGenevalImage } from './geneval-summary';
 
 /** One image slot: which prompt, which image of it, its seed, whether the report grid shows it. */
 export interface ShardSlot {
@@ -25,15 +26,7 @@ export interface ShardSlot {
 
 export interface JudgedShard {
   /** GenEval verdicts; `utility` is `imageUtility(image, prompt).utility` with the default weights. */
-  geneval: {
-    prompt: number;
-    index: number;
-    seed: number;
-    correct: boolean;
-    reason: string;
-    score: number;
-    utility: number;
-  }[];
+  geneval: ScoredGenevalImage[];
   /** The win-rate slots in slot order, `scores` still empty. */
   winrate: { prompt: number; index: number; seed: number; scores: Record<string, number> }[];
   /** Positions in the slots (and images) of the win-rate slots, parallel to `winrate`. */

@@ -2,21 +2,44 @@
  * CLIP's byte-level BPE tokenizer (transformers' `CLIPTokenizer`), read from the `vocab.json` and
  * `merges.txt` of a diffusers pipeline's `tokenizer/` folder.
  *
- * encode(prompt):
- *  1. text cleanup as transformers does it without ftfy: Unicode NFC, every run of whitespace becomes
- *     one space, lower-casing;
- *  2. the special tokens `<|startoftext|>` / `<|endoftext|>` written in the prompt are kept whole;
- *  3. the pre-tokenizer regex splits words, single digits and punctuation runs ({@link CLIP_PATTERN});
+ * encode(prompt), step by step as transformers 5's `CLIPTokenizer` (the `tokenizers` backend) does it:
+ *  1. the special tokens (`<|startoftext|>`, `<|endoftext|>`) are cut out of the raw prompt first,
+ *     wherever they stand (also right after punctuation), matched exactly (case-sensitively);
+ *  2. each piece between them is cleaned without ftfy: Unicode NFC, every run of Unicode White_Space
+ *     (U+0085 included, U+FEFF not) becomes one space, lower-casing code point by code point (so a
+ *     word-final capital sigma becomes σ, not the final form ς);
+ *  3. the pre-tokenizer regex splits words, single digits and punctuation runs ({@link CLIP_PATTERN}),
+ *     then the byte-level pre-tokenizer's GPT-2 regex splits each piece again ({@link BYTE_LEVEL_PATTERN};
+ *     it changes only a lower-cased "<|ENDOFTEXT|>", which is text, not the special token);
  *  4. each piece's UTF-8 bytes are mapped to printable characters (GPT-2's byte alphabet), `</w>` is
  *     appended to its last character and the merges are applied lowest rank first;
  *  5. bos + ids + eos, truncated to `model_max_length` (eos kept last) and padded with the pad token,
  *     which for Stable Diffusion is the eos token.
+ *
+ * Character classes come from this Node's Unicode tables: a letter or digit assigned in a Unicode
+ * version newer than the `tokenizers` build knows (e.g. U+088F, Unicode 17) is a letter here and
+ * punctuation there.
  */
 import { TokenizerError } from './tokenizer';
 
+/**
+ * Unicode White_Space, what the `\s` of the tokenizers' Rust and Oniguruma regexes match. JavaScript's
+ * `\s` differs: it takes U+FEFF and leaves out U+0085.
+ */
+const WHITE_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WHITE_SPACE_RUN = new RegExp(`[${WHITE_SPACE}]+`, 'gu');
+
 /** transformers' CLIP pre-tokenizer pattern (applied to the cleaned, lower-cased text). */
-export const CLIP_PATTERN =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/gu;
+export const CLIP_PATTERN = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WHITE_SPACE}\\p{L}\\p{N}]+`,
+  'gu',
+);
+
+/** GPT-2's pattern, which CLIP's byte-level pre-tokenizer applies to each piece of CLIP_PATTERN. */
+export const BYTE_LEVEL_PATTERN = new RegExp(
+  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WHITE_SPACE}\\p{L}\\p{N}]+|[${WHITE_SPACE}]+(?![^${WHITE_SPACE}])|[${WHITE_SPACE}]+`,
+  'gu',
+);
 
 const END_OF_WORD = '</w>';
 
@@ -125,6 +148,8 @@ export class ClipTokenizer {
   readonly unkId: number;
   private readonly idToToken: string[] = [];
   private readonly cache = new Map<string, string[]>();
+  /** The special tokens, longest first: cut out of the raw prompt before any cleanup, exactly as written. */
+  private readonly specials: RegExp;
 
   private constructor(
     readonly config: ClipTokenizerConfig,
@@ -156,6 +181,16 @@ export class ClipTokenizer {
       }
     }
     for (const [token, id] of vocab) this.idToToken[id] = token;
+    const specials = [
+      ...new Set([config.bosToken, config.eosToken, config.padToken, config.unkToken]),
+    ].filter((t) => t !== '');
+    this.specials = new RegExp(
+      specials
+        .sort((a, b) => b.length - a.length)
+        .map((t) => t.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+        .join('|'),
+      'gu',
+    );
   }
 
   /**
@@ -188,25 +223,43 @@ export class ClipTokenizer {
     return this.idToToken.length;
   }
 
-  /** Cleanup step: NFC, whitespace runs to one space, trimmed, lower-cased. */
+  /**
+   * Cleanup step of the text between special tokens: NFC, runs of Unicode White_Space to one space,
+   * lower-cased one code point at a time (as the tokenizers' Lowercase normalizer does: a final
+   * capital sigma becomes σ; `String#toLowerCase` alone would give ς there).
+   */
   static clean(text: string): string {
-    return text.normalize('NFC').replace(/\s+/gu, ' ').trim().toLowerCase();
+    return text
+      .normalize('NFC')
+      .replace(WHITE_SPACE_RUN, ' ')
+      .replace(/\u03a3/g, '\u03c3')
+      .toLowerCase();
   }
 
   /** The BPE tokens of a prompt, without bos/eos (e.g. `a photo` -> [`a</w>`, `photo</w>`]). */
   tokenize(prompt: string): string[] {
     const out: string[] = [];
-    for (const piece of ClipTokenizer.clean(prompt).match(CLIP_PATTERN) ?? []) {
-      if (piece === this.config.bosToken || piece === this.config.eosToken) {
-        out.push(piece);
-        continue;
-      }
-      const bytes = new TextEncoder().encode(piece);
-      let mapped = '';
-      for (const b of bytes) mapped += BYTE_TO_CHAR[b]!;
-      out.push(...this.bpe(mapped));
+    let from = 0;
+    for (const special of prompt.matchAll(this.specials)) {
+      this.tokenizeText(prompt.slice(from, special.index), out);
+      out.push(special[0]);
+      from = special.index + special[0].length;
     }
+    this.tokenizeText(prompt.slice(from), out);
     return out;
+  }
+
+  /** Text without special tokens: cleanup, the two pre-tokenizer splits and BPE, appended to `out`. */
+  private tokenizeText(text: string, out: string[]): void {
+    if (text === '') return;
+    for (const word of ClipTokenizer.clean(text).match(CLIP_PATTERN) ?? []) {
+      for (const piece of word.match(BYTE_LEVEL_PATTERN) ?? []) {
+        const bytes = new TextEncoder().encode(piece);
+        let mapped = '';
+        for (const b of bytes) mapped += BYTE_TO_CHAR[b]!;
+        out.push(...this.bpe(mapped));
+      }
+    }
   }
 
   /** Ids of the prompt's tokens alone, without bos/eos, truncation or padding. */

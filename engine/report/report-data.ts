@@ -5,6 +5,7 @@
  * Field shapes follow what the statistics produce (GenEval per-tag accuracies, paired-test p
  * values, bootstrap or Wilson intervals), so the report adds formatting only, never numbers.
  */
+import type { UtilityComparison } from '../eval/utility-summary';
 import type { ExpertProvenanceRow } from './expert-provenance';
 
 /** A closed interval [low, high], e.g. a 95% confidence interval. */
@@ -104,22 +105,7 @@ export interface UtilityModelRow {
 }
 
 /** Head to head under the users' utility: per prompt, the mean utility of the prompt's images. */
-export interface UtilityWinRow {
-  a: string;
-  b: string;
-  /** Share of prompts where `a`'s mean utility is higher; ties count half. */
-  winRate: number;
-  wins: number;
-  ties: number;
-  losses: number;
-  meanA: number;
-  meanB: number;
-  /** Paired t-test p value over prompts; null under 2 prompts. */
-  pValue: number | null;
-  /** 95% interval of the mean difference a - b over prompts. */
-  ci95: Interval;
-  prompts: number;
-}
+export type UtilityWinRow = UtilityComparison;
 
 /** The simulated users' own judgement of the held-out GenEval images. */
 export interface UtilityReport {

@@ -155,12 +155,7 @@ export class NoiseSchedule {
    * diffusers' `add_noise` computes them.
    */
   addNoise(x0: tf.Tensor4D, eps: tf.Tensor4D, t: readonly number[]): tf.Tensor4D {
-    const B = x0.shape[0];
-    if (t.length !== B) throw new ScheduleError(`addNoise: ${t.length} timesteps for a batch of ${B}`);
-    if (eps.shape.join() !== x0.shape.join()) {
-      throw new ScheduleError(`addNoise: eps shape [${eps.shape.join()}] != x0 shape [${x0.shape.join()}]`);
-    }
-    this.checkTimesteps(t, 'addNoise t');
+    const B = this.checkNoiseInputs(x0, eps, t);
     const f = Math.fround;
     const a = t.map((v) => f(Math.sqrt(this.alphasCumprod[v]!)));
     const s = t.map((v) => f(Math.sqrt(f(1 - this.alphasCumprod[v]!))));
@@ -177,12 +172,7 @@ export class NoiseSchedule {
    * ac[t] rounds to 1, so the first timesteps get no noise at all.
    */
   addNoiseBf16(x0: tf.Tensor4D, eps: tf.Tensor4D, t: readonly number[]): tf.Tensor4D {
-    const B = x0.shape[0];
-    if (t.length !== B) throw new ScheduleError(`addNoise: ${t.length} timesteps for a batch of ${B}`);
-    if (eps.shape.join() !== x0.shape.join()) {
-      throw new ScheduleError(`addNoise: eps shape [${eps.shape.join()}] != x0 shape [${x0.shape.join()}]`);
-    }
-    this.checkTimesteps(t, 'addNoise t');
+    const B = this.checkNoiseInputs(x0, eps, t);
     const xv = x0.dataSync() as Float32Array;
     const ev = eps.dataSync() as Float32Array;
     const out = new Float32Array(xv.length);
@@ -196,6 +186,17 @@ export class NoiseSchedule {
       }
     }
     return tf.tensor4d(out, x0.shape, 'float32');
+  }
+
+  /** Checks addNoise's inputs agree; returns the batch size. */
+  private checkNoiseInputs(x0: tf.Tensor4D, eps: tf.Tensor4D, t: readonly number[]): number {
+    const B = x0.shape[0];
+    if (t.length !== B) throw new ScheduleError(`addNoise: ${t.length} timesteps for a batch of ${B}`);
+    if (eps.shape.join() !== x0.shape.join()) {
+      throw new ScheduleError(`addNoise: eps shape [${eps.shape.join()}] != x0 shape [${x0.shape.join()}]`);
+    }
+    this.checkTimesteps(t, 'addNoise t');
+    return B;
   }
 
   /** Training timesteps, uniform over [0, T) (docs/algorithm.md sections 1-2: SFT and the DRO expert branch). */

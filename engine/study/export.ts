@@ -47,7 +47,7 @@ export interface StudyExportInput {
   seed: number | string;
   /** Methods in the order human win rates are reported. Default: order of first appearance. */
   methods?: readonly string[];
-  /** Default: "study-" and 12 hex digits derived from the nonce. */
+  /** Default: "study-" and 12 hex digits derived from the run id and the nonce. */
   studyId?: string;
   /** 32 hex digits. Default: random. Fixed only in tests, where reproducible files matter. */
   nonce?: string;
@@ -79,16 +79,9 @@ const PAGE_FILES = ['index.html', 'study.js', 'study.css'] as const;
 
 const sha256 = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
 
-/**
- * `pairs` comparisons of the chosen methods on the same prompts and seeds, spread evenly over the
- * method pairs (round-robin) and over prompts (a shuffled prompt order per method pair).
- * Default methods: all in `samples`; default pairs: every method pair on every prompt.
- */
-export function selectComparisons(
-  samples: SampleGrid,
-  options: { methods?: readonly string[]; pairs?: number; seed: number | string },
-): StudyComparison[] {
-  const names = options.methods ?? samples.methods.map((m) => m.method);
+/** The chosen methods' samples, checked: known, listed once, at least two, one image per prompt. */
+function chosenMethods(samples: SampleGrid, methods: readonly string[] | undefined): SampleGrid['methods'] {
+  const names = methods ?? samples.methods.map((m) => m.method);
   const chosen = names.map((name) => {
     const m = samples.methods.find((s) => s.method === name);
     if (!m) {
@@ -105,6 +98,29 @@ export function selectComparisons(
   if (new Set(names).size !== names.length) throw new RangeError(`study methods: a method is listed twice`);
   if (chosen.length < 2)
     throw new RangeError(`study methods: need at least two methods, got ${chosen.length}`);
+  return chosen;
+}
+
+/**
+ * How many comparisons `samples` holds for the chosen methods (default: all): every method pair on
+ * every prompt. Throws a RangeError for methods selectComparisons would refuse.
+ */
+export function countComparisons(samples: SampleGrid, options: { methods?: readonly string[] } = {}): number {
+  const k = chosenMethods(samples, options.methods).length;
+  return ((k * (k - 1)) / 2) * samples.prompts.length;
+}
+
+/**
+ * `pairs` comparisons of the chosen methods on the same prompts and seeds, spread evenly over the
+ * method pairs (round-robin) and over prompts (a shuffled prompt order per method pair).
+ * Default methods: all in `samples`; default pairs: every method pair on every prompt
+ * (countComparisons). More pairs than that is a RangeError.
+ */
+export function selectComparisons(
+  samples: SampleGrid,
+  options: { methods?: readonly string[]; pairs?: number; seed: number | string },
+): StudyComparison[] {
+  const chosen = chosenMethods(samples, options.methods);
   const rng = new Rng(options.seed).fork('study-comparisons');
   const queues: StudyComparison[][] = [];
   for (let i = 0; i < chosen.length; i++) {
@@ -171,7 +187,8 @@ export function exportStudy(input: StudyExportInput): ExportedStudy {
   if (input.comparisons.length === 0) throw new RangeError('study: no comparisons to show');
   const nonce = input.nonce ?? randomBytes(16).toString('hex');
   if (!/^[0-9a-f]{32}$/.test(nonce)) throw new RangeError('study nonce: expected 32 lowercase hex digits');
-  const studyId = input.studyId ?? `study-${sha256(`study-id:${nonce}`).slice(0, 12)}`;
+  // The id is derived from the run, so two runs' studies never share one.
+  const studyId = input.studyId ?? `study-${sha256(`study-id:${input.runId}:${nonce}`).slice(0, 12)}`;
   const appearing = [...new Set(input.comparisons.flatMap((c) => c.images.map((im) => im.method)))];
   const methods = input.methods ? [...input.methods] : appearing;
   for (const m of appearing) {

@@ -38,7 +38,21 @@ export class StudyImportError extends Error {
 export interface StudyImportOptions {
   /** Wrong attention-check answers a participant may give and still count. Default 0. */
   maxAttentionErrors?: number;
+  /**
+   * A participant whose median answer time (`ms` of the answers: from showing a pair to the
+   * choice) is below this is flagged as implausibly fast. Flagged participants still count; the
+   * caller reports them. Default DEFAULT_MIN_MEDIAN_ANSWER_MS; 0 flags nobody.
+   */
+  minMedianAnswerMs?: number;
+  /**
+   * The run the answers are imported into: a key exported from another run is refused (the study
+   * id and the key's digest in study.json bind the study to its run).
+   */
+  runId?: string;
 }
+
+/** Below this median time per answer a participant is flagged (looking at two images and a prompt). */
+export const DEFAULT_MIN_MEDIAN_ANSWER_MS = 800;
 
 export interface ParticipantOutcome {
   participantId: string;
@@ -47,6 +61,10 @@ export interface ParticipantOutcome {
   attentionTotal: number;
   /** False when the participant failed the attention checks and was dropped. */
   kept: boolean;
+  /** Median of the answers' `ms`; undefined when fewer than half of the answers carry one. */
+  medianAnswerMs?: number;
+  /** True when medianAnswerMs is below the threshold: implausibly fast answers. */
+  fast: boolean;
 }
 
 /** One answer as imported: the pair and the method (or, for a check, whether it was right). */
@@ -65,6 +83,10 @@ export interface StudyImport {
   studyId: string;
   runId: string;
   participants: ParticipantOutcome[];
+  /** The participants flagged for implausibly fast answers (kept or not), in file order. */
+  fast: ParticipantOutcome[];
+  /** The threshold the flags used. */
+  minMedianAnswerMs: number;
   /** Every answer of every participant, kept or not, in file order. */
   answers: ImportedAnswer[];
   /** Win rates over the kept participants, method pairs in the key's method order. */
@@ -86,10 +108,14 @@ function parseJson<T>(file: NamedFile, schema: z.ZodType<T>, what: string): T {
   return parsed.data;
 }
 
-/** Reads study.json and the key and checks they belong together (digest, study id, pair ids). */
+/**
+ * Reads study.json and the key and checks they belong together (digest, study id, pair ids) and,
+ * with `runId`, that the key was exported from that run.
+ */
 export function loadStudy(
   manifestFile: NamedFile,
   keyFile: NamedFile,
+  options: { runId?: string } = {},
 ): { manifest: StudyManifest; key: StudyKey } {
   const manifest = parseJson(manifestFile, ManifestSchema, 'study.json (dro-study)');
   const digest = createHash('sha256').update(keyFile.bytes).digest('hex');
@@ -111,6 +137,12 @@ export function loadStudy(
   if (keyIds.join() !== pageIds.join()) {
     throw new StudyImportError(keyFile.name, `pair ids do not match those of ${manifestFile.name}`);
   }
+  if (options.runId !== undefined && key.runId !== options.runId) {
+    throw new StudyImportError(
+      keyFile.name,
+      `study ${key.studyId} was exported from run "${key.runId}", not "${options.runId}": its answers belong to run ${key.runId}`,
+    );
+  }
   return { manifest, key };
 }
 
@@ -125,9 +157,12 @@ export function importStudyResults(
   resultFiles: readonly NamedFile[],
   options: StudyImportOptions = {},
 ): StudyImport {
-  const { manifest, key } = loadStudy(manifestFile, keyFile);
+  const { manifest, key } = loadStudy(manifestFile, keyFile, options);
   if (resultFiles.length === 0) throw new StudyImportError('(results)', 'no result files given');
   const maxErrors = options.maxAttentionErrors ?? 0;
+  const minMedianMs = options.minMedianAnswerMs ?? DEFAULT_MIN_MEDIAN_ANSWER_MS;
+  if (!(minMedianMs >= 0 && Number.isFinite(minMedianMs)))
+    throw new RangeError(`minMedianAnswerMs: ${minMedianMs} is not a time in ms`);
   const pairs = new Map(manifest.pairs.map((p) => [p.id, p]));
 
   const seenParticipant = new Map<string, string>();
@@ -208,7 +243,16 @@ export function importStudyResults(
       }
     }
     const kept = attentionTotal - attentionCorrect <= maxErrors;
-    participants.push({ participantId: results.participantId, file, attentionCorrect, attentionTotal, kept });
+    const medianAnswerMs = medianTime(results.answers);
+    participants.push({
+      participantId: results.participantId,
+      file,
+      attentionCorrect,
+      attentionTotal,
+      kept,
+      ...(medianAnswerMs === undefined ? {} : { medianAnswerMs }),
+      fast: medianAnswerMs !== undefined && medianAnswerMs < minMedianMs,
+    });
     answers.push(...own);
     if (!kept) continue;
     for (const a of own) {
@@ -237,6 +281,8 @@ export function importStudyResults(
     studyId: manifest.studyId,
     runId: key.runId,
     participants,
+    fast: participants.filter((p) => p.fast),
+    minMedianAnswerMs: minMedianMs,
     answers,
     rows,
     summary: {
@@ -246,4 +292,15 @@ export function importStudyResults(
       rows,
     },
   };
+}
+
+/** Median `ms` of the answers that carry a finite, non-negative one, if at least half do. */
+function medianTime(answers: readonly StudyResults['answers'][number][]): number | undefined {
+  const times = answers
+    .map((a) => a.ms)
+    .filter((ms): ms is number => ms !== undefined && Number.isFinite(ms) && ms >= 0)
+    .sort((a, b) => a - b);
+  if (times.length === 0 || times.length * 2 < answers.length) return undefined;
+  const mid = times.length >> 1;
+  return times.length % 2 === 1 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
 }

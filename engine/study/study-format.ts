@@ -13,6 +13,15 @@ export const MANIFEST_FORMAT = 'dro-study';
 export const KEY_FORMAT = 'dro-study-key';
 export const RESULTS_FORMAT = 'dro-study-results';
 
+/**
+ * Control, format (bidi overrides, zero-width), private-use, unassigned and line-separator
+ * characters: a participant id is shown in terminals and reports, where these hide or rewrite text.
+ */
+const CONTROL = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/** The largest result file an import reads (the answers to a 10,000-pair study take about 1.5 MB). */
+export const MAX_RESULTS_FILE_BYTES = 8 * 1024 * 1024;
+
 const PairId = z.string().regex(/^q\d{2,}$/, 'a pair id like "q07"');
 const ImagePath = z.string().regex(/^images\/[0-9a-f]{16}\.png$/, 'a path like "images/<16 hex>.png"');
 
@@ -73,7 +82,17 @@ export const StudyResults = z.object({
   format: z.literal(RESULTS_FORMAT),
   version: z.literal(1),
   studyId: z.string(),
-  participantId: z.string().trim().min(1, 'must not be empty').max(64),
+  participantId: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(64)
+    .refine((id) => !CONTROL.test(id), {
+      error: (issue) => {
+        const c = (issue.input as string).match(CONTROL)?.[0] ?? '';
+        return `must not contain control or invisible characters (U+${c.codePointAt(0)?.toString(16).toUpperCase().padStart(4, '0')})`;
+      },
+    }),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   answers: z.array(StudyAnswer),

@@ -134,14 +134,23 @@ export class AdamW {
     const bc2 = f(sqrtBc2);
     const eps = f(this.eps);
     const size = f(stepSize);
+    this.updateOnHost(params, grads, (p, g, m, v, out) =>
+      adamwLoop(p, g, m, v, out, decay, b1, c1, b2, c2, bc2, eps, size),
+    );
+  }
+
+  /** Runs `loop` over every parameter with a gradient, its moments as host arrays. */
+  private updateOnHost(
+    params: Map<string, tf.Variable>,
+    grads: Map<string, tf.Tensor>,
+    loop: (p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, out: Float32Array) => void,
+  ): void {
     for (const [name, param] of params) {
       const grad = grads.get(name);
       if (!grad) continue;
       const m = this.momentArray(this.hostM, this.m, name, param);
       const v = this.momentArray(this.hostV, this.v, name, param);
-      const updated = mapValues([param, grad], param.shape, ([p, g], out) =>
-        adamwLoop(p!, g!, m, v, out, decay, b1, c1, b2, c2, bc2, eps, size),
-      );
+      const updated = mapValues([param, grad], param.shape, ([p, g], out) => loop(p!, g!, m, v, out));
       assignTensor(param, updated);
     }
   }
@@ -164,16 +173,7 @@ export class AdamW {
       eps: f(this.eps),
       negSize: f(-stepSize),
     };
-    for (const [name, param] of params) {
-      const grad = grads.get(name);
-      if (!grad) continue;
-      const m = this.momentArray(this.hostM, this.m, name, param);
-      const v = this.momentArray(this.hostV, this.v, name, param);
-      const updated = mapValues([param, grad], param.shape, ([p, g], out) =>
-        adamwBf16Loop(p!, g!, m, v, out, scalars),
-      );
-      assignTensor(param, updated);
-    }
+    this.updateOnHost(params, grads, (p, g, m, v, out) => adamwBf16Loop(p, g, m, v, out, scalars));
   }
 
   private momentVariable(

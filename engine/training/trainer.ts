@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CLIPTextModel } from '../models/text-encoder';
 import type { UNet2DConditionModel } from '../models/unet';
+import { canonicalJson } from '../canonical-json';
 import { Rng } from '../rng';
 import { NoiseSchedule } from '../schedulers/ddpm-schedule';
 import { AdamW } from './adamw';
@@ -58,16 +59,6 @@ export interface TrainerInit {
 
 const STREAMS = ['data', 'noise', 'buffer'] as const;
 
-/** JSON with object keys sorted, so equal settings compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
-        )
-      : v,
-  );
-}
 type Stream = (typeof STREAMS)[number];
 
 function roundVariableToBf16(v: tf.Variable): void {

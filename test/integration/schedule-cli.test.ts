@@ -152,9 +152,24 @@ describe('dro schedule', { timeout: 900_000 }, () => {
     const notModel = dro('schedule', 'create', 'bad-model', '--model', `cfg=${configFile}`, '--every', '1d');
     assert.equal(notModel.status, 1);
     assert.match(notModel.stderr, /--model cfg: /);
-    const badHash = dro('schedule', 'create', 'bad-model', '--latest-of', 'abc123', '--every', '1d');
+    const badHash = dro('schedule', 'create', 'bad-model', '--latest-of', 'abc12', '--every', '1d');
     assert.equal(badHash.status, 1);
-    assert.match(badHash.stderr, /--latest-of "abc123": give a config hash, 64 lower-case hex digits/);
+    assert.match(badHash.stderr, /--latest-of "abc12": give a config hash \(64 hex digits/);
+    // A prefix is looked up among the runs' config hashes; none starts with this one.
+    const unknownHash = dro(
+      'schedule',
+      'create',
+      'bad-model',
+      '--latest-of',
+      'ffffff000000',
+      '--every',
+      '1d',
+    );
+    assert.equal(unknownHash.status, 1);
+    assert.match(
+      unknownHash.stderr,
+      /--latest-of ffffff000000: no run on this cluster has a config hash starting with ffffff000000/,
+    );
     const both = dro(
       'schedule',
       'create',

@@ -74,6 +74,75 @@ describe('CLIP BPE tokenizer equals transformers (tiny-sd fixture)', () => {
   });
 });
 
+/** test/fixtures/clip-tokenizer-parity/cases.json, written by make_cases.py beside it. */
+const edge = JSON.parse(readFileSync(path.join(FIXTURES, 'clip-tokenizer-parity', 'cases.json'), 'utf8')) as {
+  model_max_length: number;
+  cases: Omit<Case, 'decoded'>[];
+  sweep: { template: string; ranges: [number, number][]; token_ids: number[][] };
+};
+
+describe('CLIP tokenizer equals transformers on edge cases of user text', () => {
+  const byPrompt = new Map(edge.cases.map((c) => [c.prompt, c]));
+  const check = (prompt: string): void => {
+    const c = byPrompt.get(prompt);
+    assert.ok(c, `fixture case ${JSON.stringify(prompt)}`);
+    assert.deepEqual(tokenizer.tokenize(c.prompt), c.tokens, 'BPE tokens');
+    assert.deepEqual(tokenizer.tokenIds(c.prompt), c.token_ids, 'ids without specials');
+    assert.deepEqual(tokenizer.encode(c.prompt), c.input_ids, 'padded ids');
+  };
+
+  test('a word-final capital sigma is lower-cased to σ, not ς', () => {
+    check('ΑΣ');
+    check('ΟΔΥΣΣΕΥΣ ΣΑΣ.');
+    assert.deepEqual(tokenizer.tokenize('ΑΣ'), tokenizer.tokenize('ασ'));
+    assert.notDeepEqual(tokenizer.tokenize('ΑΣ'), tokenizer.tokenize('ας'));
+  });
+
+  test('U+0085 is whitespace and U+FEFF is text', () => {
+    check('a\u0085b');
+    check('a\ufeffb');
+    check('\ufeff');
+    assert.deepEqual(tokenizer.tokenIds('a\u0085b'), tokenizer.tokenIds('a b'));
+  });
+
+  test('a special token right after punctuation is one token', () => {
+    check('!<|endoftext|>');
+    check('wow!<|endoftext|>');
+    assert.deepEqual(tokenizer.tokenIds('!<|endoftext|>').slice(-1), [tokenizer.eosId]);
+  });
+
+  test('special tokens match case-sensitively: <|ENDOFTEXT|> is text', () => {
+    check('<|ENDOFTEXT|>');
+    check('<|EndOfText|>!');
+    assert.ok(!tokenizer.tokenIds('<|ENDOFTEXT|>').includes(tokenizer.eosId));
+  });
+
+  for (const c of edge.cases) {
+    // Test names show invisible and non-ASCII characters as \u escapes.
+    const name = JSON.stringify(c.prompt).replace(
+      /[^\x20-\x7e]/gu,
+      (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
+    test(`ids of ${name}`, () => check(c.prompt));
+  }
+
+  test(`"a" + c + "b" for every code point of ${edge.sweep.ranges.length} Unicode blocks`, () => {
+    let i = 0;
+    const wrong: string[] = [];
+    for (const [lo, hi] of edge.sweep.ranges) {
+      for (let cp = lo; cp <= hi; cp++) {
+        if (cp >= 0xd800 && cp <= 0xdfff) continue;
+        const want = edge.sweep.token_ids[i++]!;
+        const got = tokenizer.tokenIds(edge.sweep.template.replace('{}', String.fromCodePoint(cp)));
+        if (got.join() !== want.join())
+          wrong.push(`U+${cp.toString(16).toUpperCase().padStart(4, '0')}: ${got} instead of ${want}`);
+      }
+    }
+    assert.equal(i, edge.sweep.token_ids.length, 'one fixture entry per code point');
+    assert.deepEqual(wrong.slice(0, 20), [], `${wrong.length} code points differ`);
+  });
+});
+
 describe('CLIP tokenizer files are checked', () => {
   test('a merge whose result is not in the vocab is an error naming merges.txt and the line', () => {
     const bad = merges.replace(/\n$/, '') + '\nz q\n';

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { childLogger, createLogger } from '../../infra/logger';
@@ -54,5 +56,37 @@ describe('logger', () => {
     for (const secret of ['SECRET1', 'AKIA', 'TOKEN', '"pw"'])
       assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
     assert.ok(text.includes('[redacted]'));
+  });
+
+  test('the default logger writes to stderr, never stdout (where --json and tables go)', () => {
+    // What `dro worker` and the worker entry points log through: the process-wide default logger.
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        "const { logger } = require('./infra/logger'); logger().info({ taskQueue: 'dro-gpu' }, 'worker started'); logger().error('worker failed'); process.exit(0);",
+      ],
+      {
+        cwd: path.join(__dirname, '..', '..'),
+        encoding: 'utf8',
+        env: { ...process.env, DRO_LOG_LEVEL: 'info' },
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '', 'nothing on stdout');
+    const lines = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => [l.msg, l.taskQueue]),
+      [
+        ['worker started', 'dro-gpu'],
+        ['worker failed', undefined],
+      ],
+      'both entries, the second written before process.exit',
+    );
   });
 });

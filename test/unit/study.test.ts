@@ -12,6 +12,8 @@ import { wilsonInterval } from '../../engine/stats/wilson';
 import type { NamedFile, StudyKey, StudyManifest } from '../../engine/study';
 import {
   attentionChecks,
+  countComparisons,
+  DEFAULT_MIN_MEDIAN_ANSWER_MS,
   exportStudy,
   importStudyResults,
   KEY_FILE_NAME,
@@ -143,6 +145,26 @@ describe('study export', () => {
       () => selectComparisons(samples(), { seed: 1, pairs: 13 }),
       /13 requested, between 1 and 12/,
     );
+  });
+
+  test('countComparisons is every method pair on every prompt, with the same method checks', () => {
+    assert.equal(countComparisons(samples()), 12);
+    assert.equal(countComparisons(samples(), { methods: METHODS.slice(0, 2) }), 4);
+    assert.equal(selectComparisons(samples(), { seed: 1 }).length, countComparisons(samples()));
+    assert.throws(
+      () => countComparisons(samples(), { methods: ['nope', 'x'] }),
+      /no samples of method "nope"/,
+    );
+    assert.throws(() => countComparisons(samples(), { methods: [METHODS[0] as string] }), /at least two/);
+  });
+
+  test('the study id binds the run: the same nonce in another run gives another id', () => {
+    const comparisons = selectComparisons(samples(), { seed: 1, pairs: 3 });
+    const idOf = (runId: string) =>
+      exportStudy({ runId, comparisons, attentionChecks: [], seed: 1, nonce: NONCE }).studyId;
+    assert.match(idOf('run-1'), /^study-[0-9a-f]{12}$/);
+    assert.notEqual(idOf('run-1'), idOf('run-2'));
+    assert.equal(idOf('run-1'), study.studyId);
   });
 });
 
@@ -315,6 +337,84 @@ describe('study import', () => {
     );
     const noId = { ...good(), participantId: '  ' };
     expectError([asFile('noid.json', noId)], 'noid.json', /participantId: must not be empty/);
+  });
+
+  test('a study exported from another run is refused, naming the key and both runs', () => {
+    const files = [asFile('ok.json', good())];
+    assert.equal(importStudyResults(manifestFile, keyFile, files, { runId: 'run-1' }).runId, 'run-1');
+    assert.throws(
+      () => importStudyResults(manifestFile, keyFile, files, { runId: 'run-2' }),
+      (err: unknown) =>
+        err instanceof StudyImportError &&
+        err.file === 'private/study-key.json' &&
+        /exported from run "run-1", not "run-2"/.test(err.problem),
+    );
+  });
+
+  test('participants with a median answer time below the threshold are flagged, still counted', () => {
+    const withMs = (id: string, ms: (i: number) => number | undefined) => {
+      const json = answerFile(study, id, chooser(METHODS[0] as string, 0)).json;
+      (json.answers as { ms?: number }[]).forEach((a, i) => {
+        const v = ms(i);
+        if (v === undefined) delete a.ms;
+        else a.ms = v;
+      });
+      return asFile(`${id}.json`, json);
+    };
+    const files = [
+      withMs('slow', () => 2500),
+      // Median of 11 answers: the sixth smallest. Six quick ones make it fast despite slow others.
+      withMs('quick', (i) => (i < 6 ? 150 : 9000)),
+      withMs('untimed', () => undefined),
+      withMs('mostly-untimed', (i) => (i < 5 ? 10 : undefined)),
+    ];
+    const result = importStudyResults(manifestFile, keyFile, files);
+    assert.equal(result.minMedianAnswerMs, DEFAULT_MIN_MEDIAN_ANSWER_MS);
+    assert.deepEqual(
+      result.participants.map((p) => [p.participantId, p.medianAnswerMs, p.fast, p.kept]),
+      [
+        ['slow', 2500, false, true],
+        ['quick', 150, true, true],
+        ['untimed', undefined, false, true],
+        ['mostly-untimed', undefined, false, true],
+      ],
+    );
+    assert.deepEqual(
+      result.fast.map((p) => p.participantId),
+      ['quick'],
+    );
+    assert.equal(result.summary.participants, 4, 'flagged participants still count');
+    const relaxed = importStudyResults(manifestFile, keyFile, files, { minMedianAnswerMs: 100 });
+    assert.deepEqual(relaxed.fast, []);
+    const even = importStudyResults(manifestFile, keyFile, [
+      withMs('even', (i) => (i < 10 ? 100 + i : undefined)),
+    ]);
+    assert.equal(
+      even.participants[0]!.medianAnswerMs,
+      104.5,
+      'an even count takes the mean of the middle two',
+    );
+  });
+
+  test('control and invisible characters in a participant id are refused', () => {
+    for (const [id, code] of [
+      ['p\u00071', '0007'],
+      ['p1\u001b[31m', '001B'],
+      ['p1\u202egnp', '202E'],
+      ['p\u200b1', '200B'],
+      ['p\u20281', '2028'],
+    ] as const) {
+      expectError(
+        [asFile('ctl.json', { ...good(), participantId: id })],
+        'ctl.json',
+        new RegExp(`participantId: must not contain control or invisible characters \\(U\\+${code}\\)`),
+      );
+    }
+    // Letters of any script, spaces and punctuation are fine.
+    const ok = importStudyResults(manifestFile, keyFile, [
+      asFile('ok.json', { ...good(), participantId: 'Zoë Ødegård-3 (李)' }),
+    ]);
+    assert.equal(ok.participants[0]!.participantId, 'Zoë Ødegård-3 (李)');
   });
 
   test('an edited key is refused by its digest', () => {
