@@ -7,7 +7,10 @@
  * - `evaluateShard` (compute queue): one model, a slice of image slots; generates the images with
  *   their documented seeds, judges the GenEval ones and scores them with the simulated users'
  *   noise-free utility, scores the win-rate ones with every reward and commits
- *   `<out>/shards/<n>.json` at once. A committed shard is returned, never recomputed.
+ *   `<out>/shards/<n>.json` at once. A committed shard is returned, never recomputed; a shard
+ *   another evaluation computed for the same model digest, slots and protocol (its content key,
+ *   `shardContentIdentity`) is read from `eval-shards/<key>/<generation>.json`, verified by digest,
+ *   and committed as this evaluation's shard without generating anything.
  * - `summarizeEvaluation` (compute queue): reads every shard and writes per model a GenEval
  *   `results.jsonl`, the report grid's `samples.json` and `evaluation.json` (summaries, paired
  *   comparisons, win rates by the paper's protocol and, as an extra, with per-reward medians, the
@@ -21,6 +24,7 @@
  * stored sample gives the same verdict.
  */
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { canonicalJson } from '../config/config-hash';
 import { heldOutPrompts } from '../engine/world/prompt-split';
 import { TAGS, type PromptMetadata, type Tag } from '../engine/world/world';
@@ -52,6 +56,7 @@ import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../e
 import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import { DEFAULT_UTILITY_WEIGHTS, type UtilityWeights } from '../engine/world/utility';
 import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
+import { DigestMismatchError } from '../storage/errors';
 import {
   DEFAULT_EVAL_SHARD_SIZE,
   DEFAULT_GRID_PROMPTS,
@@ -90,6 +95,7 @@ import { MIN_WORLD_RESOLUTION } from './world';
 
 export const EVAL_PLAN_FORMAT = 'dro-pipeline/eval-plan@1';
 export const EVAL_SHARD_FORMAT = 'dro-pipeline/eval-shard@2';
+export const EVAL_SHARD_CONTENT_FORMAT = 'dro-pipeline/eval-shard-content@1';
 export const EVAL_SAMPLES_FORMAT = 'dro-pipeline/eval-samples@1';
 export const EVALUATION_FORMAT = 'dro-pipeline/evaluation@2';
 
@@ -160,6 +166,49 @@ export interface EvaluationShardDocument {
   /** Grid images, PNG as base64. */
   grid: { prompt: number; index: number; seed: number; png: string }[];
   seconds: number;
+  /**
+   * The content-keyed shard (`eval-shards/...`) these images and verdicts are, and whether this
+   * evaluation reused it (computed by another evaluation) rather than computing it. Absent in shards
+   * written before content keys.
+   */
+  content?: { key: string; ref: ArtifactRef; reused: boolean };
+}
+
+/**
+ * `eval-shards/<key>/<generation>.json`: one model's judged and scored image slots, keyed by their
+ * content (`shardContentKey`) so that any evaluation needing the same slots of the same model under
+ * the same protocol reuses them. Written once; a generation that fails its digest check is skipped
+ * and the next one written.
+ */
+export interface EvaluationShardContent {
+  format: typeof EVAL_SHARD_CONTENT_FORMAT;
+  /** SHA-256 of the canonical JSON of `identity`. */
+  key: string;
+  identity: ShardContentIdentity;
+  geneval: ScoredGenevalImage[];
+  winrate: EvaluationShardDocument['winrate'];
+  grid: EvaluationShardDocument['grid'];
+  seconds: number;
+}
+
+/** Everything a shard's images, verdicts and scores depend on (the content key hashes it). */
+export interface ShardContentIdentity {
+  /** The shard document's format: a change of what a shard holds changes every key. */
+  format: typeof EVAL_SHARD_FORMAT;
+  modelSha256: string;
+  /** The image slots: kind, prompt index, image index, seed, grid flag (the shard layout). */
+  jobs: EvalJob[];
+  /** Metadata of every prompt the slots name, by prompt index (text, tag, what the judge checks). */
+  prompts: { index: number; metadata: PromptMetadata }[];
+  samplerSteps: number;
+  guidanceScale: number;
+  imagesPerPrompt: number;
+  winrateSamples: number;
+  /** Whether GenEval is judged (and the users' utility scored), with the utility's weights. */
+  geneval: boolean;
+  utilityWeights: UtilityWeights;
+  /** The rewards scoring the win-rate slots (none without win-rate slots): name, kind, identity, descriptor digest. */
+  rewards: { name: string; kind: RewardKind; identity: RewardModelIdentity; sha256: string | null }[];
 }
 
 /** `<out>/samples.json`: the report grid, `methods[m].images[i]` is model m's PNG (base64) of prompts[i]. */
@@ -263,6 +312,93 @@ export function evaluationReportData(doc: EvaluationDocument): {
 /** `<out>/shards/<n, 6 digits>.json`: where shard `n` of an evaluation is committed. */
 export function shardKey(input: { runId: string; out?: string }, shard: number): string {
   return outputKey(input, 'eval', `shards/${String(shard).padStart(6, '0')}.json`);
+}
+
+/** What shard `jobs` of `model` under `plan` depend on; its SHA-256 is the shard's content key. */
+export function shardContentIdentity(
+  plan: EvaluationPlan,
+  modelSha256: string,
+  jobs: readonly EvalJob[],
+): ShardContentIdentity {
+  const indices = [...new Set(jobs.map((j) => j.prompt))].sort((a, b) => a - b);
+  const hasWinrate = jobs.some((j) => j.kind === 'winrate');
+  return {
+    format: EVAL_SHARD_FORMAT,
+    modelSha256,
+    jobs: jobs.map((j) => ({
+      kind: j.kind,
+      prompt: j.prompt,
+      index: j.index,
+      seed: j.seed,
+      ...(j.grid ? { grid: true as const } : {}),
+    })),
+    prompts: indices.map((index) => ({ index, metadata: plan.prompts[index]! })),
+    samplerSteps: plan.settings.samplerSteps,
+    guidanceScale: plan.settings.guidanceScale,
+    imagesPerPrompt: plan.settings.imagesPerPrompt,
+    winrateSamples: plan.settings.winrateSamples,
+    geneval: !plan.suite.genevalSkipped,
+    utilityWeights: { ...DEFAULT_UTILITY_WEIGHTS },
+    rewards: hasWinrate
+      ? plan.rewards.map((r) => ({
+          name: r.name,
+          kind: r.kind,
+          identity: r.identity,
+          sha256: r.reward?.sha256 ?? null,
+        }))
+      : [],
+  };
+}
+
+export function shardContentKey(identity: ShardContentIdentity): string {
+  return createHash('sha256').update(canonicalJson(identity)).digest('hex');
+}
+
+/** `eval-shards/<key>/<generation>.json`: generation g of the content-keyed shard `key`. */
+export function shardContentStoreKey(key: string, generation: number): string {
+  return `eval-shards/${key}/${generation}.json`;
+}
+
+/** Generations tried before a content-keyed shard is computed without being stored by content. */
+const CONTENT_GENERATIONS = 8;
+
+/**
+ * The first generation of content-keyed shard `key` that reads back with its recorded digest and
+ * names `identity`, or the first free generation to write it to. A generation whose bytes fail the
+ * digest check, or that holds something else, is skipped (written once, it is never replaced).
+ */
+async function findShardContent(
+  store: ArtifactStore,
+  key: string,
+  identity: ShardContentIdentity,
+  log: ReturnType<typeof activityLogger>,
+): Promise<{ content?: { doc: EvaluationShardContent; ref: ArtifactRef }; free?: number }> {
+  const want = canonicalJson(identity);
+  for (let generation = 0; generation < CONTENT_GENERATIONS; generation++) {
+    const head = await finished(store, shardContentStoreKey(key, generation));
+    if (!head) return { free: generation };
+    let doc: EvaluationShardContent;
+    try {
+      doc = JSON.parse(
+        new TextDecoder().decode(await store.get(head.ref.uri, head.ref.sha256)),
+      ) as EvaluationShardContent;
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError || err instanceof SyntaxError)) throw err;
+      log.warn({ uri: head.ref.uri, err: err.message }, 'content-keyed evaluation shard unreadable; skipped');
+      continue;
+    }
+    if (
+      doc?.format === EVAL_SHARD_CONTENT_FORMAT &&
+      doc.key === key &&
+      canonicalJson(doc.identity) === want &&
+      Array.isArray(doc.geneval) &&
+      Array.isArray(doc.winrate) &&
+      Array.isArray(doc.grid)
+    )
+      return { content: { doc, ref: { uri: head.ref.uri, sha256: head.ref.sha256, size: head.ref.size } } };
+    log.warn({ uri: head.ref.uri }, 'content-keyed evaluation shard holds another shard; skipped');
+  }
+  return {};
 }
 
 // ----- input checks -----
@@ -643,6 +779,54 @@ export function createEvaluationActivities(deps: StageDeps) {
         return { shard: done.ref, computed: false, images: doc.jobs.length };
       }
 
+      // The same slots of the same model under the same protocol, computed by any evaluation.
+      const identity = shardContentIdentity(plan, entry.model.sha256, jobs);
+      const contentKey = shardContentKey(identity);
+      const found = await findShardContent(store, contentKey, identity, log);
+      const commitShard = async (
+        content: Pick<EvaluationShardContent, 'geneval' | 'winrate' | 'grid' | 'seconds'>,
+        source: EvaluationShardDocument['content'],
+      ): Promise<ArtifactRef> => {
+        const doc: EvaluationShardDocument = {
+          format: EVAL_SHARD_FORMAT,
+          shard: input.shard,
+          plan: input.plan.sha256,
+          model: input.model,
+          modelSha256: entry.model.sha256,
+          jobs,
+          geneval: content.geneval,
+          winrate: content.winrate,
+          grid: content.grid,
+          seconds: content.seconds,
+          ...(source ? { content: source } : {}),
+        };
+        return putArtifact(store, key, encodeJson(doc), {
+          kind: 'evaluation-shard',
+          producer: 'evaluateShard',
+          inputs: [input.plan.sha256, entry.model.sha256, ...(source ? [source.ref.sha256] : [])],
+          extra: {
+            shard: input.shard,
+            model: input.model,
+            images: jobs.length,
+            reused: source?.reused ?? false,
+          },
+          // Two attempts of one shard compute the same verdicts; whichever committed first stands.
+          ifExists: 'keep',
+        });
+      };
+      if (found.content) {
+        const ref = await commitShard(found.content.doc, {
+          key: contentKey,
+          ref: found.content.ref,
+          reused: true,
+        });
+        log.info(
+          { shard: input.shard, model: input.model, content: found.content.ref.uri },
+          'evaluation shard reused by content',
+        );
+        return { shard: ref, computed: false, images: jobs.length };
+      }
+
       await useBackend(input.backend);
       const started = Date.now();
       heartbeat({ shard: input.shard, phase: 'loading', images: 0, total: jobs.length });
@@ -701,28 +885,35 @@ export function createEvaluationActivities(deps: StageDeps) {
           );
           scores.forEach((s, k) => (winrate[k]!.scores[r.name] = s));
         }
-        const doc: EvaluationShardDocument = {
-          format: EVAL_SHARD_FORMAT,
-          shard: input.shard,
-          plan: input.plan.sha256,
-          model: input.model,
-          modelSha256: entry.model.sha256,
-          jobs,
+        const content: EvaluationShardContent = {
+          format: EVAL_SHARD_CONTENT_FORMAT,
+          key: contentKey,
+          identity,
           geneval,
           winrate,
           grid,
           seconds: (Date.now() - started) / 1000,
         };
-        const ref = await putArtifact(store, key, encodeJson(doc), {
-          kind: 'evaluation-shard',
-          producer: 'evaluateShard',
-          inputs: [input.plan.sha256, entry.model.sha256],
-          extra: { shard: input.shard, model: input.model, images: jobs.length },
-          // Two attempts of one shard compute the same verdicts; whichever committed first stands.
-          ifExists: 'keep',
-        });
+        // Written once: a concurrent evaluation's equal shard (another `seconds`) may stand instead.
+        const contentRef =
+          found.free === undefined
+            ? undefined
+            : await putArtifact(store, shardContentStoreKey(contentKey, found.free), encodeJson(content), {
+                kind: 'evaluation-shard-content',
+                producer: 'evaluateShard',
+                inputs: [
+                  entry.model.sha256,
+                  ...identity.rewards.flatMap((r) => (r.sha256 ? [r.sha256] : [])),
+                ],
+                extra: { model: input.model, images: jobs.length },
+                ifExists: 'keep',
+              });
+        const ref = await commitShard(
+          content,
+          contentRef && { key: contentKey, ref: contentRef, reused: false },
+        );
         log.info(
-          { shard: input.shard, model: input.model, images: jobs.length, seconds: doc.seconds },
+          { shard: input.shard, model: input.model, images: jobs.length, seconds: content.seconds },
           'evaluation shard committed',
         );
         return { shard: ref, computed: true, images: jobs.length };

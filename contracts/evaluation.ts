@@ -107,7 +107,7 @@ export interface EvaluationResult {
   samples: ArtifactRef;
   /** GenEval and win-rate tables as aligned text (formatRunTables), for `dro run` to print. */
   tables: string;
-  /** Shards of this evaluation: computed now, or found committed by an earlier execution. */
+  /** Shards of this evaluation: computed now, or found committed by an earlier execution or by content. */
   shards: { total: number; computed: number; reused: number };
 }
 
@@ -179,7 +179,11 @@ export interface EvaluateShardInput {
 export interface EvaluateShardResult {
   /** `${out}/shards/<n>.json`. */
   shard: ArtifactRef;
-  /** False when an earlier attempt or execution had committed it. */
+  /**
+   * False when an earlier attempt or execution had committed it, or when another evaluation had
+   * computed the same slots of the same model under the same protocol (reused by content key,
+   * docs/evaluation.md).
+   */
   computed: boolean;
   images: number;
 }

@@ -160,7 +160,7 @@ describe('evaluation workflow on a real Temporal dev server', { timeout: 180_000
     return { result, history: await handle.fetchHistory() };
   };
 
-  test('shards fan out over both compute workers; a second execution recomputes none', async () => {
+  test('shards fan out over both compute workers; a second execution or evaluation recomputes none', async () => {
     const out = 'evals/wf';
     const first = await execute('eval-wf-1', input(out));
     // 2 models x (3 prompts x 2 GenEval images + 2 prompts x 3 win-rate samples) = 24 images, 4 per shard.
@@ -202,6 +202,17 @@ describe('evaluation workflow on a real Temporal dev server', { timeout: 180_000
       scheduled.filter((a) => a !== 'evaluateShard'),
       ['planEvaluation', 'summarizeEvaluation'],
     );
+
+    // Another evaluation (another prefix) of the same models finds every shard by content.
+    const third = await execute('eval-wf-3', input('evals/wf-other'));
+    assert.deepEqual(third.result.shards, { total: 6, computed: 0, reused: 6 });
+    assert.deepEqual(computedBy, before, 'no worker generated an image');
+    const resultsOf = async (r: typeof first.result) =>
+      Promise.all(
+        Object.values(r.results).map(async (ref) => new TextDecoder().decode(await store.get(ref.uri))),
+      );
+    assert.deepEqual(await resultsOf(third.result), await resultsOf(first.result));
+    assert.equal(third.result.tables, first.result.tables);
   });
 
   test('a malformed suite fails the workflow without retries, naming the file and line', async () => {
