@@ -496,6 +496,12 @@ export interface ResolveTemporalOptions {
   /** Options for the embedded dev server. */
   devServer?: DevServerOptions;
   log?: (line: string) => void;
+  /**
+   * The argument that needs a cluster which outlives this process (`--submit`): with it, no
+   * embedded dev server is started; without TEMPORAL_ADDRESS, temporal.address or a running
+   * `dro server`, TemporalUnavailableError names the argument and nothing is written.
+   */
+  requireCluster?: string;
 }
 
 /** Record of a running `dro server`, next to its database, so that `dro run` can share it. */
@@ -570,8 +576,11 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
     } catch (err) {
       const why = err instanceof TemporalUnavailableError && err.reason ? err.reason : String(err);
       throw new TemporalUnavailableError(
-        `${origin}=${external}: no Temporal server answered there within ${seconds(timeoutMs)} ` +
-          `(${why}). Start that cluster, correct ${origin}, or unset it to use the embedded dev server.`,
+        `${options.requireCluster ? `${options.requireCluster}: ` : ''}${origin}=${external}: no Temporal server answered there within ${seconds(timeoutMs)} ` +
+          `(${why}). Start that cluster, correct ${origin}` +
+          (options.requireCluster
+            ? '; nothing was started.'
+            : ', or unset it to use the embedded dev server.'),
       );
     }
     await registerSearchAttributes(external, namespace, options.devServer?.searchAttributes);
@@ -595,6 +604,12 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
       // A stale record: the server is gone; start our own below.
     }
   }
+  if (options.requireCluster !== undefined)
+    throw new TemporalUnavailableError(
+      `${options.requireCluster}: no Temporal cluster to submit to: ${record ? `the \`dro server\` recorded in ${serverRecordPath(dbFile)} does not answer` : `no \`dro server\` runs on ${path.dirname(dbFile)}`} ` +
+        'and neither TEMPORAL_ADDRESS nor temporal.address is set. Start `dro server` and `dro worker --queue gpu` / ' +
+        '`--queue cpu`, or point TEMPORAL_ADDRESS at a cluster with workers; nothing was started.',
+    );
   const server = await startDevServer({
     ...options.devServer,
     dbFile,

@@ -1,7 +1,9 @@
 /**
  * `dro run`: the pipeline on the configured Temporal cluster (the embedded dev server by default),
- * with both workers in this process; without `--config` it runs config/demo.json. `dro smoke`: the
- * smoke workflow the same way. `dro server`: the embedded dev server in the foreground.
+ * with both workers in this process (`--submit`: none, for a cluster with `dro worker`s); without
+ * `--config` it runs config/demo.json. What it prints while waiting and at the end: ../progress.ts,
+ * ../run-ending.ts. `dro smoke`: the smoke workflow the same way. `dro server`: the embedded dev
+ * server in the foreground.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -27,7 +29,7 @@ import {
   WORKFLOW_TASK_TIMEOUT,
   type RunTaskQueues,
 } from '../../contracts/task-queues';
-import { createLogger, logger as rootLogger, setRootLogger, type Logger } from '../../infra/logger';
+import { logger as rootLogger, type Logger } from '../../infra/logger';
 import {
   publishServer,
   resolveTemporal,
@@ -40,16 +42,11 @@ import { WORKFLOW_TASK_QUEUE, connectWorker, createWorker } from '../../workers/
 import { installRuntime } from '../../workers/runtime';
 import { setDefaultInferenceRuntime } from '../../engine/onnx/runtime';
 import { pipelineWorkflow } from '../../workflows/pipeline';
-import {
-  pipelineProgressQuery,
-  type PipelineInput,
-  type PipelineProgress,
-  type PipelineResult,
-  type RunProvenance,
-  type StageRecord,
-} from '../../contracts/pipeline';
+import type { PipelineInput, PipelineResult, RunProvenance } from '../../contracts/pipeline';
 import { STAGE_NAMES } from '../../contracts/stages';
 import { preflight } from '../preflight';
+import { followRunToEnd, type LossSummary } from '../run-ending';
+import { commandLogger, stdoutLine } from '../progress';
 import { escapeControl } from '../terminal-text';
 import type { SmokeResult } from '../../contracts/smoke';
 import { smokeWorkflow } from '../../workflows/smoke';
@@ -59,6 +56,9 @@ import {
   DRO_GIT_COMMIT,
   DRO_RUN_ID,
 } from '../../contracts/search-attributes';
+
+export { commandLogger, followProgress, formatSeconds, progressLine, stdoutLine } from '../progress';
+export { lossSummary, printRunEnding, runEnding, stageTable, type LossSummary } from '../run-ending';
 
 /** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
 export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');
@@ -87,6 +87,16 @@ export interface RunJobOptions {
   rerun?: 'all' | string[];
   /** Start the compute and I/O workers in this process. Default: true. */
   workers?: boolean;
+  /**
+   * The argument that needs a cluster outliving this process (`--submit`): no embedded dev server
+   * is started, and without a cluster the command fails naming it (see resolveTemporal).
+   */
+  requireCluster?: string;
+  /**
+   * Print the `Workflow:` line before the workers start, for a workflow that already runs (`dro
+   * resume --attach`): its work begins as soon as they poll. `announce` then prints nothing.
+   */
+  announceFirst?: boolean;
   /**
    * Give the run task queues of its own on the embedded server (privateTaskQueues), so these
    * workers never execute another run's work. Default: false (the shared TASK_QUEUES).
@@ -125,12 +135,6 @@ export interface RunJobResult extends PipelineResult, ClusterRun {
 }
 
 export interface SmokeJobResult extends SmokeResult, ClusterRun {}
-
-export interface LossSummary {
-  steps: [number, number];
-  loss: [number, number];
-  diff: [number | undefined, number | undefined];
-}
 
 /**
  * SHA-256 of what determines the run's results (config/config-hash.ts): not the cluster, store,
@@ -256,6 +260,7 @@ export async function withCluster<T>(
     namespace: config.temporal.namespace,
     devServer: { port: config.temporal.embeddedPort, uiPort: config.temporal.embeddedUiPort },
     log: (line) => out(line),
+    ...(options.requireCluster !== undefined && { requireCluster: options.requireCluster }),
   });
   const { address, namespace, uiAddress } = temporal;
   const where =
@@ -283,6 +288,10 @@ export async function withCluster<T>(
     }
     const activities = createActivities({ store, logger: log });
     const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
+    const workflowId = runId;
+    const workflowLine = (): void =>
+      out(`Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`);
+    if (options.announceFirst) workflowLine();
     const queues: RunTaskQueues =
       options.taskQueues ??
       (options.privateQueues && temporal.source === 'embedded' ? privateTaskQueues(runId) : TASK_QUEUES);
@@ -312,7 +321,6 @@ export async function withCluster<T>(
 
     clientConnection = await Connection.connect({ address });
     const client = new Client({ connection: clientConnection, namespace });
-    const workflowId = runId;
     // A failed worker would otherwise leave the wait for the result hanging.
     const workerFailed =
       running.length === 0
@@ -328,10 +336,9 @@ export async function withCluster<T>(
       queues,
       runId,
       workflowId,
-      announce: () =>
-        out(
-          `Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`,
-        ),
+      announce: () => {
+        if (!options.announceFirst) workflowLine();
+      },
       guard: (call) => {
         // Called inside withAbortSignal so that stopping aborts the long poll itself.
         const inFlight = client.withAbortSignal(calls.signal, call);
@@ -443,89 +450,6 @@ export async function runSmokeJob(options: RunJobOptions): Promise<SmokeJobResul
   });
 }
 
-/** One line per stage: status, wall time, cache hit and its source, note. */
-export function stageTable(stages: readonly StageRecord[]): string[] {
-  const lines = ['stage        status    seconds  cache       note'];
-  for (const s of stages) {
-    // The source run of a hit is in the note ("cached from run ...").
-    const cache = s.cache ? (s.cache.hit ? 'hit' : s.cache.rejected ? 'recomputed' : 'miss') : '-';
-    lines.push(
-      `${s.stage.padEnd(12)} ${s.status.padEnd(9)} ${(s.seconds !== undefined ? s.seconds.toFixed(1) : '-').padStart(7)}  ${cache.padEnd(11)} ${s.note ?? ''}`.trimEnd(),
-    );
-  }
-  return lines;
-}
-
-export function formatSeconds(seconds: number): string {
-  return seconds < 90
-    ? `${seconds.toFixed(1)} s`
-    : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
-}
-
-/**
- * Prints a line when a stage starts or ends, and every `everyMs` a line naming the running stage
- * (the detailed progress lines come from the activities' logs, see commandLogger). Resolves when
- * `stop` fires.
- */
-export async function followProgress(
-  handle: WorkflowHandle,
-  out: (line: string) => void,
-  stop: AbortSignal,
-  everyMs = 60_000,
-): Promise<void> {
-  const seen = new Map<string, StageRecord['status']>();
-  let lastLine = Date.now();
-  const emit = (line: string): void => {
-    out(line);
-    lastLine = Date.now();
-  };
-  while (!stop.aborted) {
-    let progress: PipelineProgress | undefined;
-    try {
-      progress = await handle.query(pipelineProgressQuery);
-    } catch {
-      // Not answerable yet (the first workflow task has not run) or already closed: try again.
-    }
-    for (const s of progress?.stages ?? []) {
-      const before = seen.get(s.stage);
-      if (before === s.status) continue;
-      seen.set(s.stage, s.status);
-      if (s.status === 'running') emit(`[${s.stage}] started`);
-      else if (s.status === 'done')
-        emit(`[${s.stage}] done in ${formatSeconds(s.seconds ?? 0)}${s.note ? `: ${s.note}` : ''}`);
-      else if (s.status === 'skipped' && before !== undefined) emit(`[${s.stage}] skipped (${s.note ?? ''})`);
-    }
-    const running = progress?.stages.find((s) => s.status === 'running');
-    if (running && Date.now() - lastLine >= everyMs) {
-      emit(
-        `[${running.stage}] running for ${formatSeconds((Date.now() - (running.startedAtMs ?? Date.now())) / 1000)}`,
-      );
-    }
-    await new Promise<void>((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        stop.removeEventListener('abort', wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, 1000);
-      stop.addEventListener('abort', wake);
-    });
-  }
-}
-
-/** First and last entry of a training summary's history. */
-export function lossSummary(summary: unknown): LossSummary | undefined {
-  const history = (summary as { history?: Record<string, number>[] } | null)?.history;
-  if (!Array.isArray(history) || history.length === 0) return undefined;
-  const first = history[0]!;
-  const last = history[history.length - 1]!;
-  return {
-    steps: [first.step ?? 0, last.step ?? 0],
-    loss: [first.loss ?? NaN, last.loss ?? NaN],
-    diff: [first.diff, last.diff],
-  };
-}
-
 /**
  * The main job: the pipeline workflow on the cluster, with a line per stage while it runs and, at
  * the end, the report, the DRO model and the DRO loss summary.
@@ -545,37 +469,48 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
       });
       announce(handle);
       out(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
-      const stopFollowing = new AbortController();
-      const following = followProgress(handle, out, stopFollowing.signal);
-      let result: PipelineResult;
-      try {
-        result = await guard(() => handle.result());
-      } finally {
-        stopFollowing.abort();
-        await following;
-      }
-      let droLoss: LossSummary | undefined;
-      const droSummary = result.summaries.dro;
-      if (droSummary) {
-        const bytes = await store.get(droSummary.uri, droSummary.sha256);
-        droLoss = lossSummary(JSON.parse(new TextDecoder().decode(bytes)));
-      }
-      for (const line of stageTable(result.stages)) out(line);
-      if (result.tables) for (const line of result.tables.trimEnd().split('\n')) out(line);
-      out(`Report:    ${result.reportFiles.html.uri}`);
-      out(`           ${result.reportFiles.markdown.uri}`);
-      out(`Manifest:  ${result.manifest.uri}`);
-      out(`DRO model: ${result.models.dro.uri}`);
-      if (droLoss) {
-        const fmt = (v: number | undefined): string => (v === undefined ? 'n/a' : v.toExponential(3));
-        out(
-          `DRO loss:  ${fmt(droLoss.loss[0])} (step ${droLoss.steps[0]}) -> ${fmt(droLoss.loss[1])} (step ${droLoss.steps[1]}); ` +
-            `diff ${fmt(droLoss.diff[0])} -> ${fmt(droLoss.diff[1])}`,
-        );
-      }
-      return { ...result, droLoss };
+      return followRunToEnd(handle, { store, out, wait: guard });
     },
   );
+}
+
+export interface SubmitJobOptions extends Omit<RunJobOptions, 'workers' | 'privateQueues' | 'taskQueues'> {
+  /** Follow the run to its end (like `dro status --follow`) instead of returning once it started. */
+  follow?: boolean;
+}
+
+/**
+ * `dro run --submit`: starts the pipeline on a cluster whose workers run elsewhere (`dro server`
+ * with `dro worker` processes, or TEMPORAL_ADDRESS) and starts no worker here, so ending this
+ * process never stalls a stage. Returns once the run is started, or with `follow`, once it ended
+ * (with the ending `dro run` prints). Never starts an embedded dev server.
+ */
+export async function submitJob(
+  options: SubmitJobOptions,
+): Promise<{ runId: string; result?: PipelineResult & { droLoss: LossSummary | undefined } }> {
+  const out = options.out ?? ((line: string) => console.log(line));
+  const store = options.store ?? openStore(options.config.storage);
+  const done = await withCluster(
+    { requireCluster: '--submit', ...options, store, workers: false, privateQueues: false },
+    async ({ client, runId, announce, guard }) => {
+      const handle = await startPipeline(client, {
+        runId,
+        config: options.config,
+        ...(options.rerun !== undefined && { rerun: options.rerun }),
+      });
+      announce(handle);
+      out(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
+      if (!options.follow) {
+        out(
+          `Submitted: the cluster's workers run it. Follow it with \`dro status ${runId} --follow\`; ` +
+            `stop it with \`dro cancel ${runId}\`.`,
+        );
+        return { runId };
+      }
+      return { runId, result: await followRunToEnd(handle, { store, out, wait: guard, everyMs: 15_000 }) };
+    },
+  );
+  return { runId: done.runId, ...(done.result && { result: done.result }) };
 }
 
 /** A config that cannot run here: every problem, found before any server starts. */
@@ -619,94 +554,18 @@ function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
-/** Log messages whose fields make a progress line for people (see progressLine). */
-const PROGRESS_MESSAGES = new Set([
-  'training progress',
-  'ranking progress',
-  'generating preference images',
-  'reward model epoch',
-]);
-
-export const stdoutLine = (line: string): void => console.log(line);
-
-/** A one-line summary of a progress log entry, or undefined for other entries. */
-export function progressLine(entry: Record<string, unknown>): string | undefined {
-  const num = (key: string): number | undefined => (typeof entry[key] === 'number' ? entry[key] : undefined);
-  switch (entry.msg) {
-    case 'training progress': {
-      const loss = num('loss');
-      const rate = num('imagesPerSecond');
-      return (
-        `[${String(entry.stage)}] step ${num('step')}/${num('totalSteps')}` +
-        `${loss === undefined ? '' : `, loss ${loss.toExponential(3)}`}` +
-        `${rate === undefined ? '' : `, ${rate.toFixed(1)} img/s`}`
-      );
-    }
-    case 'ranking progress': {
-      const eta = num('etaSeconds');
-      return (
-        `[ranking] shard ${num('shardsDone')}/${num('shardsTotal')}, ${num('imagesPerSecond')} img/s` +
-        `${eta === undefined ? '' : `, ETA ${formatSeconds(eta)}`}`
-      );
-    }
-    case 'generating preference images': {
-      const eta = num('etaSeconds');
-      return `[preferences] image ${num('images')}/${num('total')}${eta === undefined ? '' : `, ETA ${formatSeconds(eta)}`}`;
-    }
-    case 'reward model epoch':
-      return `[reward] epoch ${num('epoch')}, loss ${num('loss')?.toFixed(4)}`;
-    default:
-      return undefined;
-  }
-}
-
-/**
- * The logger of `dro run`: structured entries go to stderr at DRO_LOG_LEVEL (default warn), and
- * progress entries of the activities become a line on `out` at most every `everyMs`. Written from
- * the log call itself, so the lines keep coming while a long compute step holds the event loop.
- * It also becomes the process-wide logger, so the engine's own entries (the backend it chose)
- * follow the same rule instead of printing JSON between the progress lines.
- */
-export function commandLogger(out: (line: string) => void, everyMs = 15_000): Logger {
-  const threshold = pinoLevel(process.env.DRO_LOG_LEVEL ?? 'warn');
-  let last = 0;
-  const log = createLogger({
-    level: 'debug',
-    destination: {
-      write(line: string): void {
-        let entry: Record<string, unknown>;
-        try {
-          entry = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          process.stderr.write(line);
-          return;
-        }
-        if (typeof entry.level === 'number' && entry.level >= threshold) process.stderr.write(line);
-        if (!PROGRESS_MESSAGES.has(String(entry.msg)) || Date.now() - last < everyMs) return;
-        const text = progressLine(entry);
-        if (text) {
-          last = Date.now();
-          out(text);
-        }
-      },
-    },
-  });
-  setRootLogger(log);
-  return log;
-}
-
-function pinoLevel(name: string): number {
-  const levels: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
-  return levels[name] ?? 40;
-}
-
 /** What to do about a workflow left open by an interrupt: continue a pipeline run, end anything else. */
-export type InterruptHint = 'resume' | 'cancel';
+export type InterruptHint = 'resume' | 'cancel' | 'follow';
 
 /** The line printed when the user interrupts a command that waits for a workflow. */
 export function interruptedMessage(workflowId: string | undefined, hint: InterruptHint = 'resume'): string {
   if (workflowId === undefined)
     return 'Interrupted: the workers stopped; see `dro runs list --status running` for a run left open.';
+  if (hint === 'follow')
+    return (
+      `Stopped following: run ${workflowId} goes on with the cluster's workers. ` +
+      `Follow it again with \`dro status ${workflowId} --follow\`, or stop it with \`dro cancel ${workflowId}\`.`
+    );
   return hint === 'resume'
     ? `Interrupted: the workers stopped, run ${workflowId} stays open on the Temporal cluster with its history. ` +
         `Continue it with \`dro resume ${workflowId} --attach\`, or end it with \`dro cancel ${workflowId} --force\`.`
@@ -750,6 +609,11 @@ export function registerRunCommand(program: Command): void {
       collect,
       [] as string[],
     )
+    .option(
+      '--submit',
+      'start no workers here: start the run on `dro server` or TEMPORAL_ADDRESS, whose workers run it, and return',
+    )
+    .option('--follow', 'with --submit: follow the run to its end, as `dro status --follow` does')
     .action(
       async (options: {
         config?: string;
@@ -757,13 +621,36 @@ export function registerRunCommand(program: Command): void {
         cache: boolean;
         rerun?: string[];
         set: string[];
+        submit?: boolean;
+        follow?: boolean;
       }) => {
+        if (options.follow && !options.submit)
+          throw new Error('--follow: only with --submit (a plain `dro run` follows its run anyway)');
         const config = loadConfig(options.config, options.set);
         for (const stage of options.rerun ?? [])
           if (!(STAGE_NAMES as readonly string[]).includes(stage))
             throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
         if (options.runId !== undefined) checkRunIdArg(options.runId);
         await checkBeforeRun(config, options.runId);
+        const rerun = !options.cache
+          ? { rerun: 'all' as const }
+          : options.rerun
+            ? { rerun: options.rerun }
+            : {};
+        if (options.submit) {
+          await runInterruptibly(
+            (signal) =>
+              submitJob({
+                config,
+                signal,
+                follow: options.follow === true,
+                ...(options.runId ? { runId: options.runId } : {}),
+                ...rerun,
+              }),
+            'follow',
+          );
+          return;
+        }
         await runInterruptibly((signal) =>
           runJob({
             config,

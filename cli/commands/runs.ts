@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ScheduleOverlapPolicy,
+  WorkflowFailedError,
   type Client,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
@@ -33,6 +34,7 @@ import {
   pipelineProgressQuery,
   type PipelineInput,
   type PipelineProgress,
+  type PipelineResult,
   type RunManifest,
 } from '../../contracts/pipeline';
 import {
@@ -42,7 +44,6 @@ import {
   runRecordsKey,
   commandLogger,
   configHash,
-  followProgress,
   loadConfig,
   provenance,
   runInterruptibly,
@@ -53,6 +54,7 @@ import {
   withCluster,
 } from './run';
 import { parseModelArgs } from './eval';
+import { followRunToEnd, printRunEnding } from '../run-ending';
 
 /** Thrown for a command that cannot do what was asked; main prints the message and exits 1. */
 export class RunCommandError extends Error {
@@ -94,7 +96,7 @@ async function describeRun(client: Client, runId: string): Promise<WorkflowExecu
     return await client.workflow.getHandle(checkRunIdRef(runId)).describe();
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError')
-      throw new RunCommandError(`no run ${runId} on this cluster (see \`dro runs list\`)`);
+      throw new RunCommandError(`run id ${runId}: no such run on this cluster (see \`dro runs list\`)`);
     throw err;
   }
 }
@@ -418,7 +420,7 @@ export function registerRunsCommands(program: Command): void {
   common(program.command('status <runId>').description("a run's state and its stages"))
     .option('-f, --follow', 'keep printing stage changes until the run ends')
     .action(async (runId: string, options: CommonOptions & { follow?: boolean }) => {
-      await withClient(options, async ({ client }) => {
+      await withClient(options, async ({ client, store }) => {
         const d = await describeRun(client, runId);
         const progress = await progressOf(client, runId);
         emit(
@@ -431,16 +433,18 @@ export function registerRunsCommands(program: Command): void {
               : ['(no stage progress: the run has no worker or has closed)']),
           ],
         );
-        if (options.follow && d.status.name === 'RUNNING') {
-          const stop = new AbortController();
-          const following = followProgress(client.workflow.getHandle(runId), stdoutLine, stop.signal, 15_000);
-          await client.workflow
-            .getHandle(runId)
-            .result()
-            .catch(() => undefined);
-          stop.abort();
-          await following;
-          console.log(`Run ${runId}: ${(await describeRun(client, runId)).status.name.toLowerCase()}`);
+        if (options.follow && (d.status.name === 'RUNNING' || d.status.name === 'COMPLETED')) {
+          // To its end, then the ending `dro run` prints (at once for a run that completed).
+          const handle = client.workflow.getHandle(runId);
+          try {
+            if (d.status.name === 'COMPLETED')
+              await printRunEnding((await handle.result()) as PipelineResult, store, stdoutLine);
+            else await followRunToEnd(handle, { store, out: stdoutLine, everyMs: 15_000 });
+          } catch (err) {
+            if (!(err instanceof WorkflowFailedError)) throw err;
+            console.log(`Run ${runId}: ${(await describeRun(client, runId)).status.name.toLowerCase()}`);
+            process.exitCode = 1;
+          }
         }
       });
     });
@@ -500,10 +504,14 @@ export function registerRunsCommands(program: Command): void {
             signal,
             logger: commandLogger(stdoutLine),
             privateQueues: true,
-            // An open run is served on the queues it was started with.
-            ...(found.running && { taskQueues: found.input.taskQueues ?? TASK_QUEUES }),
+            // An open run is served on the queues it was started with; its work begins as soon as
+            // the workers poll, so the Workflow line comes first.
+            ...(found.running && {
+              taskQueues: found.input.taskQueues ?? TASK_QUEUES,
+              announceFirst: true,
+            }),
           },
-          async ({ client, queues, announce, guard }) => {
+          async ({ client, store, queues, announce, guard }) => {
             const handle = found.running
               ? client.workflow.getHandle<typeof pipelineWorkflow>(runId)
               : await startPipeline(client, {
@@ -513,18 +521,8 @@ export function registerRunsCommands(program: Command): void {
                   ...(queues !== TASK_QUEUES && { taskQueues: queues }),
                 });
             announce(handle);
-            const stop = new AbortController();
-            const following = followProgress(handle, stdoutLine, stop.signal);
-            try {
-              const result = await guard(() => handle.result());
-              for (const line of stageTable(result.stages)) console.log(line);
-              console.log(`Report:    ${result.report.uri}`);
-              console.log(`Manifest:  ${result.manifest.uri}`);
-              return result;
-            } finally {
-              stop.abort();
-              await following;
-            }
+            console.log(`Run:      ${runId} (records under ${store.baseUri}/runs/${runId}/)`);
+            return followRunToEnd(handle, { store, out: stdoutLine, wait: guard });
           },
         );
       });

@@ -42,6 +42,13 @@ describe('an interrupted command', () => {
     assert.match(interruptedMessage(undefined), /`dro runs list --status running`/);
     assert.doesNotMatch(interruptedMessage(undefined), /<runId>/);
   });
+
+  test('stopping `dro run --submit --follow` leaves the run to the workers and says how to follow it again', () => {
+    const line = interruptedMessage('demo-2026-12-07-1f0c9a2e', 'follow');
+    assert.match(line, /^Stopped following: run demo-2026-12-07-1f0c9a2e goes on/);
+    assert.match(line, /`dro status demo-2026-12-07-1f0c9a2e --follow`/);
+    assert.doesNotMatch(line, /workers stopped|dro resume/);
+  });
 });
 
 describe('config hash arguments', () => {
