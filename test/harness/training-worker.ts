@@ -73,21 +73,26 @@ export function tinyExperts(n: number, seed = 1, side = 8): ImageDataset {
   };
 }
 
+/** The optimizer settings both tiny methods share: a checkpoint at every update of 2 x batch 2. */
+const TINY_COMMON = {
+  learningRate: 1e-3,
+  weightDecay: 0.01,
+  batchSize: 2,
+  gradientAccumulation: 2,
+  maxGradNorm: 1,
+  promptDropout: 0.2,
+  randomFlip: true,
+  emaDecay: 0.99,
+  checkpointEvery: 2,
+};
+
 /** DRO with a checkpoint at every optimizer update (2 micro-steps of batch 2). */
 export function tinyDroSettings(steps: number, overrides: Partial<TrainingSettings> = {}): TrainingSettings {
   return {
     method: 'dro',
     seed: 7,
     steps,
-    learningRate: 1e-3,
-    weightDecay: 0.01,
-    batchSize: 2,
-    gradientAccumulation: 2,
-    maxGradNorm: 1,
-    promptDropout: 0.2,
-    randomFlip: true,
-    emaDecay: 0.99,
-    checkpointEvery: 2,
+    ...TINY_COMMON,
     margin: 1e-3,
     bufferSize: 4,
     bufferBatchSize: 2,
@@ -105,15 +110,7 @@ export function tinySftSettings(steps: number, overrides: Partial<TrainingSettin
     method: 'sft',
     seed: 5,
     steps,
-    learningRate: 1e-3,
-    weightDecay: 0.01,
-    batchSize: 2,
-    gradientAccumulation: 2,
-    maxGradNorm: 1,
-    promptDropout: 0.2,
-    randomFlip: true,
-    emaDecay: 0.99,
-    checkpointEvery: 2,
+    ...TINY_COMMON,
     ...overrides,
   } as TrainingSettings;
 }

@@ -14,7 +14,7 @@
  * Two cases run at a time.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,24 +26,14 @@ import {
   writeStudyRun,
   type StoredStudy,
 } from '../harness/study-run';
+import { RAW_JS_ERROR, runDroMeasured, snapshot, STACK_FRAME } from './measured-cli';
 
-const root = path.join(__dirname, '..', '..');
-const DRO = path.join(root, 'bin', 'dro.cjs');
 /** Wall-clock limit per case. The whole CLI starts (about 3-5 s on a 2-core machine under load). */
 const TIME_LIMIT_MS = 45_000;
 /** Peak resident memory per case: far below the 200 MB answer file of one case. */
 const PEAK_RSS_LIMIT_KB = 320 * 1024;
-const TIME_BIN = '/usr/bin/time';
-const RSS_MARK = 'DRO_PEAK_RSS_KB=';
-
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-hostile-study-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
-
-const reporter = path.join(work, 'peak-rss.cjs');
-fs.writeFileSync(
-  reporter,
-  `process.on('exit', () => process.stderr.write('\\n${RSS_MARK}' + process.resourceUsage().maxRSS + '\\n'));\n`,
-);
 
 interface Setup {
   /** The case's directory: the config is config.json, the store artifacts/. */
@@ -220,60 +210,6 @@ const CASES: StudyCase[] = [
   },
 ];
 
-interface Outcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  ms: number;
-  peakRssKb: number;
-}
-
-function runDro(cwd: string, args: string[], stateDir: string): Promise<Outcome> {
-  const useTime = fs.existsSync(TIME_BIN);
-  const [cmd, argv] = useTime
-    ? [TIME_BIN, ['-f', `${RSS_MARK}%M`, process.execPath, DRO, ...args]]
-    : [process.execPath, ['--require', reporter, DRO, ...args]];
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, {
-      cwd,
-      env: { ...process.env, DRO_STATE_DIR: stateDir, NO_COLOR: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIME_LIMIT_MS * 2);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const mark = output.lastIndexOf(RSS_MARK);
-      resolve({
-        code: /Command terminated by signal/.test(output) ? null : code,
-        signal,
-        output: mark === -1 ? output : output.slice(0, mark),
-        ms: Date.now() - started,
-        peakRssKb: mark === -1 ? NaN : Number.parseInt(output.slice(mark + RSS_MARK.length), 10),
-      });
-    });
-  });
-}
-
-/** Every entry under `dir` with its kind, size and mtime, to see that nothing was written. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    const file = path.join(entry.parentPath, entry.name);
-    const stat = fs.lstatSync(file);
-    out.set(path.relative(dir, file), `${stat.mode}:${stat.size}:${stat.mtimeMs}`);
-  }
-  return out;
-}
-
-const STACK_FRAME = /^\s+at .+(\(.*:\d+:\d+\)|:\d+:\d+)$/m;
-const RAW_JS_ERROR =
-  /\b(TypeError|RangeError|ReferenceError|SyntaxError|AssertionError)\b|Maximum call stack/;
-
 describe('dro study refuses hostile input', { concurrency: 2 }, () => {
   test('case names are unique', () => {
     assert.equal(new Set(CASES.map((c) => c.name)).size, CASES.length);
@@ -296,8 +232,11 @@ describe('dro study refuses hostile input', { concurrency: 2 }, () => {
       };
       const args = await c.args({ dir, study, write });
       const state = path.join(work, `state-${i}`);
-      const before = snapshot(dir);
-      const r = await runDro(dir, ['study', ...args, '--config', 'config.json'], state);
+      const before = snapshot(dir, true);
+      const r = await runDroMeasured(dir, ['study', ...args, '--config', 'config.json'], state, {
+        work,
+        timeLimitMs: TIME_LIMIT_MS,
+      });
       const shown = `output:\n${r.output}`;
       assert.equal(r.signal, null, `killed by ${r.signal}; ${shown}`);
       assert.ok(r.code !== null && r.code !== 0, `exit code ${r.code}; ${shown}`);
@@ -312,7 +251,7 @@ describe('dro study refuses hostile input', { concurrency: 2 }, () => {
       assert.ok(Number.isFinite(r.peakRssKb), `no peak RSS reported; ${shown}`);
       assert.ok(r.peakRssKb < PEAK_RSS_LIMIT_KB, `peak RSS ${r.peakRssKb} KB`);
       assert.equal(fs.existsSync(state), false, 'a state directory was created');
-      assert.deepEqual(snapshot(dir), before, 'files changed in the case directory');
+      assert.deepEqual(snapshot(dir, true), before, 'files changed in the case directory');
       t.diagnostic(`${r.ms} ms, peak RSS ${r.peakRssKb} KB`);
     });
   });

@@ -13,87 +13,19 @@
  * Two cases run at a time (a CLI start costs about a second of CPU).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { HOSTILE_CASES } from './inputs';
+import { RAW_JS_ERROR, runDroMeasured, snapshot, STACK_FRAME } from './measured-cli';
 
-const root = path.join(__dirname, '..', '..');
-const DRO = path.join(root, 'bin', 'dro.cjs');
 /** Wall-clock limit per input. Measured: 1.1-8.1 s, median 2.9 s, two at a time on a 2-core machine at load 7-15. */
 const TIME_LIMIT_MS = 30_000;
 /** Peak resident memory per input. Measured: 68-139 MB, median 78 MB (the largest input is a 17 MB config). */
 const PEAK_RSS_LIMIT_KB = 256 * 1024;
-const TIME_BIN = '/usr/bin/time';
-const RSS_MARK = 'DRO_PEAK_RSS_KB=';
-
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-hostile-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
-
-/** A preload that prints the process's own peak RSS at exit (where /usr/bin/time is missing). */
-const reporter = path.join(work, 'peak-rss.cjs');
-fs.writeFileSync(
-  reporter,
-  `process.on('exit', () => process.stderr.write('\\n${RSS_MARK}' + process.resourceUsage().maxRSS + '\\n'));\n`,
-);
-
-interface Outcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-  ms: number;
-  peakRssKb: number;
-}
-
-function runValidate(cwd: string, file: string, stateDir: string): Promise<Outcome> {
-  const useTime = fs.existsSync(TIME_BIN);
-  const [cmd, args] = useTime
-    ? [TIME_BIN, ['-f', `${RSS_MARK}%M`, process.execPath, DRO, 'validate', file]]
-    : [process.execPath, ['--require', reporter, DRO, 'validate', file]];
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd,
-      env: { ...process.env, DRO_STATE_DIR: stateDir, NO_COLOR: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIME_LIMIT_MS * 2);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const mark = output.lastIndexOf(RSS_MARK);
-      const peakRssKb = mark === -1 ? NaN : Number.parseInt(output.slice(mark + RSS_MARK.length), 10);
-      resolve({
-        // /usr/bin/time reports a child killed by a signal as "Command terminated by signal N".
-        code: /Command terminated by signal/.test(output) ? null : code,
-        signal,
-        output: mark === -1 ? output : output.slice(0, mark),
-        ms: Date.now() - started,
-        peakRssKb,
-      });
-    });
-  });
-}
-
-/** Every file under `dir` with its size and mtime, to see that nothing was written. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    const file = path.join(entry.parentPath, entry.name);
-    const stat = fs.lstatSync(file);
-    out.set(path.relative(dir, file), `${stat.size}:${stat.mtimeMs}`);
-  }
-  return out;
-}
-
-const STACK_FRAME = /^\s+at .+(\(.*:\d+:\d+\)|:\d+:\d+)$/m;
-const RAW_JS_ERROR =
-  /\b(TypeError|RangeError|ReferenceError|SyntaxError|AssertionError)\b|Maximum call stack/;
 
 describe('dro validate refuses hostile input', { concurrency: 2 }, () => {
   test('the suite holds at least 80 inputs', () => {
@@ -112,7 +44,7 @@ describe('dro validate refuses hostile input', { concurrency: 2 }, () => {
       const file = await c.setup(dir);
       const state = path.join(work, `state-${i}`);
       const before = snapshot(dir);
-      const r = await runValidate(dir, file, state);
+      const r = await runDroMeasured(dir, ['validate', file], state, { work, timeLimitMs: TIME_LIMIT_MS });
       const shown = `output:\n${r.output}`;
       assert.equal(r.signal, null, `killed by ${r.signal}; ${shown}`);
       assert.ok(r.code !== null && r.code !== 0, `exit code ${r.code}; ${shown}`);
