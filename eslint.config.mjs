@@ -3,6 +3,17 @@ import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+const engineIoModules = ['fs', 'fs/promises', 'child_process', 'net', 'http', 'https'].flatMap((m) => [
+  { name: m, message: 'engine/ takes bytes: read and write files in storage/ or the caller' },
+  { name: `node:${m}`, message: 'engine/ takes bytes: read and write files in storage/ or the caller' },
+]);
+const engineLayerPatterns = [
+  { group: ['@temporalio/*'], message: 'engine/ must not import Temporal' },
+  {
+    group: ['**/activities/**', '**/workflows/**', '**/workers/**', '**/cli/**', '**/contracts/**'],
+    message: 'engine/ is used by the pipeline and imports none of it',
+  },
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.dro/**', 'bin/**', 'coverage/**', 'tools/**/*.py'] },
@@ -89,12 +100,53 @@ export default tseslint.config(
     },
   },
   {
-    // The engine is pure compute: it never talks to Temporal.
+    // The engine is compute on bytes: it never talks to Temporal, never reaches up into the layers
+    // that use it, and reads no files itself (the callers hand it bytes).
     files: ['engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: engineIoModules, patterns: engineLayerPatterns }],
+    },
+  },
+  {
+    // Engine modules that still read or write files themselves; this list only shrinks.
+    files: [
+      'engine/backend.ts',
+      'engine/data/folder-import.ts',
+      'engine/data/pickapic.ts',
+      'engine/io/diffusers-pipeline.ts',
+      'engine/io/safetensors.ts',
+      'engine/onnx/cuda-probe.ts',
+      'engine/onnx/gpu-backend.ts',
+      'engine/ranking/shard-committer.ts',
+      'engine/rewards/clip-onnx-reward.ts',
+      'engine/rewards/onnx-reward.ts',
+      'engine/rewards/preference-model.ts',
+      'engine/study/export.ts',
+    ],
+    rules: { 'no-restricted-imports': ['error', { patterns: engineLayerPatterns }] },
+  },
+  {
+    // The artifact store sits below the pipeline: activities and the CLI use it, never the reverse.
+    files: ['storage/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@temporalio/*'], message: 'engine/ must not import Temporal' }] },
+        {
+          patterns: [
+            {
+              group: [
+                '**/contracts/**',
+                '**/workflows/**',
+                '**/activities/**',
+                '**/workers/**',
+                '**/cli/**',
+                '**/engine/**',
+                '@temporalio/*',
+              ],
+              message: 'storage/ is imported by the pipeline, engine-free, and imports none of it',
+            },
+          ],
+        },
       ],
     },
   },

@@ -42,16 +42,25 @@ import { judgeShardImages, toJudgedImages } from '../engine/eval/shard-judging';
 import {
   buildWorldSuite,
   EvalSuiteError,
+  excludedTags,
   normalizePrompt,
   parseSuite,
   selectSuitePrompts,
+  type ExcludedTag,
   type WorldSuite,
 } from '../engine/eval/suite';
 import type { WinRateRow } from '../engine/eval/win-rate';
 import { generateImages } from '../engine/generate';
 import { imageSideOf, samplesToImages } from '../engine/latent/decode';
 import { decodeAnyModel, describeModel } from '../engine/latent/latent-model';
-import { formatRunTables, type GenEvalRow, type SampleGrid, type UtilityReport } from '../engine/report';
+import {
+  formatRunTables,
+  type GenEvalExclusions,
+  type GenEvalRow,
+  type SampleGrid,
+  type UtilityReport,
+} from '../engine/report';
+import { suiteExclusions, withTagCounts } from '../engine/eval/report-detail';
 import { DetectorReward, type RewardModel, type RewardModelIdentity } from '../engine/rewards';
 import { disposeModel, type DiffusionModel } from '../engine/training/diffusion-model';
 import { DEFAULT_UTILITY_WEIGHTS, type UtilityWeights } from '../engine/world/utility';
@@ -70,6 +79,7 @@ import {
   type SummarizeEvaluationInput,
   type SummarizeEvaluationResult,
 } from '../contracts/evaluation';
+import { recordEvaluationShard } from '../infra/pipeline-metrics';
 import { activityLogger, keySegment } from './common';
 import { ModelCache } from './model-cache';
 import { readPreferenceRows } from './preferences';
@@ -122,6 +132,10 @@ export interface EvaluationSuiteInfo {
   excludedPrompts: string[];
   /** Tags without any GenEval prompt: the overall score averages fewer than six tags. */
   missingTags: Tag[];
+  /** Each of `missingTags` with why it has no prompt. Absent in plans written before it. */
+  excludedTags?: ExcludedTag[];
+  /** Distinct prompts per tag before training prompts were removed. Absent in older plans. */
+  drawnPerTag?: Record<Tag, number>;
   /**
    * Why GenEval was not judged, when it was not: its detector judges the built-in world's rendered
    * shapes, which a model of another world (a latent model from a diffusers folder) does not draw.
@@ -294,6 +308,7 @@ function utilityReport(u: EvaluationUtility): UtilityReport {
 export function evaluationReportData(doc: EvaluationDocument): {
   baseline: string;
   geneval: GenEvalRow[];
+  genevalSuite?: GenEvalExclusions;
   winRates: WinRateRow[];
   preferenceReward?: string;
   perRewardMedianWinRates?: WinRateRow[];
@@ -301,7 +316,8 @@ export function evaluationReportData(doc: EvaluationDocument): {
 } {
   return {
     baseline: doc.baseline,
-    geneval: doc.geneval.table,
+    geneval: withTagCounts(doc.geneval.table, doc.geneval.summaries ?? {}),
+    ...(doc.suite && !doc.geneval.skipped ? { genevalSuite: suiteExclusions(doc.suite) } : {}),
     winRates: doc.winRates,
     ...(doc.preferenceReward === undefined ? {} : { preferenceReward: doc.preferenceReward }),
     ...(doc.perRewardMedianWinRates ? { perRewardMedianWinRates: doc.perRewardMedianWinRates } : {}),
@@ -678,14 +694,18 @@ export function createEvaluationActivities(deps: StageDeps) {
       const wanted = Math.max(settings.genevalPrompts, settings.winratePrompts);
       let selection: WorldSuite;
       let source: string;
+      // How the exclusion reasons name where the prompts came from.
+      let sourceWords = 'the built-in draw';
       if (input.suite) {
         const suite = input.suite;
         source = suite.uri;
+        sourceWords = 'the suite file';
         const bytes = await readArtifact(store, suite);
         const parsed = await suiteCall(() => parseSuite(bytes, suite.uri));
         selection = await suiteCall(() => selectSuitePrompts(parsed, training, wanted, suite.uri));
       } else if (settings.heldOutOnly) {
         source = 'built-in held-out prompts (data.promptSplit hash)';
+        sourceWords = 'the held-out prompts';
         const heldOut = TAGS.flatMap((tag) => heldOutPrompts(tag));
         selection = await suiteCall(() => selectSuitePrompts(heldOut, training, wanted, source));
       } else {
@@ -725,6 +745,8 @@ export function createEvaluationActivities(deps: StageDeps) {
           missingTags: TAGS.filter(
             (t) => !selection.prompts.slice(0, genevalPrompts).some((p) => p.tag === t),
           ),
+          excludedTags: excludedTags(selection, genevalPrompts, sourceWords),
+          drawnPerTag: selection.drawnPerTag,
           trainingPrompts: training.size,
           genevalPrompts,
           winratePrompts,
@@ -776,6 +798,7 @@ export function createEvaluationActivities(deps: StageDeps) {
             `${done.ref.uri} holds shard ${input.shard} of another evaluation plan; evaluate under another "out" prefix`,
           );
         log.info({ shard: input.shard, uri: done.ref.uri }, 'evaluation shard already committed');
+        recordEvaluationShard('reused', doc.jobs.length);
         return { shard: done.ref, computed: false, images: doc.jobs.length };
       }
 
@@ -824,6 +847,7 @@ export function createEvaluationActivities(deps: StageDeps) {
           { shard: input.shard, model: input.model, content: found.content.ref.uri },
           'evaluation shard reused by content',
         );
+        recordEvaluationShard('reused', jobs.length);
         return { shard: ref, computed: false, images: jobs.length };
       }
 
@@ -916,6 +940,7 @@ export function createEvaluationActivities(deps: StageDeps) {
           { shard: input.shard, model: input.model, images: jobs.length, seconds: content.seconds },
           'evaluation shard committed',
         );
+        recordEvaluationShard('computed', jobs.length);
         return { shard: ref, computed: true, images: jobs.length };
       } finally {
         release();

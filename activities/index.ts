@@ -18,6 +18,7 @@ import { createReportActivities } from './report';
 import { createRewardActivities } from './reward';
 import { createStageCacheActivities } from './stage-cache';
 import { createEvaluationActivities } from './evaluation';
+import { createEvaluationReportActivities } from './evaluation-report';
 import { createLatestRunActivities } from './latest-run';
 import { createWorldActivities } from './world';
 
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReportActivities(deps),
     ...createStageCacheActivities(deps),
     ...createEvaluationActivities(deps),
+    ...createEvaluationReportActivities(deps),
     ...createLatestRunActivities(deps),
   };
 }
@@ -74,6 +76,7 @@ export const QUEUE_ACTIVITIES = {
     'lookupStage',
     'commitStage',
     'planEvaluation',
+    'writeEvaluationReport',
     'resolveLatestRun',
   ],
 } as const satisfies Record<'gpu' | 'cpu', readonly (keyof Activities)[]>;

@@ -5,8 +5,14 @@
  * first try, a resume) writes its own, so none is ever replaced; a retried write of the same
  * execution returns what is already there.
  */
-import { renderReport, type ReportData } from '../engine/report';
-import type { ArtifactRef } from '../storage/artifact-store';
+import {
+  renderReport,
+  type DroTermPoint,
+  type DroTerms,
+  type LinkedRun,
+  type ReportData,
+} from '../engine/report';
+import type { ArtifactRef, ArtifactStore } from '../storage/artifact-store';
 import type { RunReport } from '../contracts/pipeline';
 import { activityLogger, keySegment } from './common';
 import {
@@ -49,13 +55,63 @@ export function executionKey(runId: string, execution: string, name: string): st
   return `runs/${keySegment(runId)}/executions/${keySegment(execution)}/${name}`;
 }
 
+type HistoryRow = Record<string, unknown>;
+
+/** The DRO hinge's terms per update, from the DRO training summary's history rows. */
+export function droTermPoints(history: readonly HistoryRow[] | undefined): DroTermPoint[] {
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  const points: DroTermPoint[] = [];
+  for (const row of history ?? []) {
+    const step = num(row.step);
+    if (step === undefined) continue;
+    const point: DroTermPoint = { step };
+    for (const key of ['diff', 'expertDiff', 'policyDiff', 'hingeOpen'] as const) {
+      const v = num(row[key]);
+      if (v !== undefined) point[key] = v;
+    }
+    points.push(point);
+  }
+  return points;
+}
+
+/**
+ * The runs that computed this run's reused stages, each linked to its newest report in the store
+ * (relative to this report, `runs/<run>/executions/<execution>/report.html`). A run whose report
+ * cannot be found is listed without a link.
+ */
+export async function linkedRuns(store: ArtifactStore, report: RunReport): Promise<LinkedRun[]> {
+  const stagesBy = new Map<string, string[]>();
+  for (const s of report.stages) {
+    const from = s.cache?.hit ? s.cache.fromRun : undefined;
+    if (from === undefined || from === report.runId) continue;
+    stagesBy.set(from, [...(stagesBy.get(from) ?? []), s.stage]);
+  }
+  const out: LinkedRun[] = [];
+  for (const [runId, stages] of stagesBy) {
+    const run: LinkedRun = { runId, relation: `computed ${stages.join(', ')} (reused here)` };
+    const prefix = `runs/${keySegment(runId)}/executions/`;
+    const keys = await store.list(prefix).catch(() => [] as string[]);
+    // Execution ids begin with their start time, so the greatest is the newest.
+    const newest = keys
+      .filter((k) => /^[^/]+\/report\.html$/.test(k.slice(prefix.length)))
+      .sort()
+      .at(-1);
+    if (newest !== undefined) {
+      const execution = newest.slice(prefix.length).split('/')[0]!;
+      run.report = ['..', '..', '..', keySegment(runId), 'executions', execution, 'report.html']
+        .map((seg) => (seg === '..' ? seg : encodeURIComponent(seg)))
+        .join('/');
+    }
+    out.push(run);
+  }
+  return out;
+}
+
 /** Loss history of a training summary as (step, loss) points. */
-function lossPoints(summary: {
-  history?: { step?: number; loss?: number }[];
-}): { step: number; loss: number }[] {
-  return (summary.history ?? [])
-    .filter((h) => typeof h.step === 'number' && typeof h.loss === 'number')
-    .map((h) => ({ step: h.step!, loss: h.loss! }));
+function lossPoints(summary: { history?: HistoryRow[] }): { step: number; loss: number }[] {
+  return (summary.history ?? []).flatMap((h) =>
+    typeof h.step === 'number' && typeof h.loss === 'number' ? [{ step: h.step, loss: h.loss }] : [],
+  );
 }
 
 export function createReportActivities(deps: StageDeps) {
@@ -80,14 +136,20 @@ export function createReportActivities(deps: StageDeps) {
   /** The report's content for people, from the run report and the artifacts it names. */
   async function reportData(report: RunReport): Promise<ReportData> {
     const lossCurves = [];
+    let droTerms: DroTerms | undefined;
     for (const [stage, ref] of Object.entries(report.summaries)) {
       if (!ref) continue;
-      const summary = await readJsonArtifact<{ history?: { step?: number; loss?: number }[] }>(
-        deps.store,
-        ref,
-      );
+      const summary = await readJsonArtifact<{ history?: HistoryRow[] }>(deps.store, ref);
       lossCurves.push({ stage, points: lossPoints(summary) });
+      if (stage === 'dro') {
+        const margin = (report.config as { dro?: { margin?: unknown } } | undefined)?.dro?.margin;
+        droTerms = {
+          ...(typeof margin === 'number' ? { margin } : {}),
+          points: droTermPoints(summary.history),
+        };
+      }
     }
+    const links = await linkedRuns(deps.store, report);
     const data: ReportData = {
       runId: report.runId,
       name: report.name,
@@ -96,7 +158,12 @@ export function createReportActivities(deps: StageDeps) {
       configHash: report.configHash ?? '',
       stages: report.stages
         .filter((s) => s.status === 'done')
-        .map((s) => ({ stage: s.stage, wallSeconds: s.seconds ?? 0, cacheHit: s.cache?.hit ?? false })),
+        .map((s) => ({
+          stage: s.stage,
+          wallSeconds: s.seconds ?? 0,
+          cacheHit: s.cache?.hit ?? false,
+          ...(s.cache?.hit && s.cache.fromRun !== undefined ? { fromRun: s.cache.fromRun } : {}),
+        })),
       artifacts: report.stages.flatMap((s) =>
         Object.entries(s.artifacts ?? {}).map(([role, ref]) => ({
           role: `${s.stage}/${role}`,
@@ -107,6 +174,8 @@ export function createReportActivities(deps: StageDeps) {
       geneval: [],
       winRates: [],
       lossCurves,
+      ...(droTerms ? { droTerms } : {}),
+      ...(links.length ? { linkedRuns: links } : {}),
     };
     const reward = report.rewardModel;
     if (reward?.accuracy != null && reward.identity)

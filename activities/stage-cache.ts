@@ -14,9 +14,16 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { canonicalJson } from '../config/config-hash';
+import {
+  stageCacheLookups,
+  stageCompletions,
+  stageSeconds,
+  type ReuseOutcome,
+} from '../infra/pipeline-metrics';
 import { storeForUri } from '../storage';
 import type { ArtifactRef } from '../storage/artifact-store';
-import { DigestMismatchError, StoreError } from '../storage/errors';
+import { digestFile } from '../storage/digest';
+import { ArtifactNotFoundError, DigestMismatchError, StoreError } from '../storage/errors';
 import { isUri, parseArtifactUri } from '../storage/uri';
 import { activityLogger, keySegment, storeCall } from './common';
 import { badInput, encodeJson, permanentFailure, PIPELINE_ERRORS, type StageDeps } from './stage';
@@ -88,22 +95,23 @@ export function stageOutPrefix(stage: string, key: string, generation: string): 
   return `stages/${stage}/${key.slice(0, 16)}/${keySegment(generation)}`;
 }
 
-/** SHA-256 of a file, or of a folder as the sorted list of (relative path, file digest). */
+/** Cached outputs up to this size are re-hashed on a cache hit; larger ones are checked by metadata. */
+export const VERIFY_BYTES_UP_TO = 64 * 1024 * 1024;
+
+/**
+ * SHA-256 of a file, or of a folder as the sorted list of (relative path, file digest). Files are
+ * streamed: a multi-gigabyte checkpoint is hashed without being held in memory.
+ */
 async function digestPath(file: string): Promise<string> {
   const stat = await fs.stat(file);
-  if (stat.isFile())
-    return createHash('sha256')
-      .update(await fs.readFile(file))
-      .digest('hex');
+  if (stat.isFile()) return (await digestFile(file)).sha256;
   const entries = (await fs.readdir(file, { recursive: true, withFileTypes: true }))
     .filter((e) => e.isFile())
     .map((e) => path.join(e.parentPath, e.name))
     .sort();
   const hash = createHash('sha256');
   for (const entry of entries) {
-    const digest = createHash('sha256')
-      .update(await fs.readFile(entry))
-      .digest('hex');
+    const { sha256: digest } = await digestFile(entry);
     hash.update(`${path.relative(file, entry)}\0${digest}\n`);
   }
   return hash.digest('hex');
@@ -115,8 +123,10 @@ export async function digestSource(source: string): Promise<string> {
     if (!isUri(source)) return await digestPath(path.resolve(source));
     const parsed = parseArtifactUri(source);
     if (parsed.scheme === 'file') return await digestPath(parsed.path);
-    const bytes = await storeForUri(source).get(source);
-    return createHash('sha256').update(bytes).digest('hex');
+    // An object the artifact store wrote carries its digest; the stage verifies the bytes it reads.
+    const head = await storeForUri(source).head(source);
+    if (!head) throw new ArtifactNotFoundError(source);
+    return head.ref.sha256;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (
@@ -149,6 +159,34 @@ function parseEntry(bytes: Uint8Array, where: string): CacheEntry | string {
   }
 }
 
+/**
+ * When each stage that is being computed was looked up, so its commit can tell how long it took.
+ * Lookup and commit run on the I/O queue, usually in one process; a commit whose lookup ran in
+ * another process (or before a restart) adds no time. Bounded: a stage that fails never commits.
+ */
+const computing = new Map<string, number>();
+const MAX_COMPUTING = 1000;
+
+function computingKey(runId: string, stage: string, key: string): string {
+  return `${runId}\u0000${stage}\u0000${key}`;
+}
+
+function stageFinished(stage: string, outcome: ReuseOutcome, startedMs: number): void {
+  stageSeconds.inc({ stage, outcome }, (performance.now() - startedMs) / 1000);
+  stageCompletions.inc({ stage, outcome });
+}
+
+function lookedUp(input: StageLookupInput, result: StageLookupResult, startedMs: number): StageLookupResult {
+  const outcome: ReuseOutcome = result.hit ? 'reused' : 'computed';
+  stageCacheLookups.inc({ stage: input.stage, outcome });
+  if (result.hit) stageFinished(input.stage, outcome, startedMs);
+  else {
+    if (computing.size >= MAX_COMPUTING) computing.delete(computing.keys().next().value!);
+    computing.set(computingKey(input.runId, input.stage, result.key), startedMs);
+  }
+  return result;
+}
+
 export function createStageCacheActivities(deps: StageDeps) {
   const { store } = deps;
 
@@ -156,6 +194,16 @@ export function createStageCacheActivities(deps: StageDeps) {
   async function verifyOutputs(entry: CacheEntry): Promise<string | undefined> {
     for (const [role, ref] of Object.entries(entry.outputs)) {
       try {
+        // Large outputs (models, checkpoints with optimizer state) are checked against what the
+        // store recorded at commit; their bytes are verified by whoever reads them. Small ones are
+        // re-hashed here, so a damaged one is recomputed instead of failing the next stage.
+        if (ref.size > VERIFY_BYTES_UP_TO) {
+          const head = await storeCall(() => store.head(ref.uri));
+          if (!head) throw new ArtifactNotFoundError(ref.uri);
+          if (head.ref.sha256 !== ref.sha256 || head.ref.size !== ref.size)
+            return `output '${role}' ${ref.uri}: the store records ${head.ref.sha256.slice(0, 12)} (${head.ref.size} bytes), the cache entry ${ref.sha256.slice(0, 12)} (${ref.size} bytes)`;
+          continue;
+        }
         await store.get(ref.uri, ref.sha256);
       } catch (err) {
         if (
@@ -172,6 +220,7 @@ export function createStageCacheActivities(deps: StageDeps) {
   return {
     /** The stage's cache key, where it writes, and a verified cached outcome if there is one. */
     async lookupStage(input: StageLookupInput): Promise<StageLookupResult> {
+      const startedMs = performance.now();
       const log = activityLogger(deps.logger);
       if (typeof input.stage !== 'string' || !/^[a-z]+$/.test(input.stage))
         throw badInput(`field "stage" must be a stage name, got ${JSON.stringify(input.stage)}`);
@@ -184,7 +233,7 @@ export function createStageCacheActivities(deps: StageDeps) {
         out: stageOutPrefix(input.stage, key, `r-${input.execution}`),
         ...(rejected !== undefined && { rejected }),
       });
-      if (input.force) return forced();
+      if (input.force) return lookedUp(input, forced(), startedMs);
       const keys = (await storeCall(() => store.list(`cache/${input.stage}/${key}/`))).reverse();
       let rejected: string | undefined;
       for (const entryKey of keys) {
@@ -196,13 +245,13 @@ export function createStageCacheActivities(deps: StageDeps) {
         const problem = await verifyOutputs(entry);
         if (problem === undefined) {
           log.info({ stage: input.stage, key, from: entry.runId }, 'stage cache hit');
-          return { ...normal, hit: entry };
+          return lookedUp(input, { ...normal, hit: entry }, startedMs);
         }
         log.warn({ stage: input.stage, key, problem }, 'cached stage output is corrupt; computing it again');
         rejected ??= `cached outputs of run ${entry.runId} are unusable: ${problem}`;
       }
       // Outputs of the normal generation may be the corrupt ones: compute into a fresh generation.
-      return rejected !== undefined ? forced(rejected) : normal;
+      return lookedUp(input, rejected !== undefined ? forced(rejected) : normal, startedMs);
     },
 
     /** Records a finished stage; written last, so an entry always names complete outputs. */
@@ -227,6 +276,12 @@ export function createStageCacheActivities(deps: StageDeps) {
           extra: { stage: input.stage, runId: input.runId },
         }),
       );
+      const lookup = computingKey(input.runId, input.stage, input.key);
+      const startedMs = computing.get(lookup);
+      if (startedMs !== undefined) {
+        computing.delete(lookup);
+        stageFinished(input.stage, 'computed', startedMs);
+      }
     },
   };
 }

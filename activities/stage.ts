@@ -5,7 +5,6 @@
  * stable types.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
@@ -17,6 +16,7 @@ import { isPermanent, StoreError } from '../storage/errors';
 import { isUri, parseArtifactUri } from '../storage/uri';
 import { ENGINE_PERMANENT_ERRORS } from '../contracts/errors';
 import { keySegment, storeCall } from './common';
+import { readWholeFile } from '../storage/bounded-read';
 
 export interface StageDeps {
   store: ArtifactStore;
@@ -174,7 +174,7 @@ export async function readSource(store: ArtifactStore, source: string, field: st
   }
   if (file !== undefined) {
     try {
-      return new Uint8Array(await fs.readFile(file));
+      return await readWholeFile(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EACCES')

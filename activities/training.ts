@@ -50,6 +50,7 @@ import type {
   TrainingStage,
 } from '../contracts/training';
 import { STAGE_METHOD } from '../contracts/training';
+import { trainingProgressRecorder } from '../infra/pipeline-metrics';
 import { activityLogger, keySegment, storeCall } from './common';
 import { ModelCache, type HeldModel } from './model-cache';
 import { latentTrainingData } from './latents';
@@ -455,6 +456,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
         let lastLog = 0;
         // Steps per second over the last minute; the ETA is to the end of the whole training.
         const rate = new StepRateWindow(60_000);
+        const recordMetrics = trainingProgressRecorder(input.stage, fromStep);
 
         const save = async (bytes: Uint8Array, step: number): Promise<void> => {
           const ref = await storeCall(() =>
@@ -488,6 +490,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
           onProgress: (p) => {
             Object.assign(beat, { step: p.step, loss: p.metrics?.loss, imagesPerSecond: p.imagesPerSecond });
             ctx.heartbeat(beat);
+            recordMetrics({ step: p.step, imagesPerSecond: p.imagesPerSecond, loss: p.metrics?.loss });
             rate.record(p.step, performance.now());
             if (performance.now() - lastLog >= heartbeatMs) {
               lastLog = performance.now();

@@ -4,7 +4,9 @@
  * For each config and backend: forward, one SFT training step (MSE, forward + backward + Adam), one
  * DRO step (phi with gradient on expert + policy inputs, ref on both without gradient), and a
  * 20-step DPM-Solver++ sample. Reports ms, images/s and achieved GFLOP/s against the conv/matmul
- * FLOP count of engine/models/flops.ts. Writes bench/results/latest.json (or --out FILE).
+ * FLOP count of engine/models/flops.ts. Beside the sample, the same 20 steps with guidance 3 in
+ * both forms, two UNet calls of B per step against one of 2B (bench/guidance.ts), on every backend
+ * but the plain cpu one. Writes bench/results/latest.json (or --out FILE).
  *
  * Options: --backends wasm,cpu  --configs tiny,demo  --quick (fewer repetitions, no cpu demo)
  *   --out FILE                 where to write the report
@@ -32,6 +34,7 @@ import {
   parseBenchReport,
   type BenchReport,
 } from './compare';
+import { timeGuidedSampling, type GuidedSampleTiming } from './guidance';
 import { benchInputs } from './inputs';
 import {
   BATCH,
@@ -60,6 +63,8 @@ interface Row {
   sftStepMs: number;
   droStepMs: number;
   sample20Ms: number | null;
+  /** The guided 20-step sample in its two forms; null where not timed. Outside the peer comparison. */
+  guided20: GuidedSampleTiming | null;
   /** Median process CPU milliseconds (user + system) of each operation; null where not timed. */
   cpuMs: Record<BenchOp, number | null>;
   trainOverForward: number;
@@ -72,6 +77,9 @@ interface Row {
   /** FLOP count of each timed operation (bench/spec.ts), the divisor of every GFLOP/s figure. */
   flops: OpFlops;
 }
+
+/** Rounds per guided form: each sample does twice a sample20's work, so the demo row stays near a minute. */
+const GUIDED_ROUNDS = 5;
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -208,6 +216,15 @@ async function benchOne(
     );
   }
 
+  // The plain cpu backend needs minutes per guided demo sample; its rows time the unguided one only.
+  const guided20 =
+    sample20Ms === null || backend === 'cpu'
+      ? null
+      : await timeGuidedSampling((xt, tt, c) => ref.predict(xt, tt, c), x, ctx, {
+          steps: SAMPLE_STEPS,
+          rounds: quick ? 1 : GUIDED_ROUNDS,
+        });
+
   const flops = opFlops(config, batch);
   const row: Row = {
     backend,
@@ -220,6 +237,7 @@ async function benchOne(
     sftStepMs,
     droStepMs,
     sample20Ms,
+    guided20,
     cpuMs,
     trainOverForward: sftStepMs / forwardMs,
     forwardImagesPerSec: (1000 * batch) / forwardMs,
@@ -322,6 +340,14 @@ async function run(): Promise<void> {
           `GFLOP/s fwd ${fmt(row.forwardGflops, 2)} sft ${fmt(row.sftGflops, 2)} dro ${fmt(row.droGflops, 2)}`,
         ].join(' '),
       );
+      const g = row.guided20;
+      if (g) {
+        console.log(
+          `${''.padEnd(31)}guided20 (w ${g.guidanceScale}) CPU ms: two calls of B ${fmt(g.twoCallCpuMs, 0)}, ` +
+            `one call of 2B ${fmt(g.oneCallCpuMs, 0)} (${fmt(g.cpuRatio, 2)}x; wall ${fmt(g.twoCallMs, 0)} vs ` +
+            `${fmt(g.oneCallMs, 0)} ms, median of ${g.rounds} alternating rounds)`,
+        );
+      }
     }
   }
   const speedups = rows

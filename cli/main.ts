@@ -7,6 +7,7 @@
  *   dro server              the embedded Temporal dev server in the foreground
  *   dro status|cancel|resume <runId>, dro runs list|show|verify, dro schedule ..., dro worker
  *   dro eval --model NAME=URI ...    dro study export|import <runId>
+ *   dro replay              replay recent runs' histories against this code before deploying it
  */
 import { Command } from 'commander';
 import type * as DoctorCommand from './commands/doctor';
@@ -14,6 +15,7 @@ import type * as RunCommand from './commands/run';
 import type * as RunsCommand from './commands/runs';
 import type * as EvalCommand from './commands/eval';
 import type * as StudyCommand from './commands/study';
+import type * as ReplayCommand from './commands/replay';
 import type * as ValidateCommand from './commands/validate';
 import { escapeControl, formatErrorChain } from './terminal-text';
 
@@ -50,6 +52,7 @@ export function buildProgram(command?: string): Command {
   (require('./commands/runs') as typeof RunsCommand).registerRunsCommands(program);
   (require('./commands/eval') as typeof EvalCommand).registerEvalCommands(program);
   (require('./commands/study') as typeof StudyCommand).registerStudyCommands(program);
+  (require('./commands/replay') as typeof ReplayCommand).registerReplayCommand(program);
   return program;
 }
 /* eslint-enable @typescript-eslint/no-require-imports */

@@ -50,6 +50,7 @@ import type * as StageModule from '../activities/stage';
 import { UNET_CONFIGS, type UNetConfig } from '../engine/models/unet-config';
 import { unetParamSpecs } from '../engine/models/unet-params';
 import { stateDir } from '../infra/paths';
+import { deviceProblems, type DeviceCheckDeps } from './device-check';
 import { s3BucketNameProblem } from '../storage/config';
 import { digestFile } from '../storage/digest';
 import { recordedDigestProblem } from '../storage/verify';
@@ -72,6 +73,8 @@ export interface PreflightOptions {
   maxRowsScanned?: number;
   /** Caption-folder images whose headers are read. Default 2000. */
   maxImagesScanned?: number;
+  /** How the GPU a config asks for is looked for. Default: this machine's. */
+  devices?: DeviceCheckDeps;
 }
 
 /** Temporal's default limit on workflow ids (`limit.maxIDLengthLimit`), in bytes. */
@@ -632,6 +635,7 @@ export async function preflight(
     add,
   );
   checkHeldOutPrompts(config, add);
+  for (const p of deviceProblems(config, options.devices)) add(p.field, p.message);
   if (images !== undefined && config.data.source !== 'world' && config.ranking.topK > images)
     add(
       'ranking.topK',

@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import { BoundedReadError, readFileBounded } from '../storage/bounded-read';
 import type { z } from 'zod';
 import { applyOverride, OverrideError } from './overrides';
 import { PipelineConfig } from './schemas';
@@ -64,25 +64,14 @@ export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 export function loadConfigFile(file: string, overrides: readonly string[] = []): PipelineConfig {
   let text: string;
   try {
-    const stat = fs.statSync(file);
-    if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    if (stat.size > MAX_CONFIG_BYTES)
-      throw new ConfigError(file, [
-        { path: '$', message: `file is ${stat.size} bytes; a config may have at most ${MAX_CONFIG_BYTES}` },
-      ]);
-    text = fs.readFileSync(file, 'utf8');
+    text = new TextDecoder().decode(readFileBounded(file, MAX_CONFIG_BYTES, { what: 'config' }));
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (err as Error).message;
-    throw new ConfigError(file, [{ path: '$', message: `cannot read file: ${reason}` }]);
+    if (!(err instanceof BoundedReadError)) throw err;
+    const message =
+      err.problem === 'too-large'
+        ? `file is ${err.size ?? `more than ${MAX_CONFIG_BYTES}`} bytes; a config may have at most ${MAX_CONFIG_BYTES}`
+        : err.detail.replace(/^cannot read it/, 'cannot read file');
+    throw new ConfigError(file, [{ path: '$', message }]);
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let value: unknown;

@@ -94,6 +94,31 @@ export const TemporalConfig = z
     embeddedPort: z.number().int().min(0).max(65535).default(7233),
     /** Web UI port of the embedded dev server. Default 8233. */
     embeddedUiPort: z.number().int().min(0).max(65535).default(8233),
+    // The connection settings below have no defaults: a config without them keeps its parsed form.
+    /**
+     * Connect with TLS. Env TEMPORAL_TLS wins. Default: on when a certificate, CA, server name or
+     * API key is set, off otherwise.
+     */
+    tls: z.boolean().optional(),
+    /** Name the server's certificate is checked against (SNI). Env TEMPORAL_TLS_SERVER_NAME wins. Default: the address's host. */
+    serverName: printable(253).min(1).optional(),
+    /** PEM file of the CA that issued the server's certificate. Env TEMPORAL_TLS_SERVER_CA_CERT_PATH wins. Default: system CAs. */
+    serverCaCertPath: printable(LIMITS.pathLength).min(1).optional(),
+    /** PEM client certificate for mutual TLS. Env TEMPORAL_TLS_CLIENT_CERT_PATH wins. */
+    clientCertPath: printable(LIMITS.pathLength).min(1).optional(),
+    /** PEM private key of `clientCertPath`. Env TEMPORAL_TLS_CLIENT_KEY_PATH wins. */
+    clientKeyPath: printable(LIMITS.pathLength).min(1).optional(),
+    /**
+     * Name of the environment variable holding the API key, never the key itself (a config travels
+     * into the run's history and manifest). Env TEMPORAL_API_KEY wins.
+     */
+    apiKeyEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, {
+        message:
+          'must be the name of an environment variable holding the API key (e.g. TEMPORAL_CLOUD_API_KEY), never the key itself',
+      })
+      .optional(),
   })
   .describe('Temporal cluster');
 export type TemporalConfig = z.infer<typeof TemporalConfig>;
@@ -112,11 +137,30 @@ export const WorkersConfig = z.strictObject({
   /** Seconds between activity heartbeats, at most 3600. Default 10. */
   heartbeatSeconds: z.number().positive().max(LIMITS.heartbeatSeconds).default(10),
   /**
-   * Runtime of UNet sampling (generation, DRO buffer refills): `onnx` (onnxruntime-node, every CPU core),
-   * `tfjs` (the `backend` above), or `auto` (onnx when onnxruntime-node loads). `DRO_INFERENCE_RUNTIME`
-   * overrides it. Default `auto`.
+   * Runtime of UNet sampling (generation, DRO buffer refills): `onnx` (onnxruntime-node on the CPU),
+   * `onnx-cuda` (onnxruntime-node on an NVIDIA GPU, built by tools/gpu-backend/build.sh; docs/gpu.md),
+   * `tfjs` (the `backend` above), or `auto` (onnx when onnxruntime-node loads; never `onnx-cuda`).
+   * `DRO_INFERENCE_RUNTIME` overrides it. Default `auto`.
    */
-  inferenceRuntime: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
+  inferenceRuntime: z.enum(['auto', 'tfjs', 'onnx', 'onnx-cuda']).default('auto'),
+  /**
+   * Intra-op threads of the ONNX Runtime sessions (all their operators on the CPU, those the GPU
+   * does not run with `onnx-cuda`) and of the native TensorFlow backend (TF_NUM_INTRAOP_THREADS, when
+   * not already set). `DRO_INFERENCE_THREADS` overrides it for ONNX. Lower it when several workers
+   * share a machine. Default: the cores available to the process (`os.availableParallelism()`).
+   */
+  threads: count(1024).optional(),
+  /**
+   * `host:port` on which `dro worker` and `dro run` serve Prometheus metrics at `/metrics`
+   * (docs/metrics.md); `--metrics` wins. No default: metrics are off unless set.
+   */
+  metricsAddress: z
+    .string()
+    .max(300)
+    .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, {
+      message: 'must be host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464',
+    })
+    .optional(),
 });
 export type WorkersConfig = z.infer<typeof WorkersConfig>;
 
@@ -408,7 +452,10 @@ export const EvalConfig = z.strictObject({
   guidanceScale: z.number().min(0).max(LIMITS.guidanceScale).default(7.5),
   /** Bootstrap resamples for confidence intervals, at most 1,000,000. Default 10000. */
   bootstrapSamples: count(LIMITS.bootstrapSamples).default(10000),
-  /** Methods compared against the DRO model. Default base and SFT. */
+  /**
+   * Methods the DRO model is compared against; the first one the run evaluates is the baseline of
+   * the GenEval significance marks in the report. Default base and SFT.
+   */
   baselines: z.array(z.enum(['base', 'sft', 'dpo'])).default(['base', 'sft']),
   /** Images per evaluation shard activity (shards spread over the compute workers), at most 4096. Default 32. */
   shardSize: count(4096).default(32),
@@ -420,6 +467,11 @@ export const UserStudyConfig = z.strictObject({
   prompts: count(LIMITS.evalPrompts).default(32),
   /** Share of attention-check pairs with a known answer. Default 0.1. */
   attentionCheckRate: probability.default(0.1),
+  /**
+   * `dro study import` flags a participant whose median time per answer is below this many
+   * milliseconds as implausibly fast (`--min-median-ms` wins). Default 800 when absent.
+   */
+  minMedianAnswerMs: z.number().int().min(0).max(600_000).optional(),
 });
 export type UserStudyConfig = z.infer<typeof UserStudyConfig>;
 

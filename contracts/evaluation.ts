@@ -24,6 +24,7 @@ import { defineQuery } from '@temporalio/workflow';
 import type { RunTaskQueues } from './task-queues';
 import type { BackendPreference } from '../engine/backend';
 import type { ArtifactRef } from '../storage/artifact-store';
+import type { PipelineConfig } from '../config/schemas';
 
 /** A model to evaluate: a model bundle (as trainingWorkflow or importBaseModel writes it). */
 export interface EvalModelInput {
@@ -69,6 +70,33 @@ export interface EvaluationSettings {
    * turns. Default false: prompts drawn from the whole world, training prompts removed.
    */
   heldOutOnly?: boolean;
+}
+
+/**
+ * The evaluation settings a pipeline run of `config` uses (its baseline is named by the caller): the
+ * pipeline's eval stage and `dro eval --like` judge a run's models by the same rules.
+ */
+export function runEvaluationSettings(config: PipelineConfig): EvaluationSettings {
+  return {
+    seed: config.seed,
+    genevalPrompts: config.eval.genevalPrompts,
+    imagesPerPrompt: config.eval.imagesPerPrompt,
+    winratePrompts: config.eval.winratePrompts,
+    winrateSamples: config.eval.winrateSamples,
+    samplerSteps: config.eval.samplerSteps,
+    guidanceScale: config.eval.guidanceScale,
+    bootstrapSamples: config.eval.bootstrapSamples,
+    shardSize: config.eval.shardSize,
+    ...(config.data.promptSplit === 'hash' && { heldOutOnly: true }),
+  };
+}
+
+/**
+ * The model a run's GenEval significance marks compare against: the first of `eval.baselines` the
+ * run evaluates, else the base model.
+ */
+export function evaluationBaseline(baselines: readonly string[], models: readonly string[]): string {
+  return baselines.find((b) => models.includes(b)) ?? 'base';
 }
 
 export interface EvaluationInput {
@@ -220,6 +248,8 @@ export interface ScheduledEvaluationResult extends EvaluationResult {
   models: EvalModelInput[];
   /** The run whose models were evaluated (`--latest-of` only). */
   source?: { runId: string; configHash: string; closedAt: string };
+  /** Its report under `<out>/report/`, the same pages `dro eval` writes. Absent in older executions. */
+  report?: { html: ArtifactRef; markdown: ArtifactRef };
 }
 
 // ----- planning -----

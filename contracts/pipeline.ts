@@ -8,7 +8,7 @@ import type { ExpertProvenance } from '../engine/ranking/expert-provenance';
 import type { RewardModelIdentity } from '../engine/rewards/reward-model';
 import type { ArtifactRef } from '../storage/artifact-store';
 import type { RunTaskQueues } from './task-queues';
-import { STAGE_NAMES, type StageName } from './stages';
+import type { StageName } from './stages';
 
 /** Where the run's code and machine came from, recorded in its manifest. */
 export interface RunProvenance {
@@ -31,8 +31,6 @@ export interface PipelineInput {
   taskQueues?: RunTaskQueues;
 }
 
-/** Every stage of the graph, in a valid order. */
-export const PIPELINE_STAGES = STAGE_NAMES;
 export type PipelineStage = StageName;
 
 export interface StageCacheRecord {

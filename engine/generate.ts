@@ -1,6 +1,7 @@
 /**
  * Text-to-image generation with a DiffusionModel: DPM-Solver++ on the fixed linspace grid with
- * classifier-free guidance. Every image has its own seed (x_T drawn from Rng(seed)), so an image
+ * classifier-free guidance, one UNet call per step on the empty and the given prompts together.
+ * Every image has its own seed (x_T drawn from Rng(seed)), so an image
  * depends only on (model, prompt, seed, steps, guidance), never on how images were batched.
  * The UNet runs on TF.js or onnxruntime (./onnx); the two agree to float32 rounding, not bit for bit.
  */
@@ -8,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from './rng';
 import { NoiseSchedule } from './schedulers/ddpm-schedule';
 import { DpmSolverPlusPlus } from './schedulers/dpm-solver';
-import { disposeSampleResult, runSampler } from './schedulers/sampling';
+import { disposeSampleResult, guidanceBatch, runSampler } from './schedulers/sampling';
 import { inferenceTimesteps, sharedGrid } from './schedulers/timesteps';
 import { encodePrompts, type DiffusionModel } from './training/diffusion-model';
 import { createUNetInference } from './onnx/unet-inference';
@@ -68,19 +69,16 @@ export async function generateImages(
         tf.concat(seeds.map((s) => new Rng(s).normalTensor([1, size, size, c.in_channels]))),
       ) as tf.Tensor4D;
       const cond = encodePrompts(model, batchPrompts);
-      const uncond =
-        guidanceScale === 1
-          ? undefined
-          : encodePrompts(
-              model,
-              batchPrompts.map(() => ''),
-            );
+      // Guided steps make one UNet call on [empty prompts; prompts] rather than two of B.
+      const empty = batchPrompts.map(() => '');
+      const guidanceCond =
+        guidanceScale === 1 ? undefined : tf.tidy(() => guidanceBatch(encodePrompts(model, empty), cond));
       const result = await runSampler(solver, {
         model: unet.predict,
         xT,
         grids: sharedGrid(grid, batchPrompts.length),
         cond,
-        uncond,
+        guidanceCond,
         guidanceScale,
         record: false,
       });
@@ -88,7 +86,7 @@ export async function generateImages(
       const n = data.length / batchPrompts.length;
       for (let b = 0; b < batchPrompts.length; b++) out.push(data.slice(b * n, (b + 1) * n));
       disposeSampleResult(result);
-      tf.dispose([xT, cond, ...(uncond ? [uncond] : [])]);
+      tf.dispose([xT, cond, ...(guidanceCond ? [guidanceCond] : [])]);
       options.onProgress?.(out.length, prompts.length);
     }
   } finally {

@@ -2,7 +2,8 @@
  * Where the pipeline's Temporal cluster comes from, and the embedded dev server.
  *
  * Resolution order (see {@link resolveTemporal}):
- *   1. `TEMPORAL_ADDRESS` set: that cluster, which must answer within a few seconds.
+ *   1. `TEMPORAL_ADDRESS` set: that cluster, which must answer within a few seconds, over TLS, mutual
+ *      TLS and with an API key as TEMPORAL_TLS* / TEMPORAL_API_KEY say (`./temporal-connection.ts`).
  *   2. A dev server already started by `dro server` on the same state directory.
  *   3. An embedded `temporal server start-dev` on `<stateDir>/temporal.db`, with the binary from
  *      `DRO_TEMPORAL_BIN`, `PATH`, the cache `~/.cache/dro-pipeline/bin/temporal-1.5.1`, else the
@@ -27,6 +28,17 @@ import { TEMPORAL_CLI } from './binaries';
 import { databaseOwner, lockDatabase, type DbLockOwner } from './db-lock';
 import { ensureBinary, type ResolvedBinary } from './go-binary';
 import { stateDir } from './paths';
+import {
+  assertNoSecurityWithoutAddress,
+  explainRpcError,
+  plainConnection,
+  probeTls,
+  resolveConnection,
+  speaksTls,
+  type TemporalConnection,
+  TemporalConnectionError,
+  type TemporalSecurityConfig,
+} from './temporal-connection';
 
 export { TEMPORAL_CLI };
 
@@ -184,20 +196,29 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port };
 }
 
+function asConnection(target: string | TemporalConnection): TemporalConnection {
+  return typeof target === 'string' ? plainConnection(target) : target;
+}
+
 /**
- * Resolves when `address` serves `namespace`; throws after `timeoutMs` with the last failure.
- * Each attempt is bounded so that a silent address fails in time.
+ * Resolves when `target` (an address for plain gRPC, or a resolved connection) serves
+ * `namespace`; throws after `timeoutMs` with the last failure. Each attempt is bounded so that a
+ * silent address fails in time. A refusal that no retry can fix (TLS, certificates, API key)
+ * throws {@link TemporalConnectionError} at once, naming the setting.
  */
 export async function waitForTemporal(
-  address: string,
+  target: string | TemporalConnection,
   namespace: string,
   timeoutMs: number,
   /** Why the server can no longer answer (it exited), checked between attempts. */
   deathReason: () => string | undefined = () => undefined,
 ): Promise<void> {
+  const conn = asConnection(target);
+  const { address } = conn;
   const { host, port } = splitAddress(address);
   const deadline = Date.now() + timeoutMs;
   let lastError = 'no answer';
+  let tcpAnswered = false;
   for (;;) {
     const dead = deathReason();
     if (dead) throw new TemporalUnavailableError(dead);
@@ -205,21 +226,36 @@ export async function waitForTemporal(
     if (left <= 0) break;
     // A plain TCP probe first: the gRPC client backs off for a second after a refused connect.
     if (await tcpAnswers(host, port, Math.min(left, 1000))) {
-      // Lazy, so that a failed attempt's channel is still closed below and cannot keep the process alive.
-      const connection = Connection.lazy({ address, connectTimeout: Math.max(500, Math.min(left, 5000)) });
-      try {
-        await connection.ensureConnected();
-        await connection.workflowService.describeNamespace({ namespace });
-        return;
-      } catch (err) {
-        lastError = err instanceof Error ? err.message : String(err);
-      } finally {
-        await connection.close();
+      tcpAnswered = true;
+      // The SDK retries a refused handshake until its deadline and then says only that; this says why.
+      const probe = conn.tls ? await probeTls(conn, Math.max(500, Math.min(left, 5000))) : undefined;
+      if (probe && 'transient' in probe) {
+        lastError = probe.transient;
+      } else {
+        // Lazy, so that a failed attempt's channel is still closed below and cannot keep the process alive.
+        const connection = Connection.lazy({
+          ...conn.clientOptions(),
+          connectTimeout: Math.max(500, Math.min(left, 5000)),
+        });
+        try {
+          await connection.ensureConnected();
+          await connection.workflowService.describeNamespace({ namespace });
+          return;
+        } catch (err) {
+          const refused = explainRpcError(conn, err);
+          if (refused) throw refused;
+          lastError = conn.redact(err instanceof Error ? err.message : String(err));
+        } finally {
+          await connection.close();
+        }
       }
     } else {
       lastError = 'connection refused or timed out';
     }
     await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+  }
+  if (tcpAnswered && !conn.tls && (await speaksTls(address))) {
+    lastError = `${lastError}; the server there speaks TLS: set TEMPORAL_TLS=true (or $.temporal.tls)`;
   }
   throw new TemporalUnavailableError(
     `Temporal at ${address} did not answer within ${seconds(timeoutMs)} (${lastError})`,
@@ -229,12 +265,14 @@ export async function waitForTemporal(
 
 /** Adds the missing custom search attributes; an attribute registered with another type is an error. */
 export async function registerSearchAttributes(
-  address: string,
+  target: string | TemporalConnection,
   namespace: string,
   attributes: Readonly<Record<string, SearchAttributeKind>> = DRO_SEARCH_ATTRIBUTES,
 ): Promise<void> {
+  const conn = asConnection(target);
+  const { address } = conn;
   const names = Object.keys(attributes).join(', ');
-  const connection = Connection.lazy({ address, connectTimeout: 5000 });
+  const connection = Connection.lazy({ ...conn.clientOptions(), connectTimeout: 5000 });
   try {
     await connection.ensureConnected();
     const existing = await connection.operatorService.listSearchAttributes({ namespace });
@@ -258,7 +296,7 @@ export async function registerSearchAttributes(
     if (err instanceof TemporalUnavailableError) throw err;
     throw new TemporalUnavailableError(
       `could not register the search attributes ${names} in namespace ${namespace} on ${address}: ` +
-        `${err instanceof Error ? err.message : String(err)}. Register them once with ` +
+        `${conn.redact(err instanceof Error ? err.message : String(err))}. Register them once with ` +
         `\`temporal operator search-attribute create --name <name> --type Keyword\`.`,
     );
   } finally {
@@ -474,6 +512,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 export interface ResolvedTemporal {
   address: string;
   namespace: string;
+  /** How to connect to `address` (TLS, API key); plain for the dev servers. */
+  connection: TemporalConnection;
   /** Web UI URL when known. */
   uiAddress: string | undefined;
   /** `external`: TEMPORAL_ADDRESS; `shared`: a running `dro server`; `embedded`: started here. */
@@ -491,6 +531,8 @@ export interface ResolveTemporalOptions {
   address?: string;
   /** Namespace from the run config; TEMPORAL_NAMESPACE wins. Default: `default`. */
   namespace?: string;
+  /** TLS and API key settings from the run config (`temporal.tls`, ...); TEMPORAL_TLS* and TEMPORAL_API_KEY win. */
+  security?: TemporalSecurityConfig;
   /** How long an external cluster may take to answer. Default: 5 s. */
   checkTimeoutMs?: number;
   /** Options for the embedded dev server. */
@@ -543,18 +585,30 @@ function readServerRecord(dbFile: string): ServerRecord | undefined {
 
 /**
  * The cluster a standalone worker should join: TEMPORAL_ADDRESS, else a running `dro server` on
- * this state directory. Never starts a server.
+ * this state directory. Never starts a server. Connection settings are checked here, before
+ * anything connects.
  */
-export function findRunningTemporal(env: NodeJS.ProcessEnv = process.env): {
+export function findRunningTemporal(
+  env: NodeJS.ProcessEnv = process.env,
+  security: TemporalSecurityConfig = {},
+): {
   address: string;
   namespace: string;
+  connection: TemporalConnection;
 } {
   const namespace = env.TEMPORAL_NAMESPACE || DEFAULT_NAMESPACE;
   const fromEnv = env.TEMPORAL_ADDRESS?.trim();
-  if (fromEnv) return { address: fromEnv, namespace };
+  if (fromEnv)
+    return { address: fromEnv, namespace, connection: resolveConnection(fromEnv, { env, config: security }) };
+  assertNoSecurityWithoutAddress({ env, config: security });
   const dbFile = path.join(stateDir(), 'temporal.db');
   const record = readServerRecord(dbFile);
-  if (record) return { address: record.address, namespace: env.TEMPORAL_NAMESPACE || record.namespace };
+  if (record)
+    return {
+      address: record.address,
+      namespace: env.TEMPORAL_NAMESPACE || record.namespace,
+      connection: plainConnection(record.address),
+    };
   throw new TemporalUnavailableError(
     `no Temporal cluster to join: TEMPORAL_ADDRESS is not set and no \`dro server\` is running for ${dbFile}. ` +
       `Start one with \`dro server\` or set TEMPORAL_ADDRESS.`,
@@ -568,12 +622,21 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
     env.TEMPORAL_NAMESPACE || options.namespace || options.devServer?.namespace || DEFAULT_NAMESPACE;
   const fromEnv = env.TEMPORAL_ADDRESS?.trim();
   const external = fromEnv || options.address?.trim();
+  const sources = { env, config: options.security ?? {} };
   if (external) {
     const origin = fromEnv ? 'TEMPORAL_ADDRESS' : 'temporal.address';
     const timeoutMs = options.checkTimeoutMs ?? 5000;
+    const connection = resolveConnection(external, sources);
     try {
-      await waitForTemporal(external, namespace, timeoutMs);
+      await waitForTemporal(connection, namespace, timeoutMs);
     } catch (err) {
+      if (err instanceof TemporalConnectionError) {
+        const where = err.message.includes(external) ? '' : `${origin}=${external}: `;
+        throw new TemporalConnectionError(
+          `${options.requireCluster ? `${options.requireCluster}: ` : ''}${where}${err.message}`,
+          err.setting,
+        );
+      }
       const why = err instanceof TemporalUnavailableError && err.reason ? err.reason : String(err);
       throw new TemporalUnavailableError(
         `${options.requireCluster ? `${options.requireCluster}: ` : ''}${origin}=${external}: no Temporal server answered there within ${seconds(timeoutMs)} ` +
@@ -583,10 +646,11 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
             : ', or unset it to use the embedded dev server.'),
       );
     }
-    await registerSearchAttributes(external, namespace, options.devServer?.searchAttributes);
+    await registerSearchAttributes(connection, namespace, options.devServer?.searchAttributes);
     return {
       address: external,
       namespace,
+      connection,
       uiAddress: env.TEMPORAL_UI_ADDRESS || undefined,
       source: 'external',
       server: undefined,
@@ -594,12 +658,19 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
     };
   }
 
+  assertNoSecurityWithoutAddress(sources);
   const dbFile = path.resolve(options.devServer?.dbFile ?? path.join(stateDir(), 'temporal.db'));
   const record = readServerRecord(dbFile);
   if (record) {
     try {
       await waitForTemporal(record.address, record.namespace, options.checkTimeoutMs ?? 5000);
-      return { ...record, source: 'shared', server: undefined, stop: async () => {} };
+      return {
+        ...record,
+        connection: plainConnection(record.address),
+        source: 'shared',
+        server: undefined,
+        stop: async () => {},
+      };
     } catch {
       // A stale record: the server is gone; start our own below.
     }
@@ -619,6 +690,7 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
   return {
     address: server.address,
     namespace,
+    connection: plainConnection(server.address),
     uiAddress: server.uiAddress,
     source: 'embedded',
     server,

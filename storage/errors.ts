@@ -2,7 +2,6 @@
  * Errors raised by the artifact store. Each has a stable `type` (equal to its class name) so that a
  * Temporal retry policy can list the permanent ones in `nonRetryableErrorTypes`.
  */
-import { STORE_PERMANENT_ERRORS } from '../contracts/errors';
 
 /** Base class: every store error carries a stable `type` string. */
 export abstract class StoreError extends Error {
@@ -142,8 +141,19 @@ export class StoreAccessDeniedError extends StoreError {
   }
 }
 
-/** Error types that retrying cannot fix; suitable for a Temporal `nonRetryableErrorTypes` list. */
-export const PERMANENT_STORE_ERROR_TYPES: readonly string[] = STORE_PERMANENT_ERRORS;
+/**
+ * Error types that retrying cannot fix; suitable for a Temporal `nonRetryableErrorTypes` list.
+ * Workflows cannot import this module (it does I/O), so contracts/errors.ts spells the same names;
+ * a test holds the two equal.
+ */
+export const PERMANENT_STORE_ERROR_TYPES: readonly string[] = [
+  InvalidArtifactUriError,
+  DigestMismatchError,
+  ArtifactNotFoundError,
+  BucketNotFoundError,
+  StoreAccessDeniedError,
+  ArtifactExistsError,
+].map((error) => error.name);
 
 /**
  * True for errors that a retry cannot fix. An unreachable store may come back; a missing bucket,

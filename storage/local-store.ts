@@ -17,6 +17,7 @@ import fsp from 'node:fs/promises';
 import { putFileWith } from './put-file';
 import path from 'node:path';
 import { stateDir } from '../infra/paths';
+import { artifactBytesRead, artifactBytesWritten } from '../infra/pipeline-metrics';
 import type {
   ArtifactData,
   ArtifactMetadata,
@@ -81,6 +82,8 @@ async function openForRead(file: string, uri: string): Promise<{ stream: ReadStr
 /** Bytes per read: large enough that hashing, not system calls, dominates. */
 const READ_CHUNK = 4 * 1024 * 1024;
 
+const STORE_LABEL = { store: 'local' } as const;
+
 export class LocalArtifactStore implements ArtifactStore {
   /** Absolute directory holding the artifacts. */
   readonly root: string;
@@ -131,6 +134,7 @@ export class LocalArtifactStore implements ArtifactStore {
     });
     if (kept) return kept;
     await writeFileAtomic(file + METADATA_SUFFIX, encodeStoredMetadata(buildStoredMetadata(options, digest)));
+    artifactBytesWritten.inc(STORE_LABEL, digest.size);
     return { uri: this.uriOf(key), ...digest };
   }
 
@@ -142,7 +146,9 @@ export class LocalArtifactStore implements ArtifactStore {
     const { uri, expected, file } = await this.prepareRead(uriOrKey, expectedSha256);
     const { stream, size } = await openForRead(file, uri);
     try {
-      return await readVerified(uri, stream, expected, size);
+      const bytes = await readVerified(uri, stream, expected, size);
+      artifactBytesRead.inc(STORE_LABEL, bytes.byteLength);
+      return bytes;
     } finally {
       stream.destroy();
     }
@@ -155,6 +161,7 @@ export class LocalArtifactStore implements ArtifactStore {
       const digest = await writeFileAtomic(path.resolve(file), stream, {
         verify: (d) => checkDigest(uri, expected, d),
       });
+      artifactBytesRead.inc(STORE_LABEL, digest.size);
       return { uri, ...digest };
     } finally {
       stream.destroy();

@@ -24,6 +24,7 @@
  * lifecycle rule `AbortIncompleteMultipartUpload` (e.g. after 1 day) removes them.
  */
 import { randomBytes } from 'node:crypto';
+import { artifactBytesRead, artifactBytesWritten } from '../infra/pipeline-metrics';
 import { putFileWith } from './put-file';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -235,6 +236,8 @@ function isMissingObject(err: unknown): boolean {
   return name === 'NoSuchKey' || (name === 'NotFound' && httpStatusOf(err) === 404);
 }
 
+const STORE_LABEL = { store: 's3' } as const;
+
 export class S3ArtifactStore implements ArtifactStore {
   readonly bucket: string;
   readonly prefix: string;
@@ -335,6 +338,7 @@ export class S3ArtifactStore implements ArtifactStore {
       const ref = toHead(this.uriOf(key), now).ref;
       return options.ifExists === 'keep' ? ref : sameOrRefuse(ref, digest);
     }
+    artifactBytesWritten.inc(STORE_LABEL, digest.size);
     return { uri: this.uriOf(key), ...digest };
   }
 
@@ -486,7 +490,9 @@ export class S3ArtifactStore implements ArtifactStore {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       if (out.Body === undefined) throw new Error(`GetObject ${uri} returned no body`);
       body = out.Body as Readable;
-      return await readVerified(uri, body, expected, out.ContentLength);
+      const bytes = await readVerified(uri, body, expected, out.ContentLength);
+      artifactBytesRead.inc(STORE_LABEL, bytes.byteLength);
+      return bytes;
     } catch (err) {
       if (isMissingObject(err)) throw new ArtifactNotFoundError(uri);
       throw this.fail(err);
@@ -505,6 +511,7 @@ export class S3ArtifactStore implements ArtifactStore {
       const digest = await writeFileAtomic(path.resolve(file), body, {
         verify: (d) => checkDigest(uri, expected, d),
       });
+      artifactBytesRead.inc(STORE_LABEL, digest.size);
       return { uri, ...digest };
     } catch (err) {
       if (isMissingObject(err)) throw new ArtifactNotFoundError(uri);

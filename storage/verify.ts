@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ChunkSource, ContentDigest } from './digest';
-import { isSha256Hex, sha256Hex } from './digest';
+import { isSha256Hex } from './digest';
 import { ArtifactNotFoundError, DigestMismatchError } from './errors';
 import type { StoredMetadata } from './metadata';
 
@@ -54,20 +54,6 @@ export function expectedContent(
 export function checkDigest(uri: string, expected: ExpectedContent, actual: ContentDigest): void {
   if (actual.sha256 !== expected.sha256)
     throw new DigestMismatchError(uri, expected.sha256, actual.sha256, actual.size, expected.size);
-}
-
-/**
- * Checks bytes read from `uri` against the caller's expected digest, else the stored one, and throws
- * DigestMismatchError naming the URI.
- */
-export function verifyArtifactBytes(
-  uri: string,
-  bytes: Uint8Array,
-  expectedSha256: string | undefined,
-  meta: StoredMetadata | undefined,
-): void {
-  const expected = expectedContent(uri, expectedSha256, meta);
-  checkDigest(uri, expected, { sha256: sha256Hex(bytes), size: bytes.byteLength });
 }
 
 /**

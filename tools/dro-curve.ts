@@ -13,25 +13,57 @@ import { decodeImageDataset } from '../engine/io/image-dataset';
 import { decodeModelBundle } from '../engine/io/model-bundle';
 import { Trainer } from '../engine/training/trainer';
 
+/** A wrong argument or unreadable file: printed as one line, with no stack trace. */
+class CurveArgError extends Error {}
+
 function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
   const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`--${name} is required`);
+  if (v === undefined || v.startsWith('--')) throw new CurveArgError(`--${name} is required`);
   return v;
 }
 
+function numberArg(name: string, fallback: string, integer = false): number {
+  const v = Number(arg(name, fallback));
+  if (!Number.isFinite(v) || (integer && (!Number.isInteger(v) || v < 1)))
+    throw new CurveArgError(
+      `--${name} ${arg(name, fallback)}: give ${integer ? 'a positive integer' : 'a number'}`,
+    );
+  return v;
+}
+
+/** A file's bytes decoded by `decode`; any failure names the option and the file. */
+function readArg<T>(name: string, decode: (bytes: Uint8Array, file: string) => T): T {
+  const file = arg(name);
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CurveArgError(
+      `--${name} ${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`,
+    );
+  }
+  try {
+    return decode(bytes, file);
+  } catch (err) {
+    throw new CurveArgError(`--${name} ${file}: ${(err as Error).message}`);
+  }
+}
+
 async function run(): Promise<void> {
+  // Arguments and files first: a typo should not wait for a backend to load.
+  const model = readArg('model', decodeModelBundle);
+  const experts = readArg('experts', decodeImageDataset);
   const backend = await initBackend('auto');
-  const model = decodeModelBundle(fs.readFileSync(arg('model')), arg('model'));
-  const experts = decodeImageDataset(fs.readFileSync(arg('experts')), arg('experts'));
-  const steps = Number(arg('steps', '400'));
-  const accumulation = Number(arg('accumulation', '4'));
+  const steps = numberArg('steps', '400', true);
+  const accumulation = numberArg('accumulation', '4', true);
   const trainer = Trainer.create({
     settings: {
       method: 'dro',
-      seed: Number(arg('seed', '0')),
+      seed: numberArg('seed', '0'),
       steps,
-      learningRate: Number(arg('lr', '1e-4')),
+      learningRate: numberArg('lr', '1e-4'),
       weightDecay: 0.01,
       batchSize: 4,
       gradientAccumulation: accumulation,
@@ -40,12 +72,12 @@ async function run(): Promise<void> {
       randomFlip: false,
       emaDecay: 0.99,
       checkpointEvery: steps,
-      margin: Number(arg('margin', '1e-3')),
+      margin: numberArg('margin', '1e-3'),
       bufferSize: 4,
       bufferBatchSize: 4,
-      bufferSampleSteps: Number(arg('buffer-sample-steps', '4')),
-      bufferUpdateSteps: Number(arg('buffer-update-steps', '16')),
-      samplerSteps: Number(arg('sampler-steps', '10')),
+      bufferSampleSteps: numberArg('buffer-sample-steps', '4', true),
+      bufferUpdateSteps: numberArg('buffer-update-steps', '16', true),
+      samplerSteps: numberArg('sampler-steps', '10', true),
       bufferGuidanceScale: 1,
     },
     unet: model.unet,
@@ -70,6 +102,7 @@ async function run(): Promise<void> {
 }
 
 run().catch((err: unknown) => {
-  console.error(err);
+  // Our own refusals are one line; anything else keeps its stack, which is then the useful part.
+  console.error(err instanceof CurveArgError ? `dro-curve: ${err.message}` : err);
   process.exit(1);
 });

@@ -2,15 +2,23 @@
  * The shared worker factory. Workflows run on the I/O queue only, so that a long compute
  * activity never delays a workflow task; the compute queue's worker runs activities alone.
  */
-import { setDefaultInferenceRuntime } from '../engine/onnx/runtime';
+import { setDefaultInferenceRuntime, setDefaultInferenceThreads } from '../engine/onnx/runtime';
 import path from 'node:path';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { DEFAULT_NAMESPACE, TASK_QUEUES, type TaskQueue } from '../contracts/task-queues';
 import { activitiesForQueue, createActivities } from '../activities';
 import { defaultConfig, loadConfigFile } from '../config/load';
+import type { PipelineConfig } from '../config/schemas';
 import { logger as rootLogger, type Logger } from '../infra/logger';
+import {
+  explainConnectFailure,
+  plainConnection,
+  type TemporalConnection,
+} from '../infra/temporal-connection';
 import { findRunningTemporal } from '../infra/temporal-server';
 import { openStore } from '../storage';
+import { startMetricsEndpoint } from './metrics-endpoint';
+import { watchQueueBacklog } from './queue-backlog';
 import { PinoTemporalLogger, installRuntime } from './runtime';
 
 /** Task queue on which the pipeline's workflows are started and run. */
@@ -60,10 +68,24 @@ export interface CreateWorkerOptions {
   logger?: Logger;
 }
 
-/** Connects a worker to `address` (installs the Runtime first, as the SDK requires). */
-export async function connectWorker(address: string): Promise<NativeConnection> {
+/**
+ * Connects a worker to `target`: an address (plain gRPC) or a resolved connection with its TLS
+ * and API key. Installs the Runtime first, as the SDK requires. A refused TLS handshake is
+ * reported with the setting to fix instead of the native client's transport error.
+ */
+export async function connectWorker(target: string | TemporalConnection): Promise<NativeConnection> {
   installRuntime();
-  return NativeConnection.connect({ address });
+  const connection = typeof target === 'string' ? plainConnection(target) : target;
+  try {
+    return await NativeConnection.connect(connection.workerOptions());
+  } catch (err) {
+    const refused = await explainConnectFailure(connection, err);
+    if (refused) throw refused;
+    throw new Error(
+      `cannot connect a worker to ${connection.address} (${connection.describe()}): ` +
+        connection.redact(err instanceof Error ? err.message : String(err)),
+    );
+  }
 }
 
 export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
@@ -89,20 +111,59 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
  */
 export async function runStandaloneWorker(
   taskQueue: TaskQueue,
-  options: { configFile?: string; concurrency?: number; onStarted?: (address: string) => void } = {},
+  options: {
+    configFile?: string;
+    concurrency?: number;
+    onStarted?: (address: string) => void;
+    /** `host:port` for Prometheus metrics (`--metrics`); default: `workers.metricsAddress`. */
+    metricsAddress?: string;
+    onMetrics?: (url: string) => void;
+  } = {},
 ): Promise<void> {
   const log = rootLogger().child({ taskQueue });
   const configFile = options.configFile ?? process.env.DRO_CONFIG;
   const config = configFile ? loadConfigFile(configFile) : defaultConfig();
+  // Bound before the cluster is looked up, so a bad or taken address fails before anything connects.
+  const metricsAddress = options.metricsAddress ?? config.workers.metricsAddress;
+  const metrics =
+    metricsAddress === undefined
+      ? undefined
+      : await startMetricsEndpoint(
+          metricsAddress,
+          options.metricsAddress !== undefined ? '--metrics' : 'workers.metricsAddress',
+        );
+  if (metrics) options.onMetrics?.(metrics.url);
+  try {
+    await serveQueue(taskQueue, config, log, options);
+  } finally {
+    await metrics?.close();
+  }
+}
+
+/** Connects to the cluster and runs the queue's worker until it stops. */
+async function serveQueue(
+  taskQueue: TaskQueue,
+  config: PipelineConfig,
+  log: Logger,
+  options: { concurrency?: number; onStarted?: (address: string) => void },
+): Promise<void> {
   const queue = taskQueue === TASK_QUEUES.gpu ? 'gpu' : 'cpu';
-  const { address, namespace } = findRunningTemporal({
-    ...process.env,
-    TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || config.temporal.address,
-    TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE || config.temporal.namespace,
-  });
+  const cluster = findRunningTemporal(
+    {
+      ...process.env,
+      TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS || config.temporal.address,
+      TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE || config.temporal.namespace,
+    },
+    config.temporal,
+  );
+  const { address, namespace } = cluster;
   installRuntime({ logger: log });
   setDefaultInferenceRuntime(config.workers.inferenceRuntime);
-  const connection = await connectWorker(address);
+  setDefaultInferenceThreads(config.workers.threads);
+  const connection = await connectWorker(cluster.connection);
+  const stopWatching = watchQueueBacklog(connection, namespace, [
+    { taskQueue, kinds: taskQueue === WORKFLOW_TASK_QUEUE ? ['workflow', 'activity'] : ['activity'] },
+  ]);
   try {
     const worker = await createWorker({
       connection,
@@ -117,11 +178,12 @@ export async function runStandaloneWorker(
         (taskQueue === TASK_QUEUES.gpu ? config.workers.gpuConcurrency : config.workers.cpuConcurrency),
       logger: log,
     });
-    log.info({ address, namespace }, 'worker started');
+    log.info({ address, namespace, connection: cluster.connection.describe() }, 'worker started');
     options.onStarted?.(address);
     await worker.run();
     log.info('worker stopped');
   } finally {
+    stopWatching();
     await connection.close();
   }
 }

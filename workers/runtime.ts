@@ -75,6 +75,18 @@ export interface InstallRuntimeOptions {
 }
 
 let installed: Runtime | undefined;
+let sdkMetricsAddress: string | undefined;
+
+/**
+ * Makes the runtime serve the SDK's own metrics (pollers, task slots, activity and workflow task
+ * latencies and failures) in the Prometheus format on `bindAddress`. The runtime binds it when it
+ * is installed, so this must come first; workers/metrics-endpoint.ts serves them with ours.
+ */
+export function exportSdkMetrics(bindAddress: string): void {
+  if (installed)
+    throw new Error('the Temporal runtime is already installed; set up its metrics before any worker');
+  sdkMetricsAddress = bindAddress;
+}
 
 /**
  * Installs the Runtime on first call; later calls return the current one (their options are
@@ -87,7 +99,10 @@ export function installRuntime(options: InstallRuntimeOptions = {}): Runtime {
   const target = (options.logger ?? rootLogger()).child({ component: 'temporal-sdk' });
   installed = Runtime.install({
     logger: new PinoTemporalLogger(target),
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+    telemetryOptions: {
+      logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} },
+      ...(sdkMetricsAddress !== undefined && { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } }),
+    },
     ...(options.shutdownSignals ? { shutdownSignals: options.shutdownSignals } : {}),
   });
   return installed;

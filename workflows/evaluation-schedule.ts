@@ -3,9 +3,17 @@
  * evaluation of fixed models, or of the models of the newest completed run of a config hash. The
  * run is resolved by an activity when the trigger fires (a workflow may not do I/O), so each
  * evaluation follows whatever run completed last. The evaluation itself is `evaluationWorkflow`,
- * as a child, writing under `evaluations/<this workflow's id>/`.
+ * as a child, writing under `evaluations/<this workflow's id>/`, and then its report, the same pages
+ * `dro eval` writes, under `report/` there.
  */
-import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  executeChild,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createEvaluationReportActivities } from '../activities/evaluation-report';
 import type { LatestRunResult, createLatestRunActivities } from '../activities/latest-run';
 import type {
   EvaluationInput,
@@ -13,10 +21,14 @@ import type {
   ScheduledEvaluationInput,
   ScheduledEvaluationResult,
 } from '../contracts/evaluation';
-import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
+import { LOOKUP_ATTEMPTS, retryPolicy } from './failures';
 import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../contracts/task-queues';
 
 type LatestRunActivities = ReturnType<typeof createLatestRunActivities>;
+type ReportActivities = ReturnType<typeof createEvaluationReportActivities>;
+
+/** Marks executions that write the report, so histories recorded before it still replay. */
+export const REPORT_PATCH = 'scheduled-evaluation-report';
 type EvaluationWorkflowFn = (input: EvaluationInput) => Promise<EvaluationResult>;
 
 function inputError(message: string): ApplicationFailure {
@@ -30,11 +42,13 @@ export async function scheduledEvaluationWorkflow(
   if (fixed.length > 0 === (input.latestOf !== undefined))
     throw inputError('give either "models" or "latestOf"');
   const queues = input.taskQueues ?? TASK_QUEUES;
-  const { resolveLatestRun } = proxyActivities<LatestRunActivities>({
+  const ioOptions = {
     taskQueue: queues.cpu,
     startToCloseTimeout: '5 minutes',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] },
-  });
+    retry: retryPolicy(LOOKUP_ATTEMPTS),
+  };
+  const { resolveLatestRun } = proxyActivities<LatestRunActivities>(ioOptions);
+  const { writeEvaluationReport } = proxyActivities<ReportActivities>(ioOptions);
 
   let latest: LatestRunResult | undefined;
   if (input.latestOf !== undefined) latest = await resolveLatestRun({ configHash: input.latestOf });
@@ -64,6 +78,17 @@ export async function scheduledEvaluationWorkflow(
       },
     ],
   });
+  const report = patched(REPORT_PATCH)
+    ? await writeEvaluationReport({
+        id,
+        out,
+        evaluation: result.evaluation,
+        samples: result.samples,
+        models,
+        config: { eval: input.settings },
+        ...(latest && { like: latest.runId }),
+      })
+    : undefined;
   return {
     ...result,
     id,
@@ -72,5 +97,6 @@ export async function scheduledEvaluationWorkflow(
     ...(latest && {
       source: { runId: latest.runId, configHash: input.latestOf!, closedAt: latest.closedAt },
     }),
+    ...(report && { report: { html: report.html, markdown: report.markdown } }),
   };
 }

@@ -8,7 +8,8 @@
  * execution under the same `out` committed, so a restarted evaluation recomputes no finished
  * shard. Only artifact references pass through here.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import { SHARD_ATTEMPTS, retryPolicy, surfacePermanent } from './failures';
 import type { EvaluationActivities } from '../activities/evaluation';
 import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
 import { TASK_QUEUES } from '../contracts/task-queues';
@@ -34,17 +35,7 @@ function inputError(message: string): ApplicationFailure {
 
 /** A permanent activity failure becomes this workflow's own failure of the same type. */
 function surface(err: unknown): unknown {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-    const cause = err.cause;
-    if (cause.nonRetryable || (cause.type && EVAL_NON_RETRYABLE.includes(cause.type)))
-      return ApplicationFailure.create({
-        message: `evaluation: ${cause.message}`,
-        type: cause.type ?? undefined,
-        nonRetryable: true,
-        cause: err,
-      });
-  }
-  return err;
+  return surfacePermanent(err, 'evaluation', EVAL_NON_RETRYABLE);
 }
 
 export async function evaluationWorkflow(input: EvaluationInput): Promise<EvaluationResult> {
@@ -53,13 +44,7 @@ export async function evaluationWorkflow(input: EvaluationInput): Promise<Evalua
   const parallel = input.parallelShards ?? DEFAULT_PARALLEL_SHARDS;
   if (!Number.isInteger(parallel) || parallel < 1)
     throw inputError(`field "parallelShards" must be a positive integer, got ${parallel}`);
-  const retry = {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: EVAL_NON_RETRYABLE,
-  };
+  const retry = retryPolicy(SHARD_ATTEMPTS, EVAL_NON_RETRYABLE);
   const { planEvaluation } = proxyActivities<EvaluationActivities>({
     taskQueue: input.taskQueues?.cpu ?? TASK_QUEUES.cpu,
     startToCloseTimeout: '1 hour',

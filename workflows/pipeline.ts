@@ -24,7 +24,7 @@ import {
 import type * as activities from '../activities';
 import type { StageOutcome } from '../activities/stage-cache';
 import type { PipelineConfig } from '../config/schemas';
-import { NON_RETRYABLE_ERROR_TYPES } from '../contracts/errors';
+import { STAGE_ATTEMPTS, retryPolicy } from './failures';
 import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, type RunTaskQueues } from '../contracts/task-queues';
 import type { TrainingSettings } from '../engine/training/methods';
 import type { ArtifactRef } from '../storage/artifact-store';
@@ -39,7 +39,12 @@ import {
 import type { StageName } from '../contracts/stages';
 import { parseInputRef, skippedStages, STAGES, topologicalOrder } from './stage-graph';
 import type { TrainingStage, TrainingWorkflowInput, TrainingWorkflowResult } from '../contracts/training';
-import type { EvaluationInput, EvaluationResult } from '../contracts/evaluation';
+import {
+  evaluationBaseline,
+  runEvaluationSettings,
+  type EvaluationInput,
+  type EvaluationResult,
+} from '../contracts/evaluation';
 import { DRO_CONFIG_HASH, DRO_CONFIG_NAME, DRO_RUN_ID, DRO_STAGE } from '../contracts/search-attributes';
 
 /** Activities the ranking's shards are split over. */
@@ -54,7 +59,7 @@ function heartbeatTimeoutSeconds(config: PipelineConfig): number {
 
 function activityProxies(config: PipelineConfig, queues: RunTaskQueues) {
   const heartbeatTimeout = `${heartbeatTimeoutSeconds(config)} seconds`;
-  const retry = { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES] };
+  const retry = retryPolicy(STAGE_ATTEMPTS);
   return {
     compute: proxyActivities<activities.Activities>({
       taskQueue: queues.gpu,
@@ -415,17 +420,11 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<PipelineRe
                 : [{ name: config.ranking.rewardModel, reward: inputs.reward! }],
             trainingPrompts: inputs.preferences!,
             settings: {
-              seed: config.seed,
-              genevalPrompts: config.eval.genevalPrompts,
-              imagesPerPrompt: config.eval.imagesPerPrompt,
-              winratePrompts: config.eval.winratePrompts,
-              winrateSamples: config.eval.winrateSamples,
-              samplerSteps: config.eval.samplerSteps,
-              guidanceScale: config.eval.guidanceScale,
-              bootstrapSamples: config.eval.bootstrapSamples,
-              shardSize: config.eval.shardSize,
-              baseline: 'base',
-              ...(config.data.promptSplit === 'hash' && { heldOutOnly: true }),
+              ...runEvaluationSettings(config),
+              baseline: evaluationBaseline(
+                config.eval.baselines,
+                models.map((m) => m.name),
+              ),
             },
             backend,
             heartbeatTimeoutSeconds: heartbeatTimeoutSeconds(config),

@@ -13,9 +13,6 @@ import type { PipelineConfig } from '../config/schemas';
 import { resultConfig } from '../config/config-hash';
 import type { StageName } from '../contracts/stages';
 
-/** `stage.output`; a trailing `?` marks an input the stage can do without. */
-export type InputRef = `${StageName}.${string}`;
-
 export interface StageDef {
   name: StageName;
   /** Bumped when the stage's code changes its outputs. */

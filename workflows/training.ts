@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/training';
+import { TRAINING_ATTEMPTS, retryPolicy, surfacePermanent } from './failures';
 import type { ArtifactRef } from '../storage/artifact-store';
 import type { MetricRow } from '../engine/training/trainer';
 import { TASK_QUEUES } from '../contracts/task-queues';
@@ -72,19 +73,7 @@ function validate(input: TrainingWorkflowInput): void {
 
 /** A permanent activity failure surfaces as this workflow's own non-retryable failure of that type. */
 function surface(err: unknown, stage: string): unknown {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-    const cause = err.cause;
-    if (cause.type && TRAINING_NON_RETRYABLE_ERROR_TYPES.includes(cause.type)) {
-      return ApplicationFailure.create({
-        message: `${stage} training: ${cause.message}`,
-        type: cause.type,
-        nonRetryable: true,
-        details: cause.details ?? undefined,
-        cause: err,
-      });
-    }
-  }
-  return err;
+  return surfacePermanent(err, `${stage} training`, TRAINING_NON_RETRYABLE_ERROR_TYPES);
 }
 
 export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<TrainingWorkflowResult> {
@@ -92,13 +81,7 @@ export async function trainingWorkflow(input: TrainingWorkflowInput): Promise<Tr
   const { stage, settings } = input;
   const totalSteps = settings.steps;
   const heartbeatSeconds = input.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS;
-  const retry = {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 20,
-    nonRetryableErrorTypes: [...TRAINING_NON_RETRYABLE_ERROR_TYPES],
-  };
+  const retry = retryPolicy(TRAINING_ATTEMPTS, TRAINING_NON_RETRYABLE_ERROR_TYPES);
   const { trainChunk } = proxyActivities<TrainingActivities>({
     taskQueue: input.taskQueues?.gpu ?? TASK_QUEUES.gpu,
     // A chunk's length is open-ended; lost workers are detected by the heartbeat timeout.

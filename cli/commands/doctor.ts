@@ -5,10 +5,17 @@ import { isHostPort, type PipelineConfig } from '../../config/schemas';
 import { describeBackends } from '../../engine/backend';
 import { TEMPORAL_CLI, VERSITYGW } from '../../infra/binaries';
 import { cachedBinaryPath, goVersion, locateBinary, type GoBinarySpec } from '../../infra/go-binary';
+import {
+  assertNoSecurityWithoutAddress,
+  probeTls,
+  resolveConnection,
+  type TemporalConnection,
+} from '../../infra/temporal-connection';
 import { waitForTemporal } from '../../infra/temporal-server';
 import type { StorageConfig } from '../../storage/config';
 import { checkS3Access } from '../../storage/s3-store';
 import { stateDir } from '../../infra/paths';
+import { gpuChecks } from '../gpu-doctor';
 import { localRootProblem, preflight } from '../preflight';
 import { escapeControl } from '../terminal-text';
 
@@ -73,32 +80,77 @@ function binaryCheck(
   };
 }
 
-async function temporalCheck(
+/** Days a client certificate may have left before the report warns. */
+const CERT_WARN_DAYS = 14;
+
+function clientCertCheck(connection: TemporalConnection, now = Date.now()): DoctorCheck[] {
+  const cert = connection.tls?.client;
+  if (!cert) return [];
+  const daysLeft = Math.floor((cert.validTo.getTime() - now) / 86_400_000);
+  return [
+    {
+      name: 'temporal client cert',
+      ok: daysLeft >= CERT_WARN_DAYS,
+      required: false,
+      detail:
+        `${cert.path} (${cert.from}): ${cert.subject}, issued by ${cert.issuer}, expires ` +
+        `${cert.validTo.toISOString().slice(0, 10)} (${daysLeft} days left)`,
+    },
+  ];
+}
+
+/**
+ * The cluster connection: address, TLS, server name, CA, client certificate, API key (whether
+ * set, never its value), and a handshake that asks for the namespace.
+ */
+async function temporalChecks(
   go: string | undefined,
   config: PipelineConfig['temporal'],
-): Promise<DoctorCheck> {
-  const address = process.env.TEMPORAL_ADDRESS || config.address;
-  if (!address) return binaryCheck('temporal', TEMPORAL_CLI, go, true);
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? config.namespace;
-  if (!isHostPort(address)) {
-    const from = process.env.TEMPORAL_ADDRESS ? 'TEMPORAL_ADDRESS' : 'temporal.address';
-    return {
-      name: 'temporal',
-      ok: false,
-      required: true,
-      detail: `${from} ${JSON.stringify(address)} is malformed: expected host:port, e.g. temporal.example.internal:7233`,
-    };
+): Promise<DoctorCheck[]> {
+  const env = process.env;
+  const fail = (detail: string): DoctorCheck[] => [{ name: 'temporal', ok: false, required: true, detail }];
+  const address = env.TEMPORAL_ADDRESS || config.address;
+  if (!address) {
+    try {
+      assertNoSecurityWithoutAddress({ env, config });
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    return [binaryCheck('temporal', TEMPORAL_CLI, go, true)];
   }
+  const namespace = env.TEMPORAL_NAMESPACE || config.namespace;
+  const from = env.TEMPORAL_ADDRESS ? 'TEMPORAL_ADDRESS' : 'temporal.address';
+  if (!isHostPort(address)) {
+    return fail(
+      `${from} ${JSON.stringify(address)} is malformed: expected host:port, e.g. temporal.example.internal:7233`,
+    );
+  }
+  let connection: TemporalConnection;
   try {
-    await waitForTemporal(address, namespace, 5000);
-    return {
-      name: 'temporal',
-      ok: true,
-      required: true,
-      detail: `TEMPORAL_ADDRESS=${address} answers (namespace ${namespace})`,
-    };
+    connection = resolveConnection(address, { env, config });
   } catch (err) {
-    return { name: 'temporal', ok: false, required: true, detail: (err as Error).message };
+    return fail(`${from}=${address}: ${(err as Error).message}`);
+  }
+  const where = `${from}=${address} (namespace ${namespace}; ${connection.describe()})`;
+  try {
+    let handshake = 'plain gRPC';
+    if (connection.tls) {
+      const probe = await probeTls(connection);
+      handshake =
+        'transient' in probe
+          ? `TLS handshake not confirmed (${probe.transient})`
+          : `${probe.protocol}${probe.alpn ? `/${probe.alpn}` : ''} with ${probe.serverSubject}`;
+    }
+    await waitForTemporal(connection, namespace, 5000);
+    return [
+      { name: 'temporal', ok: true, required: true, detail: `${where}: answers over ${handshake}` },
+      ...clientCertCheck(connection),
+    ];
+  } catch (err) {
+    return [
+      { name: 'temporal', ok: false, required: true, detail: `${where}: ${(err as Error).message}` },
+      ...clientCertCheck(connection),
+    ];
   }
 }
 
@@ -149,7 +201,8 @@ export async function runDoctor(configFile?: string): Promise<DoctorCheck[]> {
     nodeCheck(),
     await configCheck(config, configFile),
     backendCheck(),
-    await temporalCheck(go, config.temporal),
+    ...gpuChecks(config),
+    ...(await temporalChecks(go, config.temporal)),
     await storageCheck(config.storage),
     {
       name: 'go',

@@ -3,21 +3,32 @@
  * gets. The helpers that read a run's evaluation serve `dro study` (./study.ts) too.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
-import { decodeEvaluationSamples, evaluationReportData } from '../../activities/evaluation';
-import type { EvaluationDocument, EvaluationSamples } from '../../activities/evaluation';
-import { checkModelBundleHeader } from '../../engine/io/model-bundle';
-import { parseSafetensorsHeader } from '../../engine/io/safetensors';
-import { renderReport, type ReportData } from '../../engine/report';
+import { DETECTOR_REWARD_NAME } from '../../activities/evaluation';
+import { writeEvaluationReport } from '../../activities/evaluation-report';
+import { EvalSuiteError, parseSuite } from '../../engine/eval/suite';
 import { openStore, storeForUri, type ArtifactRef, type ArtifactStore } from '../../storage';
 import { isUri } from '../../storage/uri';
+import { BoundedReadError, readFileBounded } from '../../storage/bounded-read';
+import type { PipelineConfig } from '../../config/schemas';
+import {
+  runEvaluationSettings,
+  type EvalModelInput,
+  type EvalRewardInput,
+  type EvaluationSettings,
+} from '../../contracts/evaluation';
+import { importModelArg, parseModelArgs } from '../model-args';
 import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
 import { evaluationWorkflow } from '../../workflows/evaluation';
 import type { RunManifest } from '../../contracts/pipeline';
-import { commandLogger, runRecordsKey, loadConfig, runInterruptibly, stdoutLine, withCluster } from './run';
+import { loadConfig } from './run';
+import { checkRunIdRef, runRecordsKey } from '../run-ids';
+import { commandLogger, stdoutLine } from '../progress';
+import { runInterruptibly } from '../interrupt';
+import { withCluster } from '../cluster';
 
 export class EvalCommandError extends Error {
   override name = 'EvalCommandError';
@@ -28,88 +39,91 @@ export async function readJson<T>(store: ArtifactStore, ref: ArtifactRef | strin
   return JSON.parse(new TextDecoder().decode(bytes)) as T;
 }
 
-/** Reads a user-given file or URI; a clear error naming it when it cannot be read. */
-async function readUserSource(source: string, what: string): Promise<Uint8Array> {
-  try {
-    if (!isUri(source) || source.startsWith('file://')) {
-      const file = source.startsWith('file://') ? new URL(source).pathname : path.resolve(source);
-      return new Uint8Array(fs.readFileSync(file));
-    }
-    return await storeForUri(source).get(source);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new EvalCommandError(
-      `${what} ${source}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`,
-    );
-  }
-}
+/** Largest suite file read: GenEval's own suite is about 100 KB. */
+export const MAX_SUITE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Copies a user file into the store under a content-addressed key, so the workflow's activities
- * read it like any artifact, verified by its digest.
+ * A user's suite file, read with a bound and parsed here, so every problem names the path the user
+ * gave and nothing reaches the store before the suite is known to be good.
  */
-async function importFile(
+async function readSuiteArg(
   store: ArtifactStore,
-  bytes: Uint8Array,
-  name: string,
-  kind: string,
-): Promise<ArtifactRef> {
-  const sha = createHash('sha256').update(bytes).digest('hex');
-  return store.put(`imports/${sha.slice(0, 32)}/${name}`, bytes, { kind, producer: 'dro eval' });
+  config: PipelineConfig,
+  source: string,
+): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  if (!isUri(source) || source.startsWith('file://')) {
+    const file = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
+    try {
+      bytes = readFileBounded(file, MAX_SUITE_BYTES, { what: 'suite' });
+    } catch (err) {
+      if (err instanceof BoundedReadError) throw new EvalCommandError(`--suite ${source}: ${err.detail}`);
+      throw err;
+    }
+  } else {
+    const from = source.startsWith(`${store.baseUri}/`) ? store : storeForUri(source, config.storage);
+    const head = await from.head(source);
+    if (!head) throw new EvalCommandError(`--suite ${source}: does not exist`);
+    if (head.ref.size > MAX_SUITE_BYTES)
+      throw new EvalCommandError(
+        `--suite ${source}: ${head.ref.size} bytes, more than the ${MAX_SUITE_BYTES} a suite may have; not read`,
+      );
+    bytes = await from.get(source, head.ref.sha256);
+  }
+  try {
+    parseSuite(bytes, `--suite ${source}`);
+  } catch (err) {
+    if (err instanceof EvalSuiteError) throw new EvalCommandError(err.message);
+    throw err;
+  }
+  return bytes;
 }
 
-/** `NAME=URI` pairs of `--model`, checked for unique names. */
-export function parseModelArgs(args: readonly string[]): { name: string; uri: string }[] {
-  if (args.length === 0) throw new EvalCommandError('give at least one --model NAME=URI');
-  const seen = new Set<string>();
-  return args.map((arg) => {
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : '';
-    const uri = eq > 0 ? arg.slice(eq + 1) : '';
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || uri === '')
-      throw new EvalCommandError(
-        `--model ${JSON.stringify(arg)}: use NAME=URI, NAME of letters, digits, '.', '_' or '-'`,
-      );
-    if (name === 'detector')
-      throw new EvalCommandError(`--model ${arg}: the name "detector" is reserved for the detector reward`);
-    if (seen.has(name)) throw new EvalCommandError(`--model ${name}: given twice`);
-    seen.add(name);
-    return { name, uri };
+/** Copies a checked suite into the store under a content-addressed key. */
+async function importSuite(store: ArtifactStore, bytes: Uint8Array): Promise<ArtifactRef> {
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  return store.put(`imports/${sha.slice(0, 32)}/evaluation_metadata.jsonl`, bytes, {
+    kind: 'geneval-suite',
+    producer: 'dro eval',
   });
 }
 
-export function reportFromEvaluation(
-  id: string,
-  doc: EvaluationDocument,
-  samples: EvaluationSamples,
-  extra: { config: unknown; artifacts: ReportData['artifacts'] },
-): ReportData {
+/** What `--like <runId>` takes from a run: its evaluation's suite rules, settings and rewards. */
+export interface LikeRun {
+  runId: string;
+  settings: EvaluationSettings;
+  rewards: EvalRewardInput[];
+  trainingPrompts?: ArtifactRef;
+}
+
+/** The run's newest manifest, read from the store; a clear error naming `--like` when there is none. */
+export async function likeRun(store: ArtifactStore, runId: string): Promise<LikeRun> {
+  checkRunIdRef(runId);
+  const keys = (await store.list(`${runRecordsKey(runId)}/executions/`))
+    .filter((k) => k.endsWith('/manifest.json'))
+    .sort();
+  if (keys.length === 0)
+    throw new EvalCommandError(
+      `--like ${runId}: no such run in ${store.baseUri} (no manifest under ${runRecordsKey(runId)}/executions/)`,
+    );
+  const manifest = await readJson<RunManifest>(store, keys.at(-1)!);
+  const find = (stage: string) => manifest.artifacts.find((a) => a.stage === stage && a.role === stage);
+  const { config } = manifest;
+  const preferences = find('preferences');
+  const reward = find('reward');
   return {
-    runId: id,
-    name: id,
-    createdAt: new Date().toISOString(),
-    config: extra.config,
-    configHash: '',
-    stages: [],
-    artifacts: extra.artifacts,
-    lossCurves: [],
-    ...evaluationReportData(doc),
-    samples: decodeEvaluationSamples(samples),
+    runId,
+    settings: runEvaluationSettings(config),
+    rewards:
+      config.ranking.rewardModel !== DETECTOR_REWARD_NAME && reward
+        ? [{ name: config.ranking.rewardModel, reward: refOf(reward) }]
+        : [],
+    ...(preferences && { trainingPrompts: refOf(preferences) }),
   };
 }
 
-export async function writeFiles(
-  store: ArtifactStore,
-  prefix: string,
-  files: Record<string, Uint8Array>,
-): Promise<Record<string, ArtifactRef>> {
-  const refs: Record<string, ArtifactRef> = {};
-  const names = Object.keys(files).sort(
-    (a, b) => Number(a.startsWith('report.')) - Number(b.startsWith('report.')),
-  );
-  for (const name of names)
-    refs[name] = await store.put(`${prefix}/${name}`, files[name]!, { kind: 'report-view', producer: 'dro' });
-  return refs;
+function refOf(a: ArtifactRef): ArtifactRef {
+  return { uri: a.uri, sha256: a.sha256, size: a.size };
 }
 
 /** The newest manifest of a run, with its evaluation's artifacts. */
@@ -143,34 +157,27 @@ export function registerEvalCommands(program: Command): void {
     )
     .option('--suite <file>', 'a GenEval evaluation_metadata.jsonl (default: the built-in world suite)')
     .option(
+      '--like <runId>',
+      "judge as this run's evaluation does: its suite rules (training prompts excluded, held-out prompts), settings and reward models",
+    )
+    .option(
       '-c, --config <file>',
       'config for the cluster, store and eval settings (default: the embedded demo config)',
     )
-    .action(async (options: { model: string[]; suite?: string; config?: string }) => {
+    .action(async (options: { model: string[]; suite?: string; like?: string; config?: string }) => {
       const config = loadConfig(options.config);
       const store = openStore(config.storage);
       const models = parseModelArgs(options.model);
-      const refs: { name: string; model: ArtifactRef }[] = [];
-      for (const m of models) {
-        const bytes = await readUserSource(m.uri, `--model ${m.name}`);
-        try {
-          checkModelBundleHeader(parseSafetensorsHeader(bytes, m.uri), m.uri);
-        } catch (err) {
-          throw new EvalCommandError(`--model ${m.name}: ${(err as Error).message}`);
-        }
-        refs.push({
-          name: m.name,
-          model: await importFile(store, bytes, 'model.safetensors', 'model-bundle'),
-        });
-      }
-      const suite = options.suite
-        ? await importFile(
-            store,
-            await readUserSource(options.suite, '--suite'),
-            'evaluation_metadata.jsonl',
-            'geneval-suite',
-          )
-        : undefined;
+      // Everything is checked before anything is written to the store or a cluster is asked.
+      const like = options.like === undefined ? undefined : await likeRun(store, options.like);
+      const suiteBytes = options.suite ? await readSuiteArg(store, config, options.suite) : undefined;
+      const refs: EvalModelInput[] = [];
+      for (const m of models) refs.push(await importModelArg(store, config, m, 'dro eval'));
+      const suite = suiteBytes ? await importSuite(store, suiteBytes) : undefined;
+      const baseline = refs.some((r) => r.name === 'base') && like ? 'base' : refs[0]!.name;
+      const settings: EvaluationSettings = like
+        ? { ...like.settings, baseline }
+        : { seed: config.seed, ...config.eval, baseline };
       const id = `eval-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
       const out = `evaluations/${id}`;
       await runInterruptibly(async (signal) => {
@@ -186,30 +193,29 @@ export function registerEvalCommands(program: Command): void {
                   runId: id,
                   out,
                   models: refs,
-                  rewards: [],
+                  rewards: like?.rewards ?? [],
                   ...(suite && { suite }),
-                  settings: { seed: config.seed, ...config.eval, baseline: refs[0]!.name },
+                  ...(like?.trainingPrompts && { trainingPrompts: like.trainingPrompts }),
+                  settings,
                   backend: config.workers.backend,
                 },
               ],
             });
             announce(handle);
             const result = await guard(() => handle.result());
-            const doc = await readJson<EvaluationDocument>(store, result.evaluation);
-            const samples = await readJson<EvaluationSamples>(store, result.samples);
-            const files = renderReport(
-              reportFromEvaluation(id, doc, samples, {
-                config: config.eval,
-                artifacts: [
-                  ...refs.map((r) => ({ role: `model/${r.name}`, uri: r.model.uri, sha256: r.model.sha256 })),
-                  { role: 'evaluation', uri: result.evaluation.uri, sha256: result.evaluation.sha256 },
-                ],
-              }),
-            );
-            const written = await writeFiles(store, `${out}/report`, files);
+            const report = await writeEvaluationReport(store, {
+              id,
+              out,
+              evaluation: result.evaluation,
+              samples: result.samples,
+              models: refs,
+              config: { eval: settings },
+              ...(like && { like: like.runId }),
+            });
+            console.log(`Suite:    ${report.suite}`);
             for (const line of result.tables.trimEnd().split('\n')) console.log(line);
-            console.log(`Report:   ${written['report.html']!.uri}`);
-            console.log(`          ${written['report.md']!.uri}`);
+            console.log(`Report:   ${report.html.uri}`);
+            console.log(`          ${report.markdown.uri}`);
             return result;
           },
         );

@@ -5,129 +5,36 @@
  * ../run-ending.ts. `dro smoke`: the smoke workflow the same way. `dro server`: the embedded dev
  * server in the foreground.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
-import {
-  Client,
-  Connection,
-  WorkflowExecutionAlreadyStartedError,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
-import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Command } from 'commander';
-import { activitiesForQueue, createActivities } from '../../activities';
-import { keySegment } from '../../activities/common';
-import { canonicalJson, resultConfig } from '../../config/config-hash';
 import { loadConfigFile } from '../../config/load';
 import type { PipelineConfig } from '../../config/schemas';
-import {
-  privateTaskQueues,
-  TASK_QUEUES,
-  WORKFLOW_TASK_TIMEOUT,
-  type RunTaskQueues,
-} from '../../contracts/task-queues';
-import { logger as rootLogger, type Logger } from '../../infra/logger';
-import {
-  publishServer,
-  resolveTemporal,
-  startDevServer,
-  TemporalUnavailableError,
-  type ResolvedTemporal,
-} from '../../infra/temporal-server';
-import { openStore, type ArtifactStore } from '../../storage';
-import { WORKFLOW_TASK_QUEUE, connectWorker, createWorker } from '../../workers/create-worker';
-import { installRuntime } from '../../workers/runtime';
-import { setDefaultInferenceRuntime } from '../../engine/onnx/runtime';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
+import { publishServer, startDevServer, TemporalUnavailableError } from '../../infra/temporal-server';
+import { openStore } from '../../storage';
+import { WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
+import { startRunMetrics } from '../run-metrics';
 import { pipelineWorkflow } from '../../workflows/pipeline';
-import type { PipelineInput, PipelineResult, RunProvenance } from '../../contracts/pipeline';
+import type { PipelineInput, PipelineResult } from '../../contracts/pipeline';
 import { STAGE_NAMES } from '../../contracts/stages';
 import { preflight } from '../preflight';
 import { followRunToEnd, type LossSummary } from '../run-ending';
 import { commandLogger, stdoutLine } from '../progress';
+import { probeS3Endpoint } from '../../storage/s3-probe';
 import { escapeControl } from '../terminal-text';
 import type { SmokeResult } from '../../contracts/smoke';
 import { smokeWorkflow } from '../../workflows/smoke';
-import {
-  DRO_CONFIG_HASH,
-  DRO_CONFIG_NAME,
-  DRO_GIT_COMMIT,
-  DRO_RUN_ID,
-} from '../../contracts/search-attributes';
 
-export { commandLogger, followProgress, formatSeconds, progressLine, stdoutLine } from '../progress';
-export { lossSummary, printRunEnding, runEnding, stageTable, type LossSummary } from '../run-ending';
+import { interruptSignal, runInterruptibly } from '../interrupt';
+import { withCluster, type ClusterRun, type RunJobOptions } from '../cluster';
+import { provenance, searchAttributes } from '../provenance';
+import { checkRunIdArg } from '../run-ids';
 
 /** The embedded defaults of `dro run`: the built-in world, sized for a few minutes on a CPU. */
 export const DEMO_CONFIG_FILE = path.join(__dirname, '..', '..', 'config', 'demo.json');
-
-/** Raised when the user interrupts a run; the workflow's history stays on the cluster. */
-export class RunInterruptedError extends Error {
-  override name = 'RunInterruptedError';
-  constructor(
-    message: string,
-    /** The workflow left open (the run id for a pipeline run), once it was known. */
-    readonly workflowId?: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface RunJobOptions {
-  config: PipelineConfig;
-  /**
-   * Run id, which is also the pipeline's workflow id. Default: a new one (name + date + random).
-   * The id of an earlier run that failed or was interrupted continues it: every stage that
-   * finished returns its artifacts from the stage cache. A running or completed run is refused.
-   */
-  runId?: string;
-  /** Stages to compute again although cached: `all` (`--no-cache`) or names (`--rerun`). */
-  rerun?: 'all' | string[];
-  /** Start the compute and I/O workers in this process. Default: true. */
-  workers?: boolean;
-  /**
-   * The argument that needs a cluster outliving this process (`--submit`): no embedded dev server
-   * is started, and without a cluster the command fails naming it (see resolveTemporal).
-   */
-  requireCluster?: string;
-  /**
-   * Print the `Workflow:` line before the workers start, for a workflow that already runs (`dro
-   * resume --attach`): its work begins as soon as they poll. `announce` then prints nothing.
-   */
-  announceFirst?: boolean;
-  /**
-   * Give the run task queues of its own on the embedded server (privateTaskQueues), so these
-   * workers never execute another run's work. Default: false (the shared TASK_QUEUES).
-   */
-  privateQueues?: boolean;
-  /** Serve exactly these task queues (re-attaching to an open run). */
-  taskQueues?: RunTaskQueues;
-  /** Artifact store. Default: the one `config.storage` describes. */
-  store?: ArtifactStore;
-  /** Ends the wait for the result early (Ctrl-C). */
-  signal?: AbortSignal;
-  /** Lines for people. Default: stdout. */
-  out?: (line: string) => void;
-  logger?: Logger;
-  env?: NodeJS.ProcessEnv;
-}
-
-interface ClusterRun {
-  workflowId: string;
-  address: string;
-  uiAddress: string | undefined;
-}
-
-/** What a job sees of the cluster besides its run. */
-export interface ClusterContext {
-  client: Client;
-  namespace: string;
-  uiAddress: string | undefined;
-  out: (line: string) => void;
-  store: ArtifactStore;
-}
 
 export interface RunJobResult extends PipelineResult, ClusterRun {
   /** First and last logged DRO loss and diff, when the summary has a history. */
@@ -135,239 +42,6 @@ export interface RunJobResult extends PipelineResult, ClusterRun {
 }
 
 export interface SmokeJobResult extends SmokeResult, ClusterRun {}
-
-/**
- * SHA-256 of what determines the run's results (config/config-hash.ts): not the cluster, store,
- * worker settings, activity chunking or name. The run's DroConfigHash.
- */
-export function configHash(config: PipelineConfig): string {
-  return createHash('sha256')
-    .update(canonicalJson(resultConfig(config)))
-    .digest('hex');
-}
-
-const PACKAGE_ROOT = path.join(__dirname, '..', '..');
-
-/** The git commit of this checkout, or `unknown` outside one. */
-export function gitCommit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], {
-      cwd: PACKAGE_ROOT,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .toString()
-      .trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-export function provenance(config: PipelineConfig): RunProvenance {
-  const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
-    version: string;
-  };
-  return {
-    configHash: configHash(config),
-    packageVersion: pkg.version,
-    gitCommit: gitCommit(),
-    node: process.version,
-  };
-}
-
-/** Run ids are workflow ids and artifact key segments: keep them to a safe, bounded alphabet. */
-const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-export function checkRunIdArg(runId: string): string {
-  if (!RUN_ID.test(runId))
-    throw new Error(
-      `run id ${JSON.stringify(runId)}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    );
-  return runId;
-}
-
-/**
- * An existing run's id as a command names it. Besides the ids `dro run` makes, Temporal Schedules
- * name their runs `<schedule>-<RFC 3339 time>`, with ':' in the time.
- */
-const RUN_ID_REF = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-export function checkRunIdRef(runId: string): string {
-  if (!RUN_ID_REF.test(runId))
-    throw new Error(
-      `run id ${JSON.stringify(runId)}: use 1-128 letters, digits, '.', '_', '-' or ':', starting with a letter or digit`,
-    );
-  return runId;
-}
-
-/** Where a run's records are in the artifact store (its id made a safe key segment, as stages do). */
-export function runRecordsKey(runId: string): string {
-  return `runs/${keySegment(runId)}`;
-}
-
-export function newRunId(config: PipelineConfig): string {
-  const name =
-    config.name
-      .replace(/[^A-Za-z0-9._-]/g, '-')
-      .slice(0, 64)
-      .replace(/^[^A-Za-z0-9]+/, '') || 'run';
-  return `${name}-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
-}
-
-function workflowUrl(uiAddress: string, namespace: string, workflowId: string): string {
-  return `${uiAddress}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
-
-function untilAborted(signal: AbortSignal | undefined, workflowId: string): Promise<never> {
-  return new Promise((_, reject) => {
-    if (!signal) return;
-    const fail = (): void => reject(new RunInterruptedError('interrupted', workflowId));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
-  });
-}
-
-/** What a job does once the cluster and both workers are up. */
-type Job<T> = (ctx: {
-  client: Client;
-  namespace: string;
-  store: ArtifactStore;
-  /** The task queues the run uses (and the in-process workers serve). */
-  queues: RunTaskQueues;
-  runId: string;
-  workflowId: string;
-  /** Starts the workflow with the run's search attributes and prints its address. */
-  announce: (handle: WorkflowHandle) => void;
-  /** Rejects when a worker stops before the workflow finished, or the user interrupts. */
-  guard: <R>(call: () => Promise<R>) => Promise<R>;
-}) => Promise<T>;
-
-/**
- * Resolves Temporal, starts both workers in this process, runs `job` and shuts everything down,
- * whatever happened.
- */
-export async function withCluster<T>(
-  options: RunJobOptions,
-  job: Job<T>,
-): Promise<T & ClusterRun & { namespace: string; client: Client }> {
-  const out = options.out ?? ((line: string) => console.log(line));
-  const log = options.logger ?? rootLogger();
-  const { config } = options;
-  const store = options.store ?? openStore(config.storage);
-
-  const temporal: ResolvedTemporal = await resolveTemporal({
-    env: options.env,
-    address: config.temporal.address,
-    namespace: config.temporal.namespace,
-    devServer: { port: config.temporal.embeddedPort, uiPort: config.temporal.embeddedUiPort },
-    log: (line) => out(line),
-    ...(options.requireCluster !== undefined && { requireCluster: options.requireCluster }),
-  });
-  const { address, namespace, uiAddress } = temporal;
-  const where =
-    temporal.source === 'embedded'
-      ? `embedded dev server, history in ${temporal.server?.dbFile}`
-      : temporal.source === 'shared'
-        ? 'dev server of `dro server`'
-        : 'external cluster';
-  out(`Temporal: ${address} (${where})`);
-  if (uiAddress) out(`Web UI:   ${uiAddress}`);
-
-  let workerConnection: NativeConnection | undefined;
-  let clientConnection: Connection | undefined;
-  const workers: Worker[] = [];
-  const running: Promise<void>[] = [];
-  // Cancels client calls still in flight (the long poll for the result) before their connection closes.
-  const calls = new AbortController();
-  const pending: Promise<unknown>[] = [];
-  try {
-    // Signals are handled by the caller, which stops the workers and the server in order.
-    // The native runtime lives as long as its workers; a command without workers needs none.
-    if (options.workers !== false) {
-      installRuntime({ logger: log, shutdownSignals: [] });
-      setDefaultInferenceRuntime(config.workers.inferenceRuntime);
-    }
-    const activities = createActivities({ store, logger: log });
-    const runId = options.runId !== undefined ? checkRunIdArg(options.runId) : newRunId(config);
-    const workflowId = runId;
-    const workflowLine = (): void =>
-      out(`Workflow: ${workflowId}${uiAddress ? ` (${workflowUrl(uiAddress, namespace, workflowId)})` : ''}`);
-    if (options.announceFirst) workflowLine();
-    const queues: RunTaskQueues =
-      options.taskQueues ??
-      (options.privateQueues && temporal.source === 'embedded' ? privateTaskQueues(runId) : TASK_QUEUES);
-    for (const [queue, taskQueue, concurrency] of options.workers === false
-      ? []
-      : ([
-          ['gpu', queues.gpu, config.workers.gpuConcurrency],
-          ['cpu', queues.cpu, config.workers.cpuConcurrency],
-        ] as const)) {
-      workerConnection ??= await connectWorker(address);
-      const worker = await createWorker({
-        connection: workerConnection,
-        namespace,
-        taskQueue,
-        // A run's private workflow queue is its I/O queue; the worker of that queue runs its workflows.
-        runsWorkflows: queue === 'cpu',
-        activities: activitiesForQueue(queue, activities),
-        maxConcurrentActivityTaskExecutions: concurrency,
-        logger: log,
-      });
-      workers.push(worker);
-      const run = worker.run();
-      // Observed below (race, allSettled); this keeps an early failure from being reported as unhandled.
-      run.catch(() => undefined);
-      running.push(run);
-    }
-
-    clientConnection = await Connection.connect({ address });
-    const client = new Client({ connection: clientConnection, namespace });
-    // A failed worker would otherwise leave the wait for the result hanging.
-    const workerFailed =
-      running.length === 0
-        ? new Promise<never>(() => undefined)
-        : Promise.race(running).then(() => {
-            throw new Error('a worker stopped before the workflow finished');
-          });
-    workerFailed.catch(() => undefined);
-    const done = await job({
-      client,
-      namespace,
-      store,
-      queues,
-      runId,
-      workflowId,
-      announce: () => {
-        if (!options.announceFirst) workflowLine();
-      },
-      guard: (call) => {
-        // Called inside withAbortSignal so that stopping aborts the long poll itself.
-        const inFlight = client.withAbortSignal(calls.signal, call);
-        pending.push(inFlight.catch(() => undefined));
-        return Promise.race([inFlight, untilAborted(options.signal, workflowId), workerFailed]);
-      },
-    });
-    return { ...done, workflowId, address, uiAddress, namespace, client };
-  } finally {
-    calls.abort();
-    await Promise.all(pending);
-    for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-    const stopped = await Promise.allSettled(running);
-    await clientConnection?.close();
-    await workerConnection?.close();
-    await temporal.stop();
-    for (const s of stopped)
-      if (s.status === 'rejected') log.error({ err: s.reason as unknown }, 'worker failed');
-  }
-}
-
-export function searchAttributes(runId: string, config: PipelineConfig, commit = gitCommit()) {
-  return [
-    { key: DRO_RUN_ID, value: runId },
-    { key: DRO_CONFIG_HASH, value: configHash(config) },
-    { key: DRO_CONFIG_NAME, value: config.name },
-    { key: DRO_GIT_COMMIT, value: commit },
-  ];
-}
 
 /**
  * Names the runs left open on the cluster (an interrupted `dro run`): their work stays where it
@@ -521,6 +195,13 @@ export class PreflightError extends Error {
 /** Runs the pre-flight checks that `dro validate` runs; throws PreflightError listing every problem. */
 export async function checkBeforeRun(config: PipelineConfig, runId?: string): Promise<void> {
   const problems = await preflight(config, runId === undefined ? {} : { runId });
+  // The one check that talks to the network: an S3 endpoint that does not answer as S3 would
+  // otherwise be found only after the server and workers started, through the SDK's retries.
+  if (config.storage.kind === 's3') {
+    const { kind: _kind, ...s3 } = config.storage;
+    const answer = await probeS3Endpoint(s3);
+    if (answer !== undefined) problems.push({ path: '$.storage.endpoint', message: answer });
+  }
   if (problems.length === 0) return;
   throw new PreflightError(
     [
@@ -537,59 +218,6 @@ export function loadConfig(file: string | undefined, overrides: readonly string[
 /** Commander collector for a repeatable option. */
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** An AbortSignal fired by the first SIGINT/SIGTERM; the handlers go away with `dispose`. */
-function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-}
-
-/** What to do about a workflow left open by an interrupt: continue a pipeline run, end anything else. */
-export type InterruptHint = 'resume' | 'cancel' | 'follow';
-
-/** The line printed when the user interrupts a command that waits for a workflow. */
-export function interruptedMessage(workflowId: string | undefined, hint: InterruptHint = 'resume'): string {
-  if (workflowId === undefined)
-    return 'Interrupted: the workers stopped; see `dro runs list --status running` for a run left open.';
-  if (hint === 'follow')
-    return (
-      `Stopped following: run ${workflowId} goes on with the cluster's workers. ` +
-      `Follow it again with \`dro status ${workflowId} --follow\`, or stop it with \`dro cancel ${workflowId}\`.`
-    );
-  return hint === 'resume'
-    ? `Interrupted: the workers stopped, run ${workflowId} stays open on the Temporal cluster with its history. ` +
-        `Continue it with \`dro resume ${workflowId} --attach\`, or end it with \`dro cancel ${workflowId} --force\`.`
-    : `Interrupted: the workers stopped, workflow ${workflowId} stays open on the Temporal cluster. ` +
-        `End it with \`dro cancel ${workflowId} --force\`.`;
-}
-
-export async function runInterruptibly(
-  run: (signal: AbortSignal) => Promise<unknown>,
-  hint: InterruptHint = 'resume',
-): Promise<void> {
-  const interrupt = interruptSignal();
-  try {
-    await run(interrupt.signal);
-  } catch (err) {
-    if (err instanceof RunInterruptedError) {
-      console.error(interruptedMessage(err.workflowId, hint));
-      process.exitCode = 130;
-      return;
-    }
-    throw err;
-  } finally {
-    interrupt.dispose();
-  }
 }
 
 /** Registers `dro run` (the pipeline) and `dro smoke` (the smoke workflow). */
@@ -614,6 +242,10 @@ export function registerRunCommand(program: Command): void {
       'start no workers here: start the run on `dro server` or TEMPORAL_ADDRESS, whose workers run it, and return',
     )
     .option('--follow', 'with --submit: follow the run to its end, as `dro status --follow` does')
+    .option(
+      '--metrics <host:port>',
+      'serve Prometheus metrics at /metrics there (default: workers.metricsAddress)',
+    )
     .action(
       async (options: {
         config?: string;
@@ -623,6 +255,7 @@ export function registerRunCommand(program: Command): void {
         set: string[];
         submit?: boolean;
         follow?: boolean;
+        metrics?: string;
       }) => {
         if (options.follow && !options.submit)
           throw new Error('--follow: only with --submit (a plain `dro run` follows its run anyway)');
@@ -631,6 +264,7 @@ export function registerRunCommand(program: Command): void {
           if (!(STAGE_NAMES as readonly string[]).includes(stage))
             throw new Error(`--rerun ${stage}: unknown stage (stages: ${STAGE_NAMES.join(', ')})`);
         if (options.runId !== undefined) checkRunIdArg(options.runId);
+        const metrics = await startRunMetrics(options.metrics, config, options.submit === true);
         await checkBeforeRun(config, options.runId);
         const rerun = !options.cache
           ? { rerun: 'all' as const }
@@ -656,6 +290,7 @@ export function registerRunCommand(program: Command): void {
             config,
             signal,
             logger: commandLogger(stdoutLine),
+            ...(metrics && { metrics: true }),
             ...(options.runId ? { runId: options.runId } : {}),
             ...(!options.cache ? { rerun: 'all' as const } : options.rerun ? { rerun: options.rerun } : {}),
           }),

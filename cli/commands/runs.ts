@@ -4,10 +4,6 @@
  * server, started on the same history file, when nothing else is configured); every command takes
  * `--json` for scripts.
  */
-import fsp from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   ScheduleOverlapPolicy,
   WorkflowFailedError,
@@ -20,13 +16,11 @@ import type { Command } from 'commander';
 import type { PipelineConfig } from '../../config/schemas';
 import { completedRunsQuery, newestRun, type CompletedRun } from '../../activities/latest-run';
 import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
-import { checkModelBundleHeader } from '../../engine/io/model-bundle';
-import { readSafetensorsHeader } from '../../engine/io/safetensors';
 import { logger as rootLogger } from '../../infra/logger';
-import { digestFile, isSha256Hex, openStore, storeForUri, type ArtifactStore } from '../../storage';
+import { isSha256Hex, openStore, storeForUri, type ArtifactStore } from '../../storage';
 import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
-import { isUri } from '../../storage/uri';
 import { runStandaloneWorker, WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
+import { placeWorker } from '../worker-devices';
 import type { EvalModelInput, ScheduledEvaluationInput } from '../../contracts/evaluation';
 import { scheduledEvaluationWorkflow } from '../../workflows/evaluation-schedule';
 import { pipelineWorkflow } from '../../workflows/pipeline';
@@ -37,23 +31,14 @@ import {
   type PipelineResult,
   type RunManifest,
 } from '../../contracts/pipeline';
-import {
-  checkBeforeRun,
-  checkRunIdArg,
-  checkRunIdRef,
-  runRecordsKey,
-  commandLogger,
-  configHash,
-  loadConfig,
-  provenance,
-  runInterruptibly,
-  searchAttributes,
-  stageTable,
-  startPipeline,
-  stdoutLine,
-  withCluster,
-} from './run';
-import { parseModelArgs } from './eval';
+import { checkBeforeRun, loadConfig, startPipeline } from './run';
+import { checkRunIdArg, checkRunIdRef, runRecordsKey } from '../run-ids';
+import { commandLogger, stdoutLine } from '../progress';
+import { configHash, provenance, searchAttributes } from '../provenance';
+import { runInterruptibly } from '../interrupt';
+import { stageTable } from '../run-ending';
+import { withCluster } from '../cluster';
+import { importModelArg, parseModelArgs } from '../model-args';
 import { followRunToEnd, printRunEnding } from '../run-ending';
 
 /** Thrown for a command that cannot do what was asked; main prints the message and exits 1. */
@@ -135,6 +120,12 @@ function quoteVisibility(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
+/** What `dro runs list` lists: pipeline runs and the evaluations schedules start. */
+const LISTED_TYPES: Record<string, NonNullable<RunRow['kind']>> = {
+  pipelineWorkflow: 'pipeline',
+  scheduledEvaluationWorkflow: 'evaluation',
+};
+
 /** The visibility query of `dro runs list`. */
 export function runsQuery(filters: {
   status?: string;
@@ -142,7 +133,8 @@ export function runsQuery(filters: {
   configHash?: string;
   name?: string;
 }): string {
-  const clauses = [`WorkflowType = 'pipelineWorkflow'`];
+  const types = Object.keys(LISTED_TYPES).map((t) => `WorkflowType = '${t}'`);
+  const clauses = [`(${types.join(' OR ')})`];
   if (filters.status) {
     const statuses: Record<string, string> = {
       running: 'Running',
@@ -300,65 +292,6 @@ async function newestCompletedRun(client: Client, hash: string): Promise<string 
   return newestRun(runs)?.workflowId;
 }
 
-/**
- * The artifact a `--model` URI names, checked to exist now. An artifact of the configured store is
- * used where it is; a local file (checked to be a model bundle) or an artifact of another store is
- * streamed into the store under a content-addressed key, so workers read it like any artifact.
- */
-export async function importScheduledModel(
-  store: ArtifactStore,
-  config: PipelineConfig,
-  model: { name: string; uri: string },
-): Promise<EvalModelInput> {
-  const what = `--model ${model.name}`;
-  const { name, uri } = model;
-  if (uri.startsWith(`${store.baseUri}/`)) {
-    const head = await store.head(uri);
-    if (head) return { name, model: head.ref };
-    if (!uri.startsWith('file://'))
-      throw new RunCommandError(`${what}: ${uri} does not exist in the store ${store.baseUri}`);
-  }
-  const options = { kind: 'model-bundle', producer: 'dro schedule' };
-  const importKey = (sha256: string) => `imports/${sha256.slice(0, 32)}/model.safetensors`;
-  if (isUri(uri) && !uri.startsWith('file://')) {
-    const source = storeForUri(uri, config.storage);
-    const head = await source.head(uri);
-    if (!head) throw new RunCommandError(`${what}: ${uri} does not exist`);
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dro-model-'));
-    try {
-      const file = path.join(dir, 'model.safetensors');
-      await source.getToFile(uri, file, head.ref.sha256);
-      await checkModelFile(file, uri, what);
-      return { name, model: await store.putFile(importKey(head.ref.sha256), file, options) };
-    } finally {
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
-  }
-  const file = uri.startsWith('file://') ? fileURLToPath(uri) : path.resolve(uri);
-  let stat;
-  try {
-    stat = await fsp.stat(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new RunCommandError(
-      `${what}: ${uri} does not exist (${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)})`,
-    );
-  }
-  if (!stat.isFile()) throw new RunCommandError(`${what}: ${uri} is not a file`);
-  await checkModelFile(file, uri, what);
-  const digest = await digestFile(file);
-  return { name, model: await store.putFile(importKey(digest.sha256), file, options) };
-}
-
-/** Reads only the safetensors header, so a multi-gigabyte file costs a few reads. */
-async function checkModelFile(file: string, uri: string, what: string): Promise<void> {
-  try {
-    checkModelBundleHeader(await readSafetensorsHeader(file), uri);
-  } catch (err) {
-    throw new RunCommandError(`${what}: ${(err as Error).message.replace(file, uri)}`);
-  }
-}
-
 /** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW (@temporalio/proto is a dev dependency). */
 const TASK_QUEUE_TYPE_WORKFLOW = 1;
 
@@ -367,6 +300,8 @@ const MAX_LISTED = 1000;
 
 export interface RunRow {
   runId: string;
+  /** A pipeline run, or an evaluation a schedule started. */
+  kind?: 'pipeline' | 'evaluation';
   status: string;
   startTime: string;
   configHash?: string;
@@ -420,6 +355,7 @@ export function registerRunsCommands(program: Command): void {
   common(program.command('status <runId>').description("a run's state and its stages"))
     .option('-f, --follow', 'keep printing stage changes until the run ends')
     .action(async (runId: string, options: CommonOptions & { follow?: boolean }) => {
+      checkRunIdRef(runId);
       await withClient(options, async ({ client, store }) => {
         const d = await describeRun(client, runId);
         const progress = await progressOf(client, runId);
@@ -456,6 +392,7 @@ export function registerRunsCommands(program: Command): void {
   )
     .option('--force', 'terminate at once (for a run whose workers are gone)')
     .action(async (runId: string, options: CommonOptions & { force?: boolean }) => {
+      checkRunIdRef(runId);
       await withClient(options, async ({ client }) => {
         const d = await describeRun(client, runId);
         if (d.status.name !== 'RUNNING')
@@ -483,6 +420,7 @@ export function registerRunsCommands(program: Command): void {
       'for a run still open (its `dro run` was interrupted): start workers here and wait for it',
     )
     .action(async (runId: string, options: CommonOptions & { attach?: boolean }) => {
+      checkRunIdRef(runId);
       const found = await withClient(options, async ({ client }) => {
         const d = await describeRun(client, runId);
         if (d.status.name === 'RUNNING' && !options.attach)
@@ -553,6 +491,7 @@ export function registerRunsCommands(program: Command): void {
           for await (const w of client.workflow.list({ query })) {
             rows.push({
               runId: w.workflowId,
+              kind: LISTED_TYPES[w.type] ?? 'pipeline',
               status: w.status.name.toLowerCase(),
               startTime: w.startTime.toISOString(),
               configHash: configHashOf(w.typedSearchAttributes),
@@ -571,10 +510,10 @@ export function registerRunsCommands(program: Command): void {
               rows.length === 0
                 ? ['no runs match']
                 : [
-                    'run id                                   status                    started                   config hash',
+                    'run id                                   status                    started                   config hash   kind',
                     ...rows.map(
                       (r) =>
-                        `${r.runId.padEnd(40)} ${(r.workerSeen === false ? 'running (no worker seen)' : r.status).padEnd(25)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12)}`,
+                        `${r.runId.padEnd(40)} ${(r.workerSeen === false ? 'running (no worker seen)' : r.status).padEnd(25)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12).padEnd(13)} ${r.kind ?? 'pipeline'}`,
                     ),
                   ],
           );
@@ -587,6 +526,7 @@ export function registerRunsCommands(program: Command): void {
       .command('show <runId>')
       .description("a run's manifest: config hash, stages with timings and cache hits, artifacts"),
   ).action(async (runId: string, options: CommonOptions) => {
+    checkRunIdRef(runId);
     await withClient(options, async ({ client, store }) => {
       const d = await describeRun(client, runId);
       const manifest = await newestManifest(store, runId);
@@ -704,7 +644,7 @@ export function registerRunsCommands(program: Command): void {
           }
           // Every model must exist before the schedule does: a typo found at 3 a.m. helps nobody.
           const refs: EvalModelInput[] = [];
-          for (const m of models ?? []) refs.push(await importScheduledModel(store, config, m));
+          for (const m of models ?? []) refs.push(await importModelArg(store, config, m, 'dro schedule'));
           const newest = latestOf === undefined ? undefined : await newestCompletedRun(client, latestOf);
           const input: ScheduledEvaluationInput = {
             ...(refs.length > 0 && { models: refs }),
@@ -806,7 +746,13 @@ export function registerRunsCommands(program: Command): void {
     .requiredOption('--queue <queue>', 'gpu (compute activities) or cpu (I/O activities and workflows)')
     .option('--concurrency <n>', 'activities run at once (default: workers.gpuConcurrency / cpuConcurrency)')
     .option('-c, --config <file>', 'config file for the cluster and store')
-    .action(async (options: { queue: string; concurrency?: string; config?: string }) => {
+    .option('--device <n>', 'pin the worker to GPU n as nvidia-smi lists it (sets CUDA_VISIBLE_DEVICES)')
+    .option('--devices <which>', "'all' or a list such as 0,2: one worker process per GPU")
+    .option(
+      '--metrics <host:port>',
+      'serve Prometheus metrics at /metrics there (default: workers.metricsAddress)',
+    )
+    .action(async (options: { queue: string; concurrency?: string; config?: string; metrics?: string }) => {
       if (options.queue !== 'gpu' && options.queue !== 'cpu')
         throw new RunCommandError(`--queue ${JSON.stringify(options.queue)}: use gpu or cpu`);
       let concurrency: number | undefined;
@@ -815,9 +761,18 @@ export function registerRunsCommands(program: Command): void {
         if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
           throw new RunCommandError(`--concurrency ${options.concurrency}: use a whole number from 1 to 64`);
       }
+      const { device, devices } = options as { device?: string; devices?: string };
+      const { queue, config: configFile } = options;
+      const children = await placeWorker({ queue, device, devices }, configFile ? { configFile } : {});
+      if (children !== undefined) {
+        process.exitCode = children;
+        return;
+      }
       await runStandaloneWorker(TASK_QUEUES[options.queue], {
         ...(options.config !== undefined && { configFile: options.config }),
         ...(concurrency !== undefined && { concurrency }),
+        ...(options.metrics !== undefined && { metricsAddress: options.metrics }),
+        onMetrics: (url) => console.log(`metrics at ${url}`),
         onStarted: (address) =>
           console.log(
             `worker for ${TASK_QUEUES[options.queue as 'gpu' | 'cpu']} started on ${address}; SIGTERM stops it after a checkpoint`,

@@ -40,8 +40,10 @@ import { renderScene, sceneForMetadata } from '../../engine/world/render';
 import { parseWorldPrompt } from '../../engine/world/world-prompts';
 import { LocalArtifactStore, openStore, type ArtifactStore } from '../../storage';
 import { escapeControl } from '../terminal-text';
-import { readJson, reportFromEvaluation, runEvaluation, writeFiles } from './eval';
-import { checkRunIdRef, loadConfig, runRecordsKey } from './run';
+import { readJson, runEvaluation } from './eval';
+import { reportFromEvaluation, writeFiles } from '../../activities/evaluation-report';
+import { loadConfig } from './run';
+import { checkRunIdRef, runRecordsKey } from '../run-ids';
 
 export class StudyCommandError extends Error {
   override name = 'StudyCommandError';
@@ -484,15 +486,15 @@ export function registerStudyCommands(program: Command): void {
         options: { study?: string; key?: string; minMedianMs?: string; exclude?: string[]; config?: string },
       ) => {
         checkRunIdRef(runId);
+        const config = loadConfig(options.config);
         const minMedianAnswerMs =
           options.minMedianMs === undefined
-            ? DEFAULT_MIN_MEDIAN_ANSWER_MS
+            ? (config.userStudy.minMedianAnswerMs ?? DEFAULT_MIN_MEDIAN_ANSWER_MS)
             : intOption('--min-median-ms', options.minMedianMs, 0, 600_000);
         const given = results.map((file) => ({
           name: file,
           bytes: readBoundedFile(file, MAX_RESULTS_FILE_BYTES, 'result file'),
         }));
-        const config = loadConfig(options.config);
         const store = openStore(config.storage);
         const located = await locateStudy(store, runId, options.study, options.key);
         // The study and its key belong together and to this run, before anything else is read.

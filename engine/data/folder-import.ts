@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import type { RgbImage } from './image';
 import { decodeImage, encodePng } from './image-codec';
 import type { PickapicWriteRow } from './pickapic';
+import { MAX_CAPTION_BYTES } from './text-limits';
 
 export interface FolderItem {
   /** File name of the image within the folder. */
@@ -33,7 +34,7 @@ export interface FolderImportOptions {
 /** Largest files read: image, caption, manifest. Bigger ones are refused before they are read. */
 export const FOLDER_FILE_LIMITS = {
   imageBytes: 256 * 1024 * 1024,
-  captionBytes: 1024 * 1024,
+  captionBytes: MAX_CAPTION_BYTES,
   manifestBytes: 64 * 1024 * 1024,
 } as const;
 

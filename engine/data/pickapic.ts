@@ -25,6 +25,7 @@ import {
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { RgbImage } from './image';
 import { ImageDecodeError, ImageTooSmallError, decodeImage, sniffImageFormat } from './image-codec';
+import { MAX_CAPTION_BYTES, utf8Length } from './text-limits';
 
 export const PICKAPIC_REQUIRED_COLUMNS = [
   'caption',
@@ -75,6 +76,7 @@ export interface PickapicRow {
 
 export type BadRowReason =
   | 'missing_caption'
+  | 'caption_too_long'
   | 'missing_field'
   | 'missing_image'
   | 'undecodable_image'
@@ -216,6 +218,12 @@ export function validatePickapicRecord(
       'caption',
       'missing_caption',
       caption === undefined ? missingOrWrongType(raw.caption, 'text') : 'empty or null',
+    );
+  if (utf8Length(caption as string) > MAX_CAPTION_BYTES)
+    fail(
+      'caption',
+      'caption_too_long',
+      `${utf8Length(caption as string)} bytes, more than the ${MAX_CAPTION_BYTES} a caption may hold`,
     );
   const uids = (['image_0_uid', 'image_1_uid'] as const).map((field) => {
     const v = asText(raw[field]);

@@ -5,13 +5,14 @@
  * - `parseSuite`: a user's GenEval-format `evaluation_metadata.jsonl` (text or bytes). Every problem
  *   is an `EvalSuiteError` naming the file and the 1-based line: malformed JSON, an unknown tag, a
  *   class or color outside the built-in world's vocabulary (the judge only knows those), a bad field,
- *   an empty suite.
+ *   a prompt longer than `MAX_SUITE_PROMPT_CHARS`, an empty suite.
  * - `buildWorldSuite`: the built-in world's suite, drawn by `generateSuite` from its own seed, with
  *   every prompt that also occurs in the training data removed and counted, so reported accuracy is
  *   on prompts the model never trained on.
  */
 import { COLOR_NAMES, PromptMetadata, SHAPE_CLASSES, TAGS, generateSuite } from '../world/world';
 import type { Tag } from '../world/world';
+import { MAX_SUITE_PROMPT_CHARS } from '../data/text-limits';
 
 /** A suite file or the built-in suite is unusable; the message names the file and the line. Permanent. */
 export class EvalSuiteError extends Error {
@@ -84,6 +85,12 @@ export function parseSuite(content: string | Uint8Array, file: string): PromptMe
       const where = issue && issue.path.length ? issue.path.join('.') : '(line)';
       throw new EvalSuiteError(file, i + 1, `field ${where}: ${issue?.message ?? 'invalid'}`);
     }
+    if (parsed.data.prompt.length > MAX_SUITE_PROMPT_CHARS)
+      throw new EvalSuiteError(
+        file,
+        i + 1,
+        `field prompt: ${parsed.data.prompt.length} characters, more than the ${MAX_SUITE_PROMPT_CHARS} a suite prompt may have`,
+      );
     prompts.push(parsed.data);
   });
   if (prompts.length === 0) throw new EvalSuiteError(file, undefined, 'the suite is empty (no prompt lines)');
@@ -113,6 +120,8 @@ export interface WorldSuite {
   prompts: PromptMetadata[];
   /** Distinct prompts drawn before exclusion. */
   drawn: number;
+  /** Distinct prompts drawn per tag, before exclusion. */
+  drawnPerTag: Record<Tag, number>;
   /** Drawn prompts removed because they occur in the training data, in total and per tag. */
   excluded: number;
   excludedPerTag: Record<Tag, number>;
@@ -173,9 +182,11 @@ function takeTurns(
   limit: number,
 ): WorldSuite {
   const excludedPerTag = Object.fromEntries(TAGS.map((t) => [t, 0])) as Record<Tag, number>;
+  const drawnPerTag = Object.fromEntries(TAGS.map((t) => [t, 0])) as Record<Tag, number>;
   const excludedPrompts: string[] = [];
   const byTag = new Map<Tag, PromptMetadata[]>(TAGS.map((t) => [t, []]));
   for (const meta of candidates) {
+    drawnPerTag[meta.tag]++;
     if (training.has(normalizePrompt(meta.prompt))) {
       excludedPerTag[meta.tag]++;
       excludedPrompts.push(meta.prompt);
@@ -196,9 +207,47 @@ function takeTurns(
   return {
     prompts,
     drawn: candidates.length,
+    drawnPerTag,
     excluded: excludedPrompts.length,
     excludedPerTag,
     excludedPrompts,
     missingTags: TAGS.filter((t) => !present.has(t)),
   };
+}
+
+/** A tag without GenEval prompts and why it has none, in words for the report. */
+export interface ExcludedTag {
+  tag: Tag;
+  reason: string;
+}
+
+/**
+ * Why each tag without a GenEval prompt has none, so a reader knows which tags the overall score
+ * leaves out and whether the suite, the training data or the prompt limit took them. `source` names
+ * where the prompts came from ("the suite file", "the held-out prompts"); `genevalPrompts` is how
+ * many of the selection GenEval judges.
+ */
+export function excludedTags(
+  suite: Pick<WorldSuite, 'prompts' | 'drawnPerTag' | 'excludedPerTag'>,
+  genevalPrompts: number,
+  source: string,
+): ExcludedTag[] {
+  const judged = new Set(suite.prompts.slice(0, genevalPrompts).map((p) => p.tag));
+  return TAGS.filter((tag) => !judged.has(tag)).map((tag) => {
+    const drawn = suite.drawnPerTag[tag];
+    const excluded = suite.excludedPerTag[tag];
+    if (drawn === 0) return { tag, reason: `no prompt of this tag in ${source}` };
+    if (excluded === drawn)
+      return {
+        tag,
+        reason:
+          drawn === 1
+            ? 'its only prompt occurs in the training data'
+            : `all ${drawn} of its prompts occur in the training data`,
+      };
+    return {
+      tag,
+      reason: `eval.genevalPrompts (${genevalPrompts}) was reached before this tag's turn`,
+    };
+  });
 }

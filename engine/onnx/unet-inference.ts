@@ -73,8 +73,11 @@ class OnnxInference implements UNetInference {
 
   private current(): Promise<OnnxUNet> {
     if (!this.session) {
-      const built = loadOnnxRuntime().then((ort) =>
-        OnnxUNet.create(this.unet, { ort, threads: this.threads }),
+      // The device id is 0: `dro worker --device N` pins the process to one GPU with CUDA_VISIBLE_DEVICES.
+      const onGpu = this.choice.runtime === 'onnx-cuda';
+      const cuda = onGpu ? { cuda: { deviceId: 0 } } : {};
+      const built = loadOnnxRuntime(onGpu || undefined).then((ort) =>
+        OnnxUNet.create(this.unet, { ort, threads: this.threads, ...cuda }),
       );
       const session = built.then((s) => {
         this.stats.builds++;
@@ -115,7 +118,7 @@ export async function createUNetInference(
     const why = `the UNet's ${bytes} bytes of weights exceed the 2 GiB an inline ONNX model can hold`;
     if (choice.explicit)
       throw new InferenceRuntimeError(
-        `inference runtime 'onnx' (${choice.reason}) cannot run this model: ${why}; available: tfjs`,
+        `inference runtime '${choice.runtime}' (${choice.reason}) cannot run this model: ${why}; available: tfjs`,
       );
     return new TfjsInference(unet, { runtime: 'tfjs', explicit: false, reason: `auto: ${why}` });
   }

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet2DConditionModel } from '../models/unet';
 import { inferenceThreads, loadOnnxRuntime, type OrtModule } from './runtime';
+import { sessionOptions } from './session-options';
 import { exportUNetToOnnx, UNET_ONNX_IO } from './unet-export';
 
 export interface OnnxUNetOptions {
@@ -12,13 +13,15 @@ export interface OnnxUNetOptions {
   threads?: number;
   /** The onnxruntime module (default: onnxruntime-node, loaded once). */
   ort?: OrtModule;
+  /** Run on the CUDA execution provider of this device (the GPU runtime's onnxruntime-node). */
+  cuda?: { deviceId: number };
 }
 
 type OrtTensor = InstanceType<OrtModule['Tensor']>;
 type OrtSession = Awaited<ReturnType<OrtModule['InferenceSession']['create']>>;
 
 export class OnnxUNet {
-  /** Text states converted once per tensor: the sampler passes the same cond/uncond every step. */
+  /** Text states converted once per tensor: the sampler passes the same one every step. */
   private readonly contexts = new WeakMap<tf.Tensor3D, OrtTensor>();
 
   private constructor(
@@ -37,15 +40,10 @@ export class OnnxUNet {
     const t0 = performance.now();
     const bytes = exportUNetToOnnx(unet);
     const t1 = performance.now();
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      // Idle pool threads sleep instead of spinning: workers share their cores with TF.js and with
-      // each other, and on a busy 2-core machine spinning made 2 threads 2-4x slower than 1.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    });
+    const session = await ort.InferenceSession.create(
+      bytes,
+      sessionOptions({ threads, ...(options.cuda && { cuda: options.cuda }) }),
+    );
     const t2 = performance.now();
     return new OnnxUNet(ort, session, unet.config, threads, { export: t1 - t0, session: t2 - t1 });
   }

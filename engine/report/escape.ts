@@ -32,6 +32,23 @@ export function escapeMarkdown(text: string): string {
 /** Text for the content of an SVG `<text>` element or attribute (XML rules, same as HTML here). */
 export const escapeXml = escapeHtml;
 
+/**
+ * `href` when it is a relative path of plain segments ending in `.html` (`../../x/report.html`),
+ * else undefined: a link the report writes must stay inside the store, never a URL or a script.
+ */
+export function safeRelativeHref(href: string | undefined): string | undefined {
+  if (href === undefined) return undefined;
+  const segments = href.split('/');
+  let leading = true;
+  for (const [i, seg] of segments.entries()) {
+    if (seg === '..' && leading) continue;
+    leading = false;
+    if (!/^[A-Za-z0-9._=+@,~%-]+$/.test(seg) || seg === '.' || seg === '..') return undefined;
+    if (i === segments.length - 1 && !seg.endsWith('.html')) return undefined;
+  }
+  return leading ? undefined : href;
+}
+
 /** A file-name-safe slug of a method or stage name, e.g. "DRO (ours)" -> "dro-ours". */
 export function slug(name: string): string {
   const s = name

@@ -1,13 +1,15 @@
 /**
  * report.html: one self-contained page. Images are inline `data:` PNGs and plots inline SVG, the
  * styles sit in the page, there is no script, and a Content-Security-Policy forbids every fetch
- * except inline images, so the page renders offline and cannot reach the network.
+ * except inline images, so the page renders offline and cannot reach the network. The only links
+ * are relative paths to other runs' reports in the same store (checked by `safeRelativeHref`).
  */
-import { escapeHtml as h } from './escape';
+import { escapeHtml as h, safeRelativeHref } from './escape';
 import type { ReportData } from './report-data';
 import type { PreparedReport } from './sections';
 import { configJson, formatDuration, plural, totalWallSeconds } from './sections';
-import { utilitySkippedNote, type Table } from './tables';
+import { runsTable, sourceRuns, stageTable } from './run-links';
+import { leftAligned, utilitySkippedNote, type Table } from './tables';
 
 export const REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'";
 
@@ -25,8 +27,11 @@ code, pre, .mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monosp
 table { border-collapse: collapse; margin: 0 0 6px; }
 th, td { padding: 5px 12px; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
 th { background: var(--band); font-weight: 600; }
+td:first-child { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .note { color: var(--muted); font-size: 13px; margin: 0 0 18px; }
+.caption { max-width: 880px; margin-top: 8px; }
+a { color: #0b57d0; }
 .wrap { overflow-x: auto; }
 .samples th.prompt { font-weight: 400; font-size: 12px; max-width: 120px; vertical-align: bottom; }
 .samples td { padding: 4px; border: none; }
@@ -39,10 +44,14 @@ details pre { background: var(--band); padding: 12px; overflow-x: auto; }
 `;
 
 export function htmlTable(table: Table, className = ''): string {
-  const cls = (j: number): string => (j === 0 ? '' : ' class="num"');
+  const cls = (j: number): string => (leftAligned(table, j) ? '' : ' class="num"');
+  const cell = (c: string, i: number, j: number): string => {
+    const href = safeRelativeHref(table.links?.[i]?.[j]);
+    return href === undefined ? h(c) : `<a href="${h(href)}">${h(c)}</a>`;
+  };
   const head = table.header.map((c, j) => `<th${cls(j)}>${h(c)}</th>`).join('');
   const body = table.rows
-    .map((row) => `<tr>${row.map((c, j) => `<td${cls(j)}>${h(c)}</td>`).join('')}</tr>`)
+    .map((row, i) => `<tr>${row.map((c, j) => `<td${cls(j)}>${cell(c, i, j)}</td>`).join('')}</tr>`)
     .join('\n');
   const note = table.note ? `<p class="note">${h(table.note)}</p>` : '';
   return `<h3>${h(table.title)}</h3>
@@ -90,6 +99,15 @@ export function renderHtml(data: ReportData, prepared: PreparedReport): string {
   }${data.baseline ? ` &middot; baseline <b>${h(data.baseline)}</b>` : ''} &middot; stages ${h(
     formatDuration(totalWallSeconds(data)),
   )}</p>`);
+  const sources = sourceRuns(data);
+  if (sources.length) {
+    const runs = sources.map((r) =>
+      r.href === undefined
+        ? `<code>${h(r.runId)}</code>`
+        : `<a href="${h(r.href)}"><code>${h(r.runId)}</code></a>`,
+    );
+    parts.push(`<p class="meta">Reused stages computed by ${runs.join(', ')} (see Stages)</p>`);
+  }
   if (prepared.tables.length) {
     parts.push('<h2>Results</h2>', ...prepared.tables.map((t) => htmlTable(t)));
   }
@@ -109,6 +127,13 @@ export function renderHtml(data: ReportData, prepared: PreparedReport): string {
     );
   }
   parts.push(samplesSection(data, prepared));
+  if (prepared.dro) {
+    parts.push(
+      '<h2>DRO terms</h2>',
+      `<div class="plots">${prepared.dro.plots.map((p) => inlineSvg(p.svg)).join('\n')}</div>`,
+      `<p class="note caption">${h(prepared.dro.caption)}</p>`,
+    );
+  }
   if (prepared.plots.length) {
     parts.push(
       '<h2>Loss curves</h2>',
@@ -117,11 +142,8 @@ export function renderHtml(data: ReportData, prepared: PreparedReport): string {
   }
   parts.push(
     '<h2>Stages</h2>',
-    htmlTable({
-      title: 'Wall time',
-      header: ['Stage', 'Wall time', 'Reused'],
-      rows: data.stages.map((s) => [s.stage, formatDuration(s.wallSeconds), s.cacheHit ? 'yes' : 'no']),
-    }),
+    htmlTable(stageTable(data)),
+    htmlTable(runsTable(data)),
     '<h2>Artifacts</h2>',
     htmlTable(
       {

@@ -18,6 +18,9 @@ export { genevalRow } from './report-data';
 export { escapeHtml, escapeMarkdown, slug } from './escape';
 export { composeGrid, renderGridPng, upscaleNearest } from './image-grid';
 export { renderLinePlot } from './svg-plot';
+export { droTermsFigure } from './dro-terms';
+export { genevalExclusionsTable, genevalTagTable } from './geneval-detail';
+export { runsTable, stageTable } from './run-links';
 export {
   formatRunTables,
   formatTextTable,
@@ -40,6 +43,6 @@ export function renderReport(data: ReportData): Record<string, Uint8Array> {
     'report.html': text.encode(renderHtml(data, prepared)),
   };
   for (const s of prepared.samples) files[s.gridFile] = s.gridPng;
-  for (const p of prepared.plots) files[p.file] = text.encode(p.svg);
+  for (const p of [...prepared.plots, ...(prepared.dro?.plots ?? [])]) files[p.file] = text.encode(p.svg);
   return files;
 }

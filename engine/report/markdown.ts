@@ -1,20 +1,29 @@
 /**
- * report.md: the run report as Markdown, with the sample grids and loss plots as files beside it
- * (`grid-<method>.png`, `loss-<stage>.svg`). Every piece of run text is escaped.
+ * report.md: the run report as Markdown, with the sample grids and plots as files beside it
+ * (`grid-<method>.png`, `loss-<stage>.svg`, `dro-terms.svg`, `dro-hinge-open.svg`). Every piece of
+ * run text is escaped.
  */
-import { escapeMarkdown as md } from './escape';
+import { escapeMarkdown as md, safeRelativeHref } from './escape';
 import type { ReportData } from './report-data';
 import type { PreparedReport } from './sections';
 import { configJson, formatDuration, plural, totalWallSeconds } from './sections';
-import { utilitySkippedNote, type Table } from './tables';
+import { runsTable, sourceRuns, stageTable } from './run-links';
+import { leftAligned, utilitySkippedNote, type Table } from './tables';
 
 export function markdownTable(table: Table): string {
-  const row = (cells: readonly string[]): string => `| ${cells.map(md).join(' | ')} |`;
-  const align = table.header.map((_, j) => (j === 0 ? ':---' : '---:'));
+  const row = (cells: readonly string[], i?: number): string =>
+    `| ${cells.map((c, j) => link(md(c), i === undefined ? undefined : table.links?.[i]?.[j])).join(' | ')} |`;
+  const align = table.header.map((_, j) => (leftAligned(table, j) ? ':---' : '---:'));
   const lines = [`### ${md(table.title)}`, '', row(table.header), `| ${align.join(' | ')} |`];
-  lines.push(...table.rows.map(row));
+  lines.push(...table.rows.map((r, i) => row(r, i)));
   if (table.note) lines.push('', md(table.note));
   return lines.join('\n');
+}
+
+/** `text` linked to `href` when that is a plain relative path (nothing else is linked). */
+function link(text: string, href: string | undefined): string {
+  const safe = safeRelativeHref(href);
+  return safe === undefined ? text : `[${text}](${safe})`;
 }
 
 /** A fenced block whose fence is longer than any backtick run inside, so text cannot close it. */
@@ -29,6 +38,8 @@ export function renderMarkdown(data: ReportData, prepared: PreparedReport): stri
   out.push(`- Run id: \`${md(data.runId)}\``, `- Config hash: \`${md(data.configHash)}\``);
   if (data.createdAt) out.push(`- Created: ${md(data.createdAt)}`);
   if (data.baseline) out.push(`- Baseline: ${md(data.baseline)}`);
+  const sources = sourceRuns(data).map((r) => link(md(r.runId), r.href));
+  if (sources.length) out.push(`- Reused stages computed by: ${sources.join(', ')}`);
   out.push(`- Total stage wall time: ${formatDuration(totalWallSeconds(data))}`, '');
 
   if (prepared.tables.length) {
@@ -60,6 +71,11 @@ export function renderMarkdown(data: ReportData, prepared: PreparedReport): stri
     for (const s of prepared.samples)
       out.push(`**${md(s.method)}**`, '', `![${md(s.method)}](${s.gridFile})`, '');
   }
+  if (prepared.dro) {
+    out.push('## DRO terms', '');
+    for (const p of prepared.dro.plots) out.push(`![${md(p.title)}](${p.file})`, '');
+    out.push(md(prepared.dro.caption), '');
+  }
   if (prepared.plots.length) {
     out.push('## Loss curves', '');
     for (const p of prepared.plots) out.push(`![${md(p.stage)} loss](${p.file})`, '');
@@ -67,11 +83,9 @@ export function renderMarkdown(data: ReportData, prepared: PreparedReport): stri
   out.push(
     '## Stages',
     '',
-    markdownTable({
-      title: 'Wall time',
-      header: ['Stage', 'Wall time', 'Reused'],
-      rows: data.stages.map((s) => [s.stage, formatDuration(s.wallSeconds), s.cacheHit ? 'yes' : 'no']),
-    }),
+    markdownTable(stageTable(data)),
+    '',
+    markdownTable(runsTable(data)),
     '',
     '## Artifacts',
     '',

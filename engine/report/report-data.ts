@@ -18,6 +18,20 @@ export interface StageTiming {
   wallSeconds: number;
   /** True when the stage's artifacts were reused instead of recomputed. */
   cacheHit: boolean;
+  /** For a reused stage, the run that computed it (the stage cache entry's run). */
+  fromRun?: string;
+}
+
+/** Another run this report's results come from, e.g. the run that computed a reused stage. */
+export interface LinkedRun {
+  runId: string;
+  /** What the run gave this one, e.g. "computed pretrain, sft (reused here)". */
+  relation: string;
+  /**
+   * Relative path from this report to that run's report.html, when the store holds one. Only a
+   * relative path of plain segments is linked; anything else is shown as text.
+   */
+  report?: string;
 }
 
 export interface ArtifactRef {
@@ -51,6 +65,26 @@ export interface GenEvalRow {
   meanScore: number;
   /** p value of the overall score against the baseline method; absent for the baseline itself. */
   pValueVsBaseline?: number;
+  /** Per tag: judged images, correct ones and the Wilson 95% interval of the accuracy. */
+  perTagCounts?: Record<string, GenEvalTagCount>;
+}
+
+export interface GenEvalTagCount {
+  correct: number;
+  total: number;
+  ci95: Interval;
+}
+
+/** What the GenEval suite left out: tags without prompts, and prompts that were training prompts. */
+export interface GenEvalExclusions {
+  /** Where the prompts came from: "built-in (seed ...)", a suite file's URI, ... */
+  source: string;
+  /** Distinct prompts before exclusion. */
+  drawn: number;
+  /** Prompts removed because they occur in the training data, per tag. */
+  excludedPerTag: Record<string, number>;
+  /** Tags without any GenEval prompt, with why; the overall score averages the other tags. */
+  excludedTags: { tag: string; reason: string }[];
 }
 
 /**
@@ -120,6 +154,28 @@ export interface LossPoint {
   loss: number;
 }
 
+/**
+ * The DRO hinge's terms at one optimizer update, each the mean over the update's samples (the
+ * training summary's history row). Older summaries lack `hingeOpen`.
+ */
+export interface DroTermPoint {
+  step: number;
+  /** (Le - Le0) - (Lp - Lp0). */
+  diff?: number;
+  /** Le - Le0: phi's denoising error on expert samples relative to the reference's. */
+  expertDiff?: number;
+  /** Lp - Lp0: the same on the policy's own samples. */
+  policyDiff?: number;
+  /** Share of samples with diff + margin > 0, the ones that still contribute a gradient. */
+  hingeOpen?: number;
+}
+
+export interface DroTerms {
+  /** The hinge margin (config `dro.margin`), when known. */
+  margin?: number;
+  points: DroTermPoint[];
+}
+
 export interface LossCurve {
   /** Training stage, e.g. "pretrain", "sft", "dro". */
   stage: string;
@@ -182,6 +238,12 @@ export interface ReportData {
   /** The simulated users' utility of the held-out GenEval images (built-in world prompts only). */
   utility?: UtilityReport;
   lossCurves: LossCurve[];
+  /** The DRO stage's hinge terms per update. */
+  droTerms?: DroTerms;
+  /** The GenEval suite's exclusions (tags without prompts and why, removed training prompts). */
+  genevalSuite?: GenEvalExclusions;
+  /** Runs this report draws on besides its own (the runs that computed its reused stages). */
+  linkedRuns?: LinkedRun[];
   /** Experts per generator of a pooled preference set (`data.generators`). */
   expertProvenance?: ExpertProvenanceRow[];
   samples?: SampleGrid;

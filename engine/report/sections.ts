@@ -8,6 +8,8 @@ import { slug } from './escape';
 import { composeGrid, scaleFor, upscaleNearest } from './image-grid';
 import type { ReportData } from './report-data';
 import { expertProvenanceTable } from './expert-provenance';
+import { droTermsFigure, type DroTermsFigure } from './dro-terms';
+import { genevalExclusionsTable, genevalTagTable } from './geneval-detail';
 import { renderLinePlot } from './svg-plot';
 import type { Table } from './tables';
 import { genevalTable, humanStudyTable, utilityTables, winRateDetailTable, winRateTable } from './tables';
@@ -33,6 +35,8 @@ export interface MethodSamples {
 export interface PreparedReport {
   tables: Table[];
   plots: LossPlot[];
+  /** The DRO hinge's terms per update, when the DRO summary logged them. */
+  dro?: DroTermsFigure;
   samples: MethodSamples[];
 }
 
@@ -65,7 +69,13 @@ export function checkReportData(data: ReportData): void {
 
 export function reportTables(data: ReportData): Table[] {
   const tables: Table[] = [];
-  if (data.geneval.length) tables.push(genevalTable(data.geneval));
+  if (data.geneval.length) {
+    tables.push(genevalTable(data.geneval));
+    const perTag = genevalTagTable(data.geneval);
+    if (perTag) tables.push(perTag);
+    const excluded = data.genevalSuite && genevalExclusionsTable(data.genevalSuite);
+    if (excluded) tables.push(excluded);
+  }
   if (data.winRates.length) tables.push(winRateTable(data.winRates), winRateDetailTable(data.winRates));
   for (const t of utilityTables(data.utility)) if (typeof t !== 'string') tables.push(t);
   const perReward = data.perRewardMedianWinRates ?? [];
@@ -109,7 +119,8 @@ export function prepareReport(data: ReportData): PreparedReport {
       });
     }
   }
-  return { tables: reportTables(data), plots, samples };
+  const dro = droTermsFigure(data.droTerms);
+  return { tables: reportTables(data), plots, ...(dro ? { dro } : {}), samples };
 }
 
 /** "0.4 s", "51 s", "3 min 44 s", "1 h 02 min". */

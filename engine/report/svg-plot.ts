@@ -18,12 +18,21 @@ export interface LinePlotOptions {
   width?: number;
   /** Height in px. Default 300. */
   height?: number;
+  /** A range the y axis covers whatever the data, e.g. [0, 1] for a share. */
+  yRange?: readonly [number, number];
+  /**
+   * Where the legend of several series goes: `inside` the plot's top right corner (default), or in
+   * a row `below` the axes, where it never hides a line.
+   */
+  legend?: 'inside' | 'below';
 }
 
 /** Colour-blind-safe series colours (Okabe-Ito). */
 const COLORS = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9'];
 
 const MARGIN = { left: 64, right: 16, top: 32, bottom: 44 };
+/** Height of the legend row under the axes. */
+const LEGEND_ROW = 22;
 
 /** About `count` round tick values (1, 2 or 5 times a power of ten) covering [lo, hi]. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -38,10 +47,15 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
-function tickLabel(v: number): string {
+const exponential = (v: number): boolean => {
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(1);
-  return String(Number(v.toPrecision(4)));
+  return a !== 0 && (a < 1e-3 || a >= 1e5);
+};
+
+/** Labels of one axis: all in exponent form when any needs it, so 1.0e-3 sits beside 5.0e-4. */
+function tickLabels(ticks: readonly number[]): string[] {
+  const expo = ticks.some(exponential);
+  return ticks.map((v) => (expo && v !== 0 ? v.toExponential(1) : String(Number(v.toPrecision(4)))));
 }
 
 /**
@@ -56,13 +70,15 @@ export function renderLinePlot(series: readonly PlotSeries[], options: LinePlotO
   const all = finite.flat();
   let [x0, x1] = extent(all.map((p) => p.x));
   let [y0, y1] = extent(all.map((p) => p.y));
+  if (options.yRange) [y0, y1] = [Math.min(y0, options.yRange[0]), Math.max(y1, options.yRange[1])];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
   if (y1 === y0) [y0, y1] = [y0 - Math.abs(y0 || 1) * 0.1, y1 + Math.abs(y1 || 1) * 0.1];
   const pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
   const plotW = width - MARGIN.left - MARGIN.right;
-  const plotH = height - MARGIN.top - MARGIN.bottom;
+  const below = options.legend === 'below' && series.length > 1;
+  const plotH = height - MARGIN.top - MARGIN.bottom - (below ? LEGEND_ROW : 0);
   const sx = (x: number): number => MARGIN.left + ((x - x0) / (x1 - x0)) * plotW;
   const sy = (y: number): number => MARGIN.top + (1 - (y - y0) / (y1 - y0)) * plotH;
   const r = (v: number): string => v.toFixed(1);
@@ -73,21 +89,25 @@ export function renderLinePlot(series: readonly PlotSeries[], options: LinePlotO
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="${MARGIN.left}" y="18" font-size="13" font-weight="600">${escapeXml(options.title)}</text>`,
   ];
-  for (const t of niceTicks(y0, y1)) {
+  const yTicks = niceTicks(y0, y1);
+  const yLabels = tickLabels(yTicks);
+  yTicks.forEach((t, i) => {
     out.push(
       `<line x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${r(sy(t))}" y2="${r(sy(t))}" stroke="#e5e5e5"/>`,
-      `<text x="${MARGIN.left - 6}" y="${r(sy(t) + 4)}" text-anchor="end" fill="#444">${tickLabel(t)}</text>`,
+      `<text x="${MARGIN.left - 6}" y="${r(sy(t) + 4)}" text-anchor="end" fill="#444">${yLabels[i]}</text>`,
     );
-  }
-  for (const t of niceTicks(x0, x1)) {
+  });
+  const xTicks = niceTicks(x0, x1);
+  const xLabels = tickLabels(xTicks);
+  xTicks.forEach((t, i) => {
     out.push(
       `<line x1="${r(sx(t))}" x2="${r(sx(t))}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH + 4}" stroke="#444"/>`,
-      `<text x="${r(sx(t))}" y="${MARGIN.top + plotH + 16}" text-anchor="middle" fill="#444">${tickLabel(t)}</text>`,
+      `<text x="${r(sx(t))}" y="${MARGIN.top + plotH + 16}" text-anchor="middle" fill="#444">${xLabels[i]}</text>`,
     );
-  }
+  });
   out.push(
     `<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`,
-    `<text x="${MARGIN.left + plotW / 2}" y="${height - 6}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`,
+    `<text x="${MARGIN.left + plotW / 2}" y="${MARGIN.top + plotH + MARGIN.bottom - 6}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`,
     `<text transform="translate(14 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel)}</text>`,
   );
   finite.forEach((points, i) => {
@@ -95,18 +115,30 @@ export function renderLinePlot(series: readonly PlotSeries[], options: LinePlotO
     const d = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${r(sx(p.x))} ${r(sy(p.y))}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5" stroke-linejoin="round"/>`);
   });
-  if (series.length > 1) {
-    series.forEach((s, i) => {
-      const y = MARGIN.top + 12 + i * 14;
-      const x = width - MARGIN.right - 120;
-      out.push(
-        `<line x1="${x}" x2="${x + 16}" y1="${y - 4}" y2="${y - 4}" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"/>`,
-        `<text x="${x + 20}" y="${y}">${escapeXml(s.label)}</text>`,
-      );
-    });
-  }
+  if (series.length > 1) out.push(...legend(series, below ? 'below' : 'inside', width, height));
   out.push('</svg>');
   return out.join('\n');
+}
+
+/** A swatch and label per series: stacked in the top right corner, or in one row under the axes. */
+function legend(
+  series: readonly PlotSeries[],
+  where: 'inside' | 'below',
+  width: number,
+  height: number,
+): string[] {
+  const out: string[] = [];
+  let x = where === 'below' ? MARGIN.left : width - MARGIN.right - 120;
+  series.forEach((s, i) => {
+    const y = where === 'below' ? height - 8 : MARGIN.top + 12 + i * 14;
+    out.push(
+      `<line x1="${x}" x2="${x + 16}" y1="${y - 4}" y2="${y - 4}" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"/>`,
+      `<text x="${x + 20}" y="${y}">${escapeXml(s.label)}</text>`,
+    );
+    // About 6.5 px per character at the plot's 11 px font, then a gap before the next entry.
+    if (where === 'below') x += 20 + Math.ceil(s.label.length * 6.5) + 18;
+  });
+  return out;
 }
 
 function extent(values: readonly number[]): [number, number] {

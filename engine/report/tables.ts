@@ -21,6 +21,15 @@ export interface Table {
   rows: string[][];
   /** One line under the table, e.g. the significance legend. */
   note?: string;
+  /** Per column: 'left' for text, 'right' for numbers. Default: the first left, the others right. */
+  align?: ('left' | 'right')[];
+  /** Per row and column, a relative link the cell's text points to (HTML and Markdown only). */
+  links?: (string | undefined)[][];
+}
+
+/** Whether column `j` of `table` holds text (left-aligned) rather than numbers. */
+export function leftAligned(table: Table, j: number): boolean {
+  return (table.align?.[j] ?? (j === 0 ? 'left' : 'right')) === 'left';
 }
 
 export const SIGNIFICANCE_NOTE = '* p < 0.05, ** p < 0.01, *** p < 0.001';
@@ -44,9 +53,14 @@ const TAG_LABELS: Record<string, string> = {
   color_attr: 'Color attr.',
 };
 
-const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+/** A tag's column title, e.g. "Two obj." for two_object; other tags as written. */
+export function tagLabel(tag: string): string {
+  return TAG_LABELS[tag] ?? tag;
+}
+
+export const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 const percent = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
-const interval = (ci: Interval, format: (x: number) => string): string =>
+export const interval = (ci: Interval, format: (x: number) => string): string =>
   `[${format(ci[0])}, ${format(ci[1])}]`;
 
 /** Compact number for reward means, which range from ~1e-3 to ~1e2 across reward models. */
@@ -62,7 +76,7 @@ function pValue(p: number | null): string {
 }
 
 /** Tags in GenEval order, then any others alphabetically. */
-function tagColumns(rows: readonly GenEvalRow[]): string[] {
+export function tagColumns(rows: readonly GenEvalRow[]): string[] {
   const present = new Set(rows.flatMap((r) => Object.keys(r.perTag)));
   const known = Object.keys(TAG_LABELS).filter((t) => present.has(t));
   const other = [...present].filter((t) => !(t in TAG_LABELS)).sort();
@@ -212,7 +226,9 @@ export function formatTextTable(table: Table): string {
   const widths = table.header.map((_, j) => Math.max(...cells.map((row) => (row[j] ?? '').length)));
   const line = (row: string[]): string =>
     row
-      .map((c, j) => (j === 0 ? c.padEnd(widths[j] as number) : c.padStart(widths[j] as number)))
+      .map((c, j) =>
+        leftAligned(table, j) ? c.padEnd(widths[j] as number) : c.padStart(widths[j] as number),
+      )
       .join('  ')
       .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');

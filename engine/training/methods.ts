@@ -23,7 +23,13 @@ import {
 } from '../latent/latent-data';
 import { DpmSolverPlusPlus } from '../schedulers/dpm-solver';
 import { DdpmAncestralSampler } from '../schedulers/ddpm-ancestral';
-import { disposeSampleResult, runSampler, trajectoryToArrays, type GridSolver } from '../schedulers/sampling';
+import {
+  disposeSampleResult,
+  guidanceBatch,
+  runSampler,
+  trajectoryToArrays,
+  type GridSolver,
+} from '../schedulers/sampling';
 import { perturbedTimesteps } from '../schedulers/timesteps';
 import type { DataOrder } from './data-order';
 import {
@@ -356,7 +362,10 @@ class DroMethod extends BaseMethod implements TrainingMethod {
     );
     const x0s = picks.map((p) => this.flipMaybe(p, rngs.data, this.ds));
     const cond = this.encode(prompts);
-    const uncond = s.bufferGuidanceScale === 1 ? undefined : this.encode(prompts.map(() => ''));
+    const guidanceCond =
+      s.bufferGuidanceScale === 1
+        ? undefined
+        : tf.tidy(() => guidanceBatch(this.encode(prompts.map(() => '')), cond));
     const xT = rngs.buffer.normalTensor([
       s.bufferBatchSize,
       this.ds.height,
@@ -370,7 +379,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       xT,
       grids,
       cond,
-      uncond,
+      guidanceCond,
       guidanceScale: s.bufferGuidanceScale,
       // Ancestral steps draw fresh noise from the buffer stream, which checkpoints carry.
       ...(this.solver instanceof DdpmAncestralSampler ? { noise: rngs.buffer } : {}),
@@ -393,7 +402,7 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       this.buffer.push(trajectories);
     } finally {
       disposeSampleResult(result);
-      tf.dispose([xT, cond, ...(uncond ? [uncond] : [])]);
+      tf.dispose([xT, cond, ...(guidanceCond ? [guidanceCond] : [])]);
     }
   }
 
@@ -432,6 +441,8 @@ class DroMethod extends BaseMethod implements TrainingMethod {
       policy0: r.lp0,
       expertDiff: tf.sub(r.le, r.le0),
       policyDiff: tf.sub(r.lp, r.lp0),
+      // The share of samples that still train: those whose hinge is open (diff + margin > 0).
+      hingeOpen: tf.cast(tf.greater(tf.add(r.diff, this.s.margin), 0), 'float32'),
     });
     return { loss: r.loss, terms };
   }

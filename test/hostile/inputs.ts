@@ -3,6 +3,7 @@
  * caption folders and Pick-a-Pic shards. Each case writes its files into its own directory and
  * names what the output must contain: the file or field, and the problem.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -288,6 +289,18 @@ export const HOSTILE_CASES: HostileCase[] = [
     name: 'config: over 16 MiB',
     setup: (d) => (fs.writeFileSync(path.join(d, 'c.json'), ' '.repeat(17 * 1024 * 1024) + '{}'), 'c.json'),
     expect: [/c\.json/, /at most 16777216/],
+  },
+  {
+    // A device reports size 0: only a bound on the bytes read stops it.
+    name: 'config: /dev/zero',
+    setup: () => '/dev/zero',
+    expect: [/\/dev\/zero/, /more than 16777216 bytes; a config may have at most 16777216/],
+  },
+  {
+    // Opening a FIFO that nobody writes to blocks a plain read forever.
+    name: 'config: a FIFO with no writer',
+    setup: (d) => (execFileSync('mkfifo', [path.join(d, 'fifo.json')]), 'fifo.json'),
+    expect: [/fifo\.json/, /not valid JSON/],
   },
   {
     name: 'config: escape sequence in a key',
@@ -810,6 +823,12 @@ export const HOSTILE_CASES: HostileCase[] = [
   shardCase('null caption', rowsShard([goodRow(0), goodRow(1, { caption: null })]), [
     /row 1 field caption: missing_caption \(empty or null\)/,
   ]),
+  // The same bound as a caption file of an image folder.
+  shardCase(
+    'a 10 MB caption',
+    rowsShard([goodRow(0), goodRow(1, { caption: 'x'.repeat(10 * 1024 * 1024) })]),
+    [/row 1 field caption: caption_too_long \(10485760 bytes, more than the 1048576 a caption may hold\)/],
+  ),
   shardCase(
     'undecodable image',
     rowsShard([goodRow(0, { jpg_0: new TextEncoder().encode('not an image') })]),

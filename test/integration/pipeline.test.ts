@@ -22,7 +22,8 @@ import { pipelineProgressQuery, type RunManifest, type RunReport } from '../../c
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import { runsQuery, verifyManifest } from '../../cli/commands/runs';
-import { configHash, startPipeline } from '../../cli/commands/run';
+import { startPipeline } from '../../cli/commands/run';
+import { configHash } from '../../cli/provenance';
 import type { temporal as temporalProto } from '@temporalio/proto';
 import { startS3Server, type S3TestServer } from '../harness/s3-server';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';

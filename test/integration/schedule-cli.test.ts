@@ -3,8 +3,8 @@
  * interval, `trigger` starts a pipeline run that the workers complete, `list`, `pause` and
  * `delete` act on it; a malformed interval or cron and an unknown schedule are refused by name.
  * Evaluation schedules: `--latest-of` made before any run exists evaluates the run that completed
- * last, found when the trigger fires; `--model` URIs are checked (and files imported) before the
- * schedule is created.
+ * last, found when the trigger fires, writes the same report `dro eval` writes and is listed by
+ * `dro runs list`; `--model` URIs are checked (and files imported) before the schedule is created.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { configHash, loadConfig } from '../../cli/commands/run';
+import { loadConfig } from '../../cli/commands/run';
+import { configHash } from '../../cli/provenance';
 import { LocalArtifactStore } from '../../storage';
 import type { ScheduledEvaluationInput, ScheduledEvaluationResult } from '../../contracts/evaluation';
 import { startTemporalHarness, type TemporalHarness } from '../harness/temporal';
@@ -120,6 +121,18 @@ describe('dro schedule', { timeout: 900_000 }, () => {
       assert.ok(await store.exists(evaluated.evaluation.uri));
       assert.ok(evaluated.evaluation.uri.includes('/evaluations/evals'));
       assert.match(evaluated.tables, /dro/);
+      // The same report pages `dro eval` writes, beside its evaluation.
+      assert.ok(evaluated.report, 'the scheduled evaluation wrote no report');
+      assert.ok(evaluated.report.html.uri.includes('/evaluations/evals'), evaluated.report.html.uri);
+      const page = fs.readFileSync(new URL(evaluated.report.html.uri), 'utf8');
+      assert.match(page, /GenEval/);
+      assert.match(page, new RegExp(`training prompts of run ${runId}`));
+      // `dro runs list` shows it beside the pipeline run.
+      const runsListed = dro('runs', 'list', '--json');
+      assert.equal(runsListed.status, 0, runsListed.stderr);
+      const rows = JSON.parse(runsListed.stdout) as { runId: string; kind: string }[];
+      assert.equal(rows.find((r) => r.runId === evalId)?.kind, 'evaluation', runsListed.stdout);
+      assert.equal(rows.find((r) => r.runId === runId)?.kind, 'pipeline', runsListed.stdout);
     } finally {
       await workers.stop();
     }

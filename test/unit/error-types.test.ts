@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ENGINE_PERMANENT_ERRORS, NON_RETRYABLE_ERROR_TYPES } from '../../contracts/errors';
+import {
+  ENGINE_PERMANENT_ERRORS,
+  NON_RETRYABLE_ERROR_TYPES,
+  STORE_PERMANENT_ERRORS,
+} from '../../contracts/errors';
+import { PERMANENT_STORE_ERROR_TYPES } from '../../storage';
 import { REPO_ROOT, sourceFiles } from '../harness/source-files';
 
 /** Engine errors that a retry can fix, with why. */
@@ -36,4 +41,11 @@ test('every engine error class is classified and names itself', () => {
     }
   }
   assert.ok(found.length >= 20, `only ${found.length} error classes found: the scan is broken`);
+});
+
+// The store's permanent types are spelled twice: from its error classes (storage may not import
+// contracts) and for workflows (which may not import storage). The two agree.
+test("the workflows' list of permanent store failures is the store's own", () => {
+  assert.deepEqual([...STORE_PERMANENT_ERRORS].sort(), [...PERMANENT_STORE_ERROR_TYPES].sort());
+  for (const t of PERMANENT_STORE_ERROR_TYPES) assert.ok(NON_RETRYABLE_ERROR_TYPES.includes(t), t);
 });

@@ -3,27 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
 import { generateImages } from '../../engine/generate';
-import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
-import { UNet2DConditionModel } from '../../engine/models/unet';
-import { TINY_UNET } from '../../engine/models/unet-config';
-import { worldTokenizer } from '../../engine/world/world-text';
-import { Rng } from '../../engine/rng';
 import type { DiffusionModel } from '../../engine/training/diffusion-model';
+import { tinyWorldModel } from '../harness/tiny-models';
 
 let model: DiffusionModel;
 
 before(async () => {
   await initBackend('wasm');
-  const tokenizer = worldTokenizer();
-  model = {
-    tokenizer,
-    text: CLIPTextModel.create(
-      demoTextEncoderConfig(tokenizer.vocabSize, 16, TINY_UNET.cross_attention_dim),
-      new Rng(1),
-      false,
-    ),
-    unet: UNet2DConditionModel.create(TINY_UNET, new Rng(2), false),
-  };
+  model = tinyWorldModel();
 });
 
 after(() => {

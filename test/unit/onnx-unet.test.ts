@@ -5,7 +5,6 @@ import { initBackend } from '../../engine/backend';
 import { worldTokenizer } from '../../engine/world/world-text';
 import { generateImages } from '../../engine/generate';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
-import { DEFAULT_SPECIAL_TOKENS, WordTokenizer } from '../../engine/models/tokenizer';
 import { UNet2DConditionModel } from '../../engine/models/unet';
 import { DEMO_UNET, TINY_UNET, type UNetConfig } from '../../engine/models/unet-config';
 import { inferenceThreads, InferenceRuntimeError, resolveInferenceRuntime } from '../../engine/onnx/runtime';
@@ -17,6 +16,7 @@ import { Rng } from '../../engine/rng';
 import { decodeCheckpoint } from '../../engine/training/checkpoint';
 import type { DiffusionModel } from '../../engine/training/diffusion-model';
 import { Trainer, type TrainingSettings } from '../../engine/training/trainer';
+import { tinyDroWorld } from '../harness/tiny-models';
 
 /** Three levels, per-block head counts, attention on two levels, a cross dim unlike any width. */
 const THREE_LEVEL_UNET: UNetConfig = {
@@ -318,26 +318,7 @@ describe('sampling on ONNX', () => {
   });
 
   test('the DRO replay buffer samples the refreshed policy on ONNX as on TF.js', async (t) => {
-    const tokenizer = new WordTokenizer({
-      words: ['a', 'red', 'blue', 'circle', 'square'],
-      maxLength: 6,
-      ...DEFAULT_SPECIAL_TOKENS,
-    });
-    const text = CLIPTextModel.create(
-      demoTextEncoderConfig(tokenizer.vocabSize, 6, TINY_UNET.cross_attention_dim),
-      new Rng(2),
-      false,
-    );
-    const rng = new Rng(1);
-    const images = {
-      height: 8,
-      width: 8,
-      channels: 4,
-      examples: ['a red circle', 'a blue square', 'a red square', 'a blue circle'].map((prompt) => ({
-        prompt,
-        image: rng.fillUniform(new Float32Array(8 * 8 * 4), -1, 1),
-      })),
-    };
+    const { tokenizer, text, images } = tinyDroWorld();
     // Refills at micro-steps 1, 3, 5, 7; the policy is refreshed after updates 2 and 4.
     const settings: TrainingSettings = {
       seed: 5,

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { DEMO_CONFIG_FILE, commandLogger, lossSummary, progressLine } from '../../cli/commands/run';
+import { DEMO_CONFIG_FILE } from '../../cli/commands/run';
+import { commandLogger, progressLine } from '../../cli/progress';
+import { lossSummary } from '../../cli/run-ending';
 import { logger as rootLogger } from '../../infra/logger';
 import { loadConfigFile } from '../../config/load';
 

@@ -12,7 +12,7 @@ import {
   sortRuns,
   type RunRow,
 } from '../../cli/commands/runs';
-import { interruptedMessage, RunInterruptedError, runInterruptibly } from '../../cli/commands/run';
+import { interruptedMessage, RunInterruptedError, runInterruptibly } from '../../cli/interrupt';
 
 describe('an interrupted command', () => {
   test('names the real run id in the resume command, never a placeholder', async () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runKey } from '../../activities/stage';
-import { checkRunIdArg, checkRunIdRef, runRecordsKey } from '../../cli/commands/run';
+import { checkRunIdArg, checkRunIdRef, runRecordsKey } from '../../cli/run-ids';
 
 const scheduled = 'nightly-2026-11-30T19:20:37Z';
 

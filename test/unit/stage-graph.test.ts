@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createActivities, QUEUE_ACTIVITIES } from '../../activities';
-import { configHash } from '../../cli/commands/run';
+import { configHash } from '../../cli/provenance';
 import { canonicalJson } from '../../config/config-hash';
 import { parseConfig } from '../../config/load';
 import type { PipelineConfigInput } from '../../config/schemas';

@@ -156,4 +156,27 @@ describe('dro study', { timeout: 300_000 }, () => {
     assert.match(threshold.stdout, /import version 5: .*1 left out by --exclude\n {2}3 participants counted/);
     assert.doesNotMatch(threshold.stdout, /Implausibly fast/);
   });
+
+  test("the config's userStudy.minMedianAnswerMs sets the threshold", () => {
+    const slowish = write('slowish.json', answers(study, 'steady', { ms: 2000 }));
+    const strict = path.join(dir, 'strict.json');
+    fs.writeFileSync(
+      strict,
+      JSON.stringify({ ...studyConfig(root), userStudy: { minMedianAnswerMs: 5000 } }),
+    );
+    const r = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'dro.cjs'), 'study', 'import', 'run-a', slowish, '--config', strict],
+      {
+        cwd,
+        env: { ...process.env, DRO_STATE_DIR: path.join(dir, 'state'), DRO_LOG_LEVEL: 'error' },
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    // Everyone answering in 2 s is now too fast, the earlier imports' participants included.
+    assert.match(r.stdout, /Implausibly fast: 4 participants with a median time per answer below 5000 ms/);
+    assert.match(r.stdout, /\n {2}steady: median 2\d{3} ms per answer/);
+  });
 });

@@ -112,11 +112,15 @@ describe('trainer', () => {
       'policy0',
       'expertDiff',
       'policyDiff',
+      'hingeOpen',
       'lr',
       'bufferSize',
     ]) {
       assert.ok(Number.isFinite(row[key]), `${key} missing from ${JSON.stringify(row)}`);
     }
+    // A share of the update's samples; at the first update phi equals ref, so every hinge is open.
+    assert.ok(row.hingeOpen! >= 0 && row.hingeOpen! <= 1, `hingeOpen ${row.hingeOpen}`);
+    assert.equal(trainer.history[0]!.hingeOpen, 1);
     // Refills at micro-steps 1 and 3, two trajectories each.
     assert.equal(row.bufferSize, 4);
     // Before any update phi equals ref, so the expert and policy terms cancel: diff = 0.
