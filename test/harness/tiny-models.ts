@@ -3,10 +3,11 @@
  * and text encoder over the world's tokenizer, and a four-word tokenizer with 8x8 latent "experts"
  * for DRO buffer tests.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
 import { DEFAULT_SPECIAL_TOKENS, WordTokenizer } from '../../engine/models/tokenizer';
 import { UNet2DConditionModel } from '../../engine/models/unet';
-import { TINY_UNET } from '../../engine/models/unet-config';
+import { TINY_UNET, type UNetConfig } from '../../engine/models/unet-config';
 import { Rng } from '../../engine/rng';
 import type { DiffusionModel } from '../../engine/training/diffusion-model';
 import { worldTokenizer } from '../../engine/world/world-text';
@@ -48,4 +49,26 @@ export function tinyDroWorld() {
     })),
   };
   return { tokenizer, text, images };
+}
+
+/** A UNet with every weight random, norm scales and biases included (they start at 1 and 0). */
+export function randomUNet(config: UNetConfig, seed: number): UNet2DConditionModel {
+  const unet = UNet2DConditionModel.create(config, new Rng(seed), false);
+  const rng = new Rng(seed + 1000);
+  for (const v of unet.params.variables()) {
+    tf.tidy(() => v.assign(tf.add(v, tf.mul(rng.normalTensor(v.shape), 0.1))));
+  }
+  return unet;
+}
+
+/** max |a - b| / max |a|, the parity measure of the engine's tests. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`lengths differ: ${a.length} and ${b.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(a[i]!));
+  }
+  return diff / scale;
 }

@@ -25,33 +25,11 @@ import {
 } from '../../engine/schedulers/sampling';
 import { perturbedTimesteps } from '../../engine/schedulers/timesteps';
 import { Trainer, type TrainingSettings } from '../../engine/training/trainer';
-import { tinyDroWorld, tinyWorldModel } from '../harness/tiny-models';
+import { randomUNet, relativeError, tinyDroWorld, tinyWorldModel } from '../harness/tiny-models';
 
 before(async () => {
   await initBackend('wasm');
 });
-
-/** A model with every weight random, norm scales and biases included (they start at 1 and 0). */
-function randomUNet(config = DEMO_UNET, seed = 3): UNet2DConditionModel {
-  const unet = UNet2DConditionModel.create(config, new Rng(seed), false);
-  const rng = new Rng(seed + 1000);
-  for (const v of unet.params.variables()) {
-    tf.tidy(() => v.assign(tf.add(v, tf.mul(rng.normalTensor(v.shape), 0.1))));
-  }
-  return unet;
-}
-
-/** max |a - b| / max |b|. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
 
 interface Sampled {
   x0: Float32Array;
@@ -113,7 +91,7 @@ describe('guidance in one model call', () => {
   let inputs: { xT: tf.Tensor4D; grids: number[][]; cond: tf.Tensor3D; uncond: tf.Tensor3D };
 
   before(() => {
-    unet = randomUNet();
+    unet = randomUNet(DEMO_UNET, 3);
     const s = DEMO_UNET.sample_size;
     const d = DEMO_UNET.cross_attention_dim;
     inputs = {

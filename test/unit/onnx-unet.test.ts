@@ -5,7 +5,7 @@ import { initBackend } from '../../engine/backend';
 import { worldTokenizer } from '../../engine/world/world-text';
 import { generateImages } from '../../engine/generate';
 import { CLIPTextModel, demoTextEncoderConfig } from '../../engine/models/text-encoder';
-import { UNet2DConditionModel } from '../../engine/models/unet';
+import type { UNet2DConditionModel } from '../../engine/models/unet';
 import { DEMO_UNET, TINY_UNET, type UNetConfig } from '../../engine/models/unet-config';
 import { inferenceThreads, InferenceRuntimeError, resolveInferenceRuntime } from '../../engine/onnx/runtime';
 import { unetOnnxGraph } from '../../engine/onnx/unet-export';
@@ -16,7 +16,7 @@ import { Rng } from '../../engine/rng';
 import { decodeCheckpoint } from '../../engine/training/checkpoint';
 import type { DiffusionModel } from '../../engine/training/diffusion-model';
 import { Trainer, type TrainingSettings } from '../../engine/training/trainer';
-import { tinyDroWorld } from '../harness/tiny-models';
+import { randomUNet, relativeError, tinyDroWorld } from '../harness/tiny-models';
 
 /** Three levels, per-block head counts, attention on two levels, a cross dim unlike any width. */
 const THREE_LEVEL_UNET: UNetConfig = {
@@ -31,28 +31,6 @@ const THREE_LEVEL_UNET: UNetConfig = {
   norm_num_groups: 8,
   sample_size: 8,
 };
-
-/** A model with every weight random, norm scales and biases included (they start at 1 and 0). */
-function randomUNet(config: UNetConfig, seed: number): UNet2DConditionModel {
-  const unet = UNet2DConditionModel.create(config, new Rng(seed), false);
-  const rng = new Rng(seed + 1000);
-  for (const v of unet.params.variables()) {
-    tf.tidy(() => v.assign(tf.add(v, tf.mul(rng.normalTensor(v.shape), 0.1))));
-  }
-  return unet;
-}
-
-/** max |a - b| / max |a|, the parity measure used throughout. */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(a[i]!));
-  }
-  return diff / scale;
-}
 
 async function parity(unet: UNet2DConditionModel, t: number[], batch = 3, contextLen = 5): Promise<number> {
   const c = unet.config;
