@@ -13,6 +13,8 @@ import { Command } from 'commander';
 import type * as DoctorCommand from './commands/doctor';
 import type * as RunCommand from './commands/run';
 import type * as RunsCommand from './commands/runs';
+import type * as ScheduleCommand from './commands/schedule';
+import type * as WorkerCommand from './commands/worker';
 import type * as EvalCommand from './commands/eval';
 import type * as StudyCommand from './commands/study';
 import type * as ReplayCommand from './commands/replay';
@@ -50,6 +52,8 @@ export function buildProgram(command?: string): Command {
   run.registerRunCommand(program);
   run.registerServerCommand(program);
   (require('./commands/runs') as typeof RunsCommand).registerRunsCommands(program);
+  (require('./commands/schedule') as typeof ScheduleCommand).registerScheduleCommands(program);
+  (require('./commands/worker') as typeof WorkerCommand).registerWorkerCommand(program);
   (require('./commands/eval') as typeof EvalCommand).registerEvalCommands(program);
   (require('./commands/study') as typeof StudyCommand).registerStudyCommands(program);
   (require('./commands/replay') as typeof ReplayCommand).registerReplayCommand(program);

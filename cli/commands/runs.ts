@@ -1,11 +1,10 @@
 /**
- * Operating runs: `dro status`, `dro cancel`, `dro resume`, `dro runs list|show|verify`,
- * `dro schedule ...` and `dro worker`. Each talks to the configured cluster (the embedded dev
- * server, started on the same history file, when nothing else is configured); every command takes
- * `--json` for scripts.
+ * Operating runs: `dro status`, `dro cancel`, `dro resume` and `dro runs list|show|verify`, and the
+ * helpers `dro schedule` (./schedule.ts) shares with them. Each talks to the configured cluster
+ * (the embedded dev server, started on the same history file, when nothing else is configured);
+ * every command takes `--json` for scripts.
  */
 import {
-  ScheduleOverlapPolicy,
   WorkflowFailedError,
   type Client,
   type WorkflowExecutionDescription,
@@ -15,15 +14,10 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { Command } from 'commander';
 import type { PipelineConfig } from '../../config/schemas';
 import { completedRunsQuery, newestRun, type CompletedRun } from '../../activities/latest-run';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from '../../contracts/task-queues';
-import { logger as rootLogger } from '../../infra/logger';
+import { TASK_QUEUES } from '../../contracts/task-queues';
 import { isSha256Hex, openStore, storeForUri, type ArtifactStore } from '../../storage';
 import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
-import { runStandaloneWorker, WORKFLOW_TASK_QUEUE } from '../../workers/create-worker';
-import { placeWorker } from '../worker-devices';
-import type { EvalModelInput, ScheduledEvaluationInput } from '../../contracts/evaluation';
-import { scheduledEvaluationWorkflow } from '../../workflows/evaluation-schedule';
-import { pipelineWorkflow } from '../../workflows/pipeline';
+import type { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
   type PipelineInput,
@@ -32,49 +26,15 @@ import {
   type RunManifest,
 } from '../../contracts/pipeline';
 import { checkBeforeRun, loadConfig, startPipeline } from './run';
-import { checkRunIdArg, checkRunIdRef, runRecordsKey } from '../run-ids';
+import { checkRunIdRef, runRecordsKey } from '../run-ids';
 import { commandLogger, stdoutLine } from '../progress';
-import { configHash, provenance, searchAttributes } from '../provenance';
+import { configHash, provenance } from '../provenance';
 import { runInterruptibly } from '../interrupt';
 import { stageTable } from '../run-ending';
 import { withCluster } from '../cluster';
-import { importModelArg, parseModelArgs } from '../model-args';
+import { commonOptions, emit, RunCommandError, withClient, type CommonOptions } from '../command-kit';
+import { parseModelArgs } from '../model-args';
 import { followRunToEnd, printRunEnding } from '../run-ending';
-
-/** Thrown for a command that cannot do what was asked; main prints the message and exits 1. */
-export class RunCommandError extends Error {
-  override name = 'RunCommandError';
-}
-
-interface CommonOptions {
-  config?: string;
-  json?: boolean;
-}
-
-function emit(json: boolean | undefined, value: unknown, lines: () => string[]): void {
-  if (json) console.log(JSON.stringify(value, null, 2));
-  else for (const line of lines()) console.log(line);
-}
-
-/** Connects to the cluster without workers and runs `fn` with a client and the store. */
-async function withClient<T>(
-  options: CommonOptions,
-  fn: (ctx: {
-    client: Client;
-    store: ArtifactStore;
-    config: PipelineConfig;
-    uiAddress?: string;
-    namespace: string;
-  }) => Promise<T>,
-): Promise<T> {
-  const config = loadConfig(options.config);
-  // Status lines of the cluster go to stderr so that --json output stays parseable.
-  const result = await withCluster(
-    { config, workers: false, out: (line) => process.stderr.write(`${line}\n`) },
-    async ({ client, store, namespace }) => ({ value: await fn({ client, store, config, namespace }) }),
-  );
-  return result.value;
-}
 
 async function describeRun(client: Client, runId: string): Promise<WorkflowExecutionDescription> {
   try {
@@ -210,7 +170,7 @@ export async function verifyManifest(manifest: RunManifest): Promise<VerifyResul
 }
 
 /** `--model NAME=URI` pairs of `schedule create`, with the same rules as `dro eval`. */
-function parseScheduleModels(args: readonly string[]): { name: string; uri: string }[] {
+export function parseScheduleModels(args: readonly string[]): { name: string; uri: string }[] {
   try {
     return parseModelArgs(args);
   } catch (err) {
@@ -266,7 +226,7 @@ async function knownConfigHashes(client: Client): Promise<Set<string>> {
 }
 
 /** Resolves a checked hash argument on the cluster (a whole hash needs no lookup). */
-async function resolveConfigHash(
+export async function resolveConfigHash(
   client: Client,
   option: string,
   value: string,
@@ -285,7 +245,7 @@ function configHashOf(attrs: WorkflowExecutionInfo['typedSearchAttributes']): st
 }
 
 /** The id of the newest completed run of `hash` now, if any (the schedule looks again at every trigger). */
-async function newestCompletedRun(client: Client, hash: string): Promise<string | undefined> {
+export async function newestCompletedRun(client: Client, hash: string): Promise<string | undefined> {
   const runs: CompletedRun[] = [];
   for await (const w of client.workflow.list({ query: completedRunsQuery(hash) }))
     runs.push({ workflowId: w.workflowId, ...(w.closeTime && { closeTime: w.closeTime }) });
@@ -310,6 +270,22 @@ export interface RunRow {
   taskQueue?: string;
   /** For a running run: whether any worker polled its task queue lately (see markUnattended). */
   workerSeen?: boolean;
+}
+
+/**
+ * The listing's lines. The kind column appears only when an evaluation is listed, so a listing of
+ * pipeline runs reads as it always has.
+ */
+export function runsTable(rows: readonly RunRow[]): string[] {
+  const withKind = rows.some((r) => (r.kind ?? 'pipeline') !== 'pipeline');
+  const kind = (k: string) => (withKind ? `  ${k}` : '');
+  return [
+    `run id                                   status                    started                   config hash${kind(' kind')}`,
+    ...rows.map(
+      (r) =>
+        `${r.runId.padEnd(40)} ${(r.workerSeen === false ? 'running (no worker seen)' : r.status).padEnd(25)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12)}${withKind ? ' '.repeat(12 - Math.min(12, (r.configHash ?? '-').length)) : ''}${kind(r.kind ?? 'pipeline')}`,
+    ),
+  ];
 }
 
 /** Newest started first; runs started at the same time by id. */
@@ -343,15 +319,9 @@ export async function markUnattended(client: Client, namespace: string, rows: Ru
   }
 }
 
-export function registerRunsCommands(program: Command): void {
-  const common = (cmd: Command): Command =>
-    cmd
-      .option(
-        '-c, --config <file>',
-        'config file for the cluster and store (default: the embedded demo config)',
-      )
-      .option('--json', 'print JSON');
-
+/** `dro status`, `dro cancel`, `dro resume`. */
+function registerRunControlCommands(program: Command): void {
+  const common = commonOptions;
   common(program.command('status <runId>').description("a run's state and its stages"))
     .option('-f, --follow', 'keep printing stage changes until the run ends')
     .action(async (runId: string, options: CommonOptions & { follow?: boolean }) => {
@@ -465,7 +435,11 @@ export function registerRunsCommands(program: Command): void {
         );
       });
     });
+}
 
+/** `dro runs list|show|verify`. */
+function registerRunsGroup(program: Command): void {
+  const common = commonOptions;
   const runs = program.command('runs').description('list, show and verify runs');
   common(runs.command('list').description('runs on the cluster, newest started first'))
     .option('--status <status>', 'running, completed, failed, cancelled, terminated, timed-out')
@@ -506,16 +480,7 @@ export function registerRunsCommands(program: Command): void {
           emit(
             options.json,
             rows.map(({ taskQueue: _queue, ...row }) => row),
-            () =>
-              rows.length === 0
-                ? ['no runs match']
-                : [
-                    'run id                                   status                    started                   config hash   kind',
-                    ...rows.map(
-                      (r) =>
-                        `${r.runId.padEnd(40)} ${(r.workerSeen === false ? 'running (no worker seen)' : r.status).padEnd(25)} ${r.startTime.padEnd(25)} ${(r.configHash ?? '-').slice(0, 12).padEnd(13)} ${r.kind ?? 'pipeline'}`,
-                    ),
-                  ],
+            () => (rows.length === 0 ? ['no runs match'] : runsTable(rows)),
           );
         });
       },
@@ -582,202 +547,11 @@ export function registerRunsCommands(program: Command): void {
     );
     if (bad.length) process.exitCode = 1;
   });
-
-  const schedule = program.command('schedule').description('runs on a schedule (Temporal Schedules)');
-  common(
-    schedule
-      .command('create <name>')
-      .description(
-        'run a config every interval or on a cron spec (cached stages return at once, so a re-run redoes only ' +
-          'what changed); with --model or --latest-of, evaluate models instead',
-      ),
-  )
-    .option('--every <interval>', 'e.g. 1d, 6h, 30m')
-    .option('--cron <spec>', 'a 5-field cron spec, e.g. "0 3 * * *"')
-    .option('--model <name=uri...>', 'evaluate this model bundle at every trigger (repeat for more)')
-    .option(
-      '--latest-of <configHash>',
-      'evaluate the models of the newest completed run of this config hash (or its first digits, as `dro runs list` prints them), looked up at every trigger',
-    )
-    .action(
-      async (
-        name: string,
-        options: CommonOptions & { every?: string; cron?: string; model?: string[]; latestOf?: string },
-      ) => {
-        checkRunIdArg(name);
-        if ((options.every === undefined) === (options.cron === undefined))
-          throw new RunCommandError('schedule create: give exactly one of --every and --cron');
-        if (options.model !== undefined && options.latestOf !== undefined)
-          throw new RunCommandError('schedule create: give --model or --latest-of, not both');
-        const latestArg = options.latestOf === undefined ? undefined : checkConfigHash(options.latestOf);
-        const models = options.model === undefined ? undefined : parseScheduleModels(options.model);
-        const spec =
-          options.every !== undefined
-            ? { intervals: [{ every: parseEvery(options.every) }] }
-            : { cronExpressions: [checkCron(options.cron!)] };
-        const when = options.every ? `every ${options.every}` : `cron "${options.cron}"`;
-        await withClient(options, async ({ client, config, store }) => {
-          const latestOf =
-            latestArg === undefined
-              ? undefined
-              : await resolveConfigHash(client, '--latest-of', latestArg, config);
-          if (models === undefined && latestOf === undefined) {
-            const input: PipelineInput = { runId: '', config, provenance: provenance(config) };
-            await client.schedule.create({
-              scheduleId: name,
-              spec,
-              policies: { overlap: ScheduleOverlapPolicy.SKIP },
-              action: {
-                type: 'startWorkflow',
-                workflowType: pipelineWorkflow,
-                workflowId: name,
-                taskQueue: WORKFLOW_TASK_QUEUE,
-                workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
-                args: [input],
-                typedSearchAttributes: searchAttributes(name, config),
-              },
-            });
-            emit(options.json, { schedule: name, spec, configHash: configHash(config) }, () => [
-              `Schedule ${name} created: ${when}; runs are named ${name}-<time>.`,
-            ]);
-            return;
-          }
-          // Every model must exist before the schedule does: a typo found at 3 a.m. helps nobody.
-          const refs: EvalModelInput[] = [];
-          for (const m of models ?? []) refs.push(await importModelArg(store, config, m, 'dro schedule'));
-          const newest = latestOf === undefined ? undefined : await newestCompletedRun(client, latestOf);
-          const input: ScheduledEvaluationInput = {
-            ...(refs.length > 0 && { models: refs }),
-            ...(latestOf !== undefined && { latestOf }),
-            settings: {
-              seed: config.seed,
-              ...config.eval,
-              ...(refs.length > 0 && { baseline: refs[0]!.name }),
-            },
-            backend: config.workers.backend,
-          };
-          await client.schedule.create({
-            scheduleId: name,
-            spec,
-            policies: { overlap: ScheduleOverlapPolicy.SKIP },
-            action: {
-              type: 'startWorkflow',
-              workflowType: scheduledEvaluationWorkflow,
-              workflowId: name,
-              taskQueue: WORKFLOW_TASK_QUEUE,
-              workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
-              args: [input],
-            },
-          });
-          const what =
-            latestOf !== undefined
-              ? `evaluates the newest completed run of config ${latestOf.slice(0, 12)}… at every trigger ` +
-                `(now: ${newest ?? 'none yet'})`
-              : `evaluates ${refs.map((r) => r.name).join(', ')}`;
-          emit(
-            options.json,
-            {
-              schedule: name,
-              spec,
-              ...(latestOf !== undefined && { latestOf, newestNow: newest ?? null }),
-              ...(refs.length > 0 && { models: refs }),
-            },
-            () => [
-              `Schedule ${name} created: ${when}; ${what}; evaluations are named ${name}-<time> ` +
-                `and written under evaluations/.`,
-            ],
-          );
-        });
-      },
-    );
-  common(schedule.command('list').description('schedules on the cluster')).action(
-    async (options: CommonOptions) => {
-      await withClient(options, async ({ client }) => {
-        const rows: { schedule: string; paused: boolean; next?: string }[] = [];
-        for await (const s of client.schedule.list()) {
-          rows.push({
-            schedule: s.scheduleId,
-            paused: s.state.paused,
-            next: s.info.nextActionTimes[0]?.toISOString(),
-          });
-        }
-        emit(options.json, rows, () =>
-          rows.length === 0
-            ? ['no schedules']
-            : rows.map(
-                (r) => `${r.schedule.padEnd(32)} ${r.paused ? 'paused ' : 'active '} next ${r.next ?? '-'}`,
-              ),
-        );
-      });
-    },
-  );
-  for (const [verb, what] of [
-    ['pause', 'pause a schedule'],
-    ['unpause', 'unpause a schedule'],
-    ['trigger', 'start a run of a schedule now'],
-    ['delete', 'delete a schedule (its runs stay)'],
-  ] as const) {
-    common(schedule.command(`${verb} <name>`).description(what)).action(
-      async (name: string, options: CommonOptions) => {
-        await withClient(options, async ({ client }) => {
-          const handle = client.schedule.getHandle(name);
-          try {
-            await handle.describe();
-          } catch (err) {
-            if ((err as Error).name === 'ScheduleNotFoundError')
-              throw new RunCommandError(`no schedule ${name} (see \`dro schedule list\`)`);
-            throw err;
-          }
-          if (verb === 'pause') await handle.pause();
-          else if (verb === 'unpause') await handle.unpause();
-          else if (verb === 'trigger') await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
-          else await handle.delete();
-          emit(options.json, { schedule: name, done: verb }, () => [`Schedule ${name}: ${verb} done.`]);
-        });
-      },
-    );
-  }
-
-  program
-    .command('worker')
-    .description(
-      "run one task queue's worker as its own process (joins TEMPORAL_ADDRESS, temporal.address or a running `dro server`)",
-    )
-    .requiredOption('--queue <queue>', 'gpu (compute activities) or cpu (I/O activities and workflows)')
-    .option('--concurrency <n>', 'activities run at once (default: workers.gpuConcurrency / cpuConcurrency)')
-    .option('-c, --config <file>', 'config file for the cluster and store')
-    .option('--device <n>', 'pin the worker to GPU n as nvidia-smi lists it (sets CUDA_VISIBLE_DEVICES)')
-    .option('--devices <which>', "'all' or a list such as 0,2: one worker process per GPU")
-    .option(
-      '--metrics <host:port>',
-      'serve Prometheus metrics at /metrics there (default: workers.metricsAddress)',
-    )
-    .action(async (options: { queue: string; concurrency?: string; config?: string; metrics?: string }) => {
-      if (options.queue !== 'gpu' && options.queue !== 'cpu')
-        throw new RunCommandError(`--queue ${JSON.stringify(options.queue)}: use gpu or cpu`);
-      let concurrency: number | undefined;
-      if (options.concurrency !== undefined) {
-        concurrency = Number(options.concurrency);
-        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
-          throw new RunCommandError(`--concurrency ${options.concurrency}: use a whole number from 1 to 64`);
-      }
-      const { device, devices } = options as { device?: string; devices?: string };
-      const { queue, config: configFile } = options;
-      const children = await placeWorker({ queue, device, devices }, configFile ? { configFile } : {});
-      if (children !== undefined) {
-        process.exitCode = children;
-        return;
-      }
-      await runStandaloneWorker(TASK_QUEUES[options.queue], {
-        ...(options.config !== undefined && { configFile: options.config }),
-        ...(concurrency !== undefined && { concurrency }),
-        ...(options.metrics !== undefined && { metricsAddress: options.metrics }),
-        onMetrics: (url) => console.log(`metrics at ${url}`),
-        onStarted: (address) =>
-          console.log(
-            `worker for ${TASK_QUEUES[options.queue as 'gpu' | 'cpu']} started on ${address}; SIGTERM stops it after a checkpoint`,
-          ),
-      });
-      rootLogger().info('worker exited');
-    });
 }
+
+export function registerRunsCommands(program: Command): void {
+  registerRunControlCommands(program);
+  registerRunsGroup(program);
+}
+
+export { RunCommandError } from '../command-kit';

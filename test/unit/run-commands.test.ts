@@ -11,6 +11,7 @@ import {
   RunCommandError,
   sortRuns,
   type RunRow,
+  runsTable,
 } from '../../cli/commands/runs';
 import { interruptedMessage, RunInterruptedError, runInterruptibly } from '../../cli/interrupt';
 
@@ -101,4 +102,26 @@ test('runs are listed newest started first', () => {
     sortRuns(rows).map((r) => r.runId),
     ['new', 'a-same', 'b-same', 'old'],
   );
+});
+
+test('the kind column appears only when a scheduled evaluation is listed', () => {
+  const pipeline: RunRow = {
+    runId: 'r1',
+    status: 'completed',
+    startTime: '2026-12-01T09:00:00.000Z',
+    configHash: 'ab'.repeat(32),
+  };
+  assert.doesNotMatch(runsTable([pipeline]).join('\n'), /kind|pipeline/);
+  const lines = runsTable([
+    { ...pipeline, kind: 'pipeline' },
+    {
+      runId: 'evals-2026-12-01T03:00:00Z',
+      status: 'completed',
+      startTime: '2026-12-01T03:00:00.000Z',
+      kind: 'evaluation',
+    },
+  ]);
+  assert.match(lines[0]!, /config hash +kind$/);
+  assert.match(lines[1]!, /^r1 +completed +\S+ +abababababab +pipeline$/);
+  assert.match(lines[2]!, /^evals-\S+ +completed +\S+ +- +evaluation$/);
 });
