@@ -354,7 +354,11 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 
 function tail(file: string, lines = 20): string {
   try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    const all = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+    const last = all.slice(-lines);
+    // A Go panic's reason sits above its stack trace, which alone fills the tail.
+    const panic = all.find((l) => l.startsWith('panic:'));
+    return [...(panic !== undefined && !last.includes(panic) ? [panic, '...'] : []), ...last].join('\n');
   } catch {
     return '';
   }

@@ -70,17 +70,28 @@ export async function startTemporalHarness(options: TemporalHarnessOptions = {})
     options.logger ??
     createLogger({ level: process.env.DRO_LOG_LEVEL ?? 'warn', destination: process.stderr });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dro-temporal-'));
-  let server: DevServer;
-  try {
-    server = await startDevServer({
-      dbFile: path.join(dir, 'temporal.db'),
-      port: 0,
-      headless: true,
-      log: () => {},
-    });
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
+  let server: DevServer | undefined;
+  // The dev server picks more ports than the one it is given (its internal services take free
+  // ports of their own), and one of those can be taken between its check and its bind on a busy
+  // machine; it then stops during start-up. A fresh database and port is a fair second try.
+  for (let attempt = 1; server === undefined; attempt++) {
+    try {
+      server = await startDevServer({
+        dbFile: path.join(dir, attempt === 1 ? 'temporal.db' : `temporal-${attempt}.db`),
+        port: 0,
+        headless: true,
+        log: () => {},
+      });
+    } catch (err) {
+      if (attempt < 3 && /stopped during start-up/.test((err as Error).message)) {
+        process.stderr.write(
+          `dev server start-up failed (attempt ${attempt}), trying again: ${(err as Error).message.split('\n')[0]}\n`,
+        );
+        continue;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
   let env: TestWorkflowEnvironment;
   try {
