@@ -17,7 +17,6 @@ import { completedRunsQuery, newestRun, type CompletedRun } from '../../activiti
 import { TASK_QUEUES } from '../../contracts/task-queues';
 import { isSha256Hex, openStore, storeForUri, type ArtifactStore } from '../../storage';
 import { ArtifactNotFoundError, DigestMismatchError } from '../../storage/errors';
-import type { pipelineWorkflow } from '../../workflows/pipeline';
 import {
   pipelineProgressQuery,
   type PipelineInput,
@@ -421,7 +420,7 @@ function registerRunControlCommands(program: Command): void {
           },
           async ({ client, store, queues, announce, guard }) => {
             const handle = found.running
-              ? client.workflow.getHandle<typeof pipelineWorkflow>(runId)
+              ? (client.workflow.getHandle(runId) as Awaited<ReturnType<typeof startPipeline>>)
               : await startPipeline(client, {
                   runId,
                   config,
